@@ -1,0 +1,77 @@
+"""Python SDK and CLI for fineserve, the gRPC fine-tuning and serving service.
+
+    from fineserve_client import Client
+
+    with Client("localhost:50051") as fs:
+        ds = fs.upload_dataset("pets/", layout="image_folders")
+        job = fs.fine_tune(ds.id, "pets", arch="resnet34", epochs=3)
+        print(fs.classify("pets", ["cat.jpg", "dog.jpg"]))
+
+Depends only on grpcio and protobuf.
+"""
+
+from fineserve.v1.common_pb2 import Image, ModelRef, Resources
+from fineserve.v1.datasets_pb2 import Dataset
+from fineserve.v1.models_pb2 import Model
+from fineserve.v1.training_pb2 import BaseModel, Hyperparameters, Job, JobEvent, JobState
+
+from . import errors, jobs
+from .client import Classification, Client, parse_base, parse_model_ref
+from .errors import (
+    AlreadyExists,
+    Cancelled,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FineserveError,
+    Internal,
+    InvalidArgument,
+    JobFailed,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+from .jobs import check_job, is_terminal, succeeded
+from .progress import ProgressBar
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "BaseModel",
+    "Cancelled",
+    "Classification",
+    "Client",
+    "Dataset",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FineserveError",
+    "Hyperparameters",
+    "Image",
+    "Internal",
+    "InvalidArgument",
+    "Job",
+    "JobEvent",
+    "JobFailed",
+    "JobState",
+    "Model",
+    "ModelRef",
+    "NotFound",
+    "PermissionDenied",
+    "ProgressBar",
+    "ResourceExhausted",
+    "Resources",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "__version__",
+    "check_job",
+    "errors",
+    "is_terminal",
+    "jobs",
+    "parse_base",
+    "parse_model_ref",
+    "succeeded",
+]

@@ -1,0 +1,484 @@
+"""The fineserve command: upload data sets, run fine-tune jobs, inspect models and classify images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timezone
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
+
+from . import __version__
+from .client import Client, parse_model_ref
+from .errors import FineserveError, JobFailed
+from .jobs import check_job, is_terminal
+from .progress import ProgressBar
+
+DEFAULT_TARGET = "localhost:50051"
+_USAGE_CODES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+# -- formatting ---------------------------------------------------------------------------------------
+
+
+def _to_dict(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    if isinstance(value, Message):
+        value = _to_dict(value)
+    elif isinstance(value, list):
+        value = [_to_dict(v) if isinstance(v, Message) else v for v in value]
+    out.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def _details(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in pairs)
+
+
+def _time(message: Message, name: str) -> str:
+    if not message.HasField(name):
+        return "-"
+    utc = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; the SDK supports 3.10)
+    return getattr(message, name).ToDatetime(tzinfo=utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _metrics(metrics: Any) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in sorted(dict(metrics).items())) or "-"
+
+
+def _layout(value: int) -> str:
+    return datasets_pb2.DatasetLayout.Name(value).lower()
+
+
+def _state(value: int) -> str:
+    return training_pb2.JobState.Name(value)
+
+
+def _task(value: int) -> str:
+    return training_pb2.Task.Name(value).lower()
+
+
+def _base(base: training_pb2.BaseModel) -> str:
+    kind = base.WhichOneof("source")
+    if kind == "torchvision":
+        return f"torchvision:{base.torchvision.weights or 'DEFAULT'}"
+    if kind == "weights_file":
+        return f"file:{base.weights_file}"
+    if kind == "stored_model":
+        ref = base.stored_model
+        return f"model:{ref.name}" + (f"/{ref.version}" if ref.version else "")
+    if kind == "random_init":
+        return "none"
+    return "-"
+
+
+def _progress(job: training_pb2.Job) -> str:
+    p = job.progress
+    if not job.HasField("progress") or not p.epochs:
+        return "-"
+    text = f"{p.phase + ' ' if p.phase else ''}epoch {p.epoch}/{p.epochs}"
+    return text + (f" batch {p.batch}/{p.batches}" if p.batches else "")
+
+
+def _dataset_details(ds: datasets_pb2.Dataset) -> str:
+    pairs: list[tuple[str, Any]] = [
+        ("id", ds.id),
+        ("name", ds.name),
+        ("layout", _layout(ds.layout)),
+        ("source", ds.source),
+    ]
+    if ds.uri:
+        pairs.append(("uri", ds.uri))
+    if ds.sha256:
+        pairs.append(("sha256", ds.sha256))
+    pairs += [
+        ("size", _size(ds.size_bytes)),
+        ("files", ds.file_count),
+        ("classes", ", ".join(ds.summary.classes) or "-"),
+        ("train items", ds.summary.train_items),
+        ("valid items", ds.summary.valid_items),
+        ("created", _time(ds, "created_at")),
+    ]
+    return _details(pairs)
+
+
+def _job_details(job: training_pb2.Job) -> str:
+    r = job.request
+    pairs: list[tuple[str, Any]] = [
+        ("id", job.id),
+        ("state", _state(job.state)),
+        ("kind", job.kind or "-"),
+        ("task", _task(job.task)),
+        ("model name", r.model_name or "-"),
+        ("arch", r.arch or "-"),
+        ("base", _base(r.base)),
+        ("dataset", r.dataset_id or "-"),
+        ("progress", _progress(job)),
+        ("created", _time(job, "created_at")),
+        ("started", _time(job, "started_at")),
+        ("finished", _time(job, "finished_at")),
+        ("attempts", job.attempts),
+    ]
+    if r.HasField("hyperparameters"):
+        hyper = _to_dict(r.hyperparameters)
+        pairs.append(("hyperparameters", ", ".join(f"{k}={v}" for k, v in hyper.items()) or "defaults"))
+    if job.error:
+        pairs.append(("error", job.error))
+    if job.result.HasField("model"):
+        pairs.append(("model", f"{job.result.model.name}/{job.result.model.version}"))
+    if job.result.metrics:
+        pairs.append(("metrics", _metrics(job.result.metrics)))
+    return _details(pairs)
+
+
+def _model_details(model: models_pb2.Model) -> str:
+    pairs: list[tuple[str, Any]] = [
+        ("model", f"{model.ref.name}/{model.ref.version}"),
+        ("task", _task(model.task)),
+        ("arch", model.arch or "-"),
+        ("base", model.base or "-"),
+        ("classes", f"{len(model.classes)}: {', '.join(model.classes)}" if model.classes else "-"),
+        ("metrics", _metrics(model.metrics)),
+        ("job", model.job_id or "-"),
+        ("dataset", model.dataset_id or "-"),
+        ("size", _size(model.size_bytes)),
+        ("created", _time(model, "created_at")),
+    ]
+    return _details(pairs)
+
+
+def _emit(a: argparse.Namespace, out: TextIO, value: Any, human: Callable[[Any], str]) -> None:
+    if a.json:
+        _print_json(value, out)
+    else:
+        out.write(human(value) + "\n")
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def _cmd_upload(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    ds = c.upload_dataset(a.path, name=a.name, layout=a.layout, progress=not a.json)
+    _emit(a, out, ds, _dataset_details)
+    return 0
+
+
+def _cmd_datasets(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    items = c.list_datasets(layout=a.layout)
+    if a.json:
+        _print_json(items, out)
+        return 0
+    rows = [
+        (
+            d.id,
+            d.name,
+            _layout(d.layout),
+            d.source,
+            d.file_count,
+            _size(d.size_bytes),
+            len(d.summary.classes),
+            _time(d, "created_at"),
+        )
+        for d in items
+    ]
+    out.write(_table(["ID", "NAME", "LAYOUT", "SOURCE", "FILES", "SIZE", "CLASSES", "CREATED"], rows) + "\n")
+    return 0
+
+
+def _finish_job(job: training_pb2.Job, a: argparse.Namespace, out: TextIO) -> int:
+    _emit(a, out, job, _job_details)
+    check_job(job)  # raises JobFailed for FAILED / CANCELLED
+    return 0
+
+
+def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    job = c.create_fine_tune_job(
+        a.dataset,
+        a.model,
+        arch=a.arch,
+        base=a.base,
+        epochs=a.epochs,
+        freeze_epochs=a.freeze_epochs,
+        lr=a.lr,
+        batch_size=a.batch_size,
+        image_size=a.image_size,
+        precision=a.precision,
+        request_id=a.request_id,
+    )
+    if a.no_wait:
+        if a.json:
+            _print_json(job, out)
+        else:
+            out.write(f"{job.id} {_state(job.state)}\n")
+        return 0
+    if not a.json:
+        sys.stderr.write(f"job {job.id} {_state(job.state)}\n")
+    return _finish_job(c.wait(job.id, progress=True), a, out)
+
+
+def _cmd_watch(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    if a.json:
+        for event in c.watch_job(a.job_id, a.from_sequence):
+            out.write(json.dumps(_to_dict(event)) + "\n")
+            out.flush()
+        job = c.get_job(a.job_id)
+        if not is_terminal(job):
+            return 0
+        check_job(job)
+        return 0
+    return _finish_job(c.wait(a.job_id, progress=ProgressBar(stream=out)), a, out)
+
+
+def _cmd_jobs(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    items = c.list_jobs(states=a.state or None, model_name=a.model)
+    if a.json:
+        _print_json(items, out)
+        return 0
+    rows = [
+        (
+            j.id,
+            _state(j.state),
+            j.request.model_name or "-",
+            j.request.arch or "-",
+            j.request.dataset_id or "-",
+            _progress(j),
+            _time(j, "created_at"),
+            (j.error[:60] + "...") if len(j.error) > 63 else j.error or "",
+        )
+        for j in items
+    ]
+    out.write(
+        _table(["ID", "STATE", "MODEL", "ARCH", "DATASET", "PROGRESS", "CREATED", "ERROR"], rows) + "\n"
+    )
+    return 0
+
+
+def _cmd_job(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    job = c.get_job(a.job_id)
+    _emit(a, out, job, _job_details)
+    return 0
+
+
+def _cmd_cancel(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    job = c.cancel_job(a.job_id)
+    _emit(a, out, job, lambda j: f"{j.id} {_state(j.state)}")
+    return 0
+
+
+def _cmd_models(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    items = c.list_models(name=a.name)
+    if a.json:
+        _print_json(items, out)
+        return 0
+    rows = [
+        (
+            m.ref.name,
+            m.ref.version,
+            _task(m.task),
+            m.arch or "-",
+            len(m.classes),
+            _metrics(m.metrics),
+            m.base or "-",
+            _time(m, "created_at"),
+        )
+        for m in items
+    ]
+    out.write(
+        _table(["NAME", "VERSION", "TASK", "ARCH", "CLASSES", "METRICS", "BASE", "CREATED"], rows) + "\n"
+    )
+    return 0
+
+
+def _cmd_model(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    model = c.get_model(*parse_model_ref(a.model))
+    _emit(a, out, model, _model_details)
+    return 0
+
+
+def _cmd_delete_model(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    deleted = c.delete_model(*parse_model_ref(a.model))
+    if a.json:
+        _print_json({"deleted": [_to_dict(r) for r in deleted]}, out)
+    else:
+        out.write("deleted " + (", ".join(f"{r.name}/{r.version}" for r in deleted) or "nothing") + "\n")
+    return 0
+
+
+def _cmd_delete_dataset(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    c.delete_dataset(a.dataset_id)
+    _emit(a, out, {"deleted": a.dataset_id}, lambda d: f"deleted {d['deleted']}")
+    return 0
+
+
+def _cmd_classify(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    results = c.classify(name, a.files, top_k=a.top_k, version=version)
+    if a.json:
+        _print_json(
+            [
+                {
+                    "file": r.name,
+                    "model": r.model,
+                    "top": [{"label": lb, "probability": p} for lb, p in r.top],
+                }
+                for r in results
+            ],
+            out,
+        )
+        return 0
+    rows = [
+        (
+            r.name,
+            r.label or "-",
+            f"{r.probability:.4f}" if r.probability is not None else "-",
+            ", ".join(f"{lb} {p:.4f}" for lb, p in r.top[1:]) or "-",
+        )
+        for r in results
+    ]
+    out.write(_table(["FILE", "LABEL", "PROBABILITY", "OTHERS"], rows) + "\n")
+    return 0
+
+
+# -- argument parsing ---------------------------------------------------------------------------------
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    # Global options are accepted before or after the sub-command; SUPPRESS keeps a sub-command's parser
+    # from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target",
+        default=argparse.SUPPRESS,
+        help=f"server address (default: $FINESERVE_TARGET or {DEFAULT_TARGET})",
+    )
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--timeout", type=float, default=argparse.SUPPRESS, help="deadline of unary calls in seconds (60)"
+    )
+
+    parser = argparse.ArgumentParser(prog="fineserve", description=__doc__, parents=[common])
+    parser.add_argument("--version", action="version", version=f"fineserve-client {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("upload", _cmd_upload, "upload a dataset folder or archive")
+    p.add_argument("path", metavar="PATH", help="folder, .zip, .tar, .tar.gz or .tgz")
+    p.add_argument("--name", help="dataset name (default: the folder or file name)")
+    p.add_argument("--layout", default="image_folders", help="dataset layout (default: image_folders)")
+
+    p = command("datasets", _cmd_datasets, "list datasets")
+    p.add_argument("--layout", help="only datasets with this layout")
+
+    p = command("delete-dataset", _cmd_delete_dataset, "delete a dataset")
+    p.add_argument("dataset_id", metavar="DATASET_ID")
+
+    p = command("train", _cmd_train, "start a fine-tune job (and wait for it, by default)")
+    p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
+    p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
+    p.add_argument("--arch", default="resnet18", help="resnet18, resnet34 or resnet50 (default: resnet18)")
+    p.add_argument(
+        "--base",
+        default="imagenet",
+        help="imagenet, torchvision:WEIGHTS, file:PATH, model:NAME[/VERSION] or none (default: imagenet)",
+    )
+    p.add_argument("--epochs", type=int, help="epochs after unfreezing")
+    p.add_argument("--freeze-epochs", type=int, help="epochs training only the head")
+    p.add_argument("--lr", type=float, help="top learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--request-id", help="idempotency key")
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+
+    p = command("watch", _cmd_watch, "follow a job until it finishes")
+    p.add_argument("job_id", metavar="JOB_ID")
+    p.add_argument("--from-sequence", type=int, default=0, help=argparse.SUPPRESS)
+
+    p = command("jobs", _cmd_jobs, "list jobs")
+    p.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    p.add_argument("--model", help="only jobs producing this model name")
+
+    p = command("job", _cmd_job, "show a job")
+    p.add_argument("job_id", metavar="JOB_ID")
+
+    p = command("cancel", _cmd_cancel, "cancel a job")
+    p.add_argument("job_id", metavar="JOB_ID")
+
+    p = command("models", _cmd_models, "list models")
+    p.add_argument("--name", help="only versions of this name")
+
+    p = command("model", _cmd_model, "show a model (latest version without /VERSION)")
+    p.add_argument("model", metavar="NAME[/VERSION]")
+
+    p = command("delete-model", _cmd_delete_model, "delete a model version (every version without /VERSION)")
+    p.add_argument("model", metavar="NAME[/VERSION]")
+
+    p = command("classify", _cmd_classify, "classify image files")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for INVALID_ARGUMENT / NOT_FOUND and bad input, 1 for other
+    errors)."""
+    args = _build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    target = getattr(args, "target", None) or os.environ.get("FINESERVE_TARGET") or DEFAULT_TARGET
+    timeout = getattr(args, "timeout", 60.0)
+    out = sys.stdout
+    try:
+        with Client(target, timeout=timeout) as client:
+            return args.func(client, args, out)
+    except FineserveError as e:
+        sys.stderr.write(f"error: {e.code.name}: {e.message}\n")
+        return 2 if e.code in _USAGE_CODES else 1
+    except JobFailed as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    except OSError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""gRPC servicers: request validation and translation between the API and the service internals."""

@@ -1,0 +1,161 @@
+"""Datasets servicer: streamed uploads (checked, safely extracted) and registered directories."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from fineserve.v1 import datasets_pb2, datasets_pb2_grpc
+from service import archives
+from service.config import Settings
+from service.dataset_layout import SUMMARIZERS, LayoutError
+from service.errors import ApiError, invalid, not_found, rpc, unimplemented
+from service.ids import new_id, next_token, page_bounds
+from service.paths import resolve_under_roots
+from service.store import Store, now_ts
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar"}
+
+
+def _check_name_and_layout(name: str, layout: int) -> None:
+    if not name or len(name) > 128 or not name.isprintable():
+        raise invalid("name must be 1-128 printable characters")
+    if layout == datasets_pb2.DATASET_LAYOUT_UNSPECIFIED:
+        raise invalid("layout is required (IMAGE_FOLDERS)")
+    if layout not in SUMMARIZERS:
+        raise unimplemented(f"dataset layout {datasets_pb2.DatasetLayout.Name(layout)}",
+                            "the issue of the task that uses it")
+
+
+class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self._store = store
+        self._settings = settings
+        self._root = settings.data_dir / "datasets"
+        self._tmp = settings.data_dir / "tmp"
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    @rpc
+    async def UploadDataset(self, request_iterator: AsyncIterator[datasets_pb2.UploadDatasetRequest],
+                            context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
+        header: datasets_pb2.UploadHeader | None = None
+        ds_id = new_id("ds")
+        archive = self._tmp / f"{ds_id}.upload"
+        staged = self._tmp / f"{ds_id}.extract"
+        digest = hashlib.sha256()
+        size = 0
+        limit = self._settings.limits.max_upload_bytes
+        try:
+            with open(archive, "wb") as out:
+                async for msg in request_iterator:
+                    part = msg.WhichOneof("part")
+                    if header is None:
+                        if part != "header":
+                            raise invalid("the first UploadDatasetRequest must carry the header")
+                        header = msg.header
+                        self._check_header(header)
+                        continue
+                    if part != "chunk":
+                        raise invalid("only the first UploadDatasetRequest may carry a header")
+                    size += len(msg.chunk)
+                    if size > limit:
+                        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                       f"upload is larger than max_upload_bytes={limit}")
+                    digest.update(msg.chunk)
+                    out.write(msg.chunk)
+            if header is None:
+                raise invalid("empty upload: send a header, then the archive in chunks")
+            if size == 0:
+                raise invalid("the upload carried no archive bytes")
+            if digest.hexdigest() != header.sha256:
+                raise invalid(f"sha256 mismatch: declared {header.sha256}, received {digest.hexdigest()} "
+                              f"over {size} bytes")
+            files, nbytes = await asyncio.to_thread(self._extract, archive, FORMATS[header.format], staged)
+            root = archives.unwrap_single_folder(staged)
+            summary = await asyncio.to_thread(self._summarize, header.layout, root)
+            final = self._root / ds_id
+            root.rename(final)
+            ds = datasets_pb2.Dataset(id=ds_id, name=header.name, layout=header.layout, source="upload",
+                                      sha256=header.sha256, size_bytes=nbytes, file_count=files,
+                                      summary=summary, created_at=now_ts())
+            self._store.put_dataset(ds, str(final))
+            return ds
+        finally:
+            archive.unlink(missing_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def _check_header(self, header: datasets_pb2.UploadHeader) -> None:
+        _check_name_and_layout(header.name, header.layout)
+        if header.format not in FORMATS:
+            raise invalid("format must be ZIP or TAR for image datasets")
+        if not SHA256.match(header.sha256):
+            raise invalid("sha256 must be 64 lower-case hex characters")
+        if header.size_bytes > self._settings.limits.max_upload_bytes:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"declared size {header.size_bytes} exceeds max_upload_bytes="
+                           f"{self._settings.limits.max_upload_bytes}")
+
+    def _extract(self, archive: Path, fmt: str, dest: Path) -> tuple[int, int]:
+        try:
+            return archives.extract(archive, fmt, dest, self._settings.limits)
+        except archives.ArchiveTooLarge as e:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from e
+        except archives.ArchiveError as e:
+            raise invalid(str(e)) from e
+
+    @staticmethod
+    def _summarize(layout: int, root: Path) -> datasets_pb2.DatasetSummary:
+        try:
+            return SUMMARIZERS[layout](root)
+        except LayoutError as e:
+            raise invalid(str(e)) from e
+
+    @rpc
+    async def RegisterDataset(self, request: datasets_pb2.RegisterDatasetRequest,
+                              context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
+        _check_name_and_layout(request.name, request.layout)
+        path = resolve_under_roots(request.uri, self._settings.allowed_roots, "uri")
+        if not path.is_dir():
+            raise invalid(f"uri {request.uri!r} is not a directory")
+        summary = await asyncio.to_thread(self._summarize, request.layout, path)
+        files = [f for f in path.rglob("*") if f.is_file()]
+        ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="registered",
+                                  uri=str(path), size_bytes=sum(f.stat().st_size for f in files),
+                                  file_count=len(files), summary=summary, created_at=now_ts())
+        self._store.put_dataset(ds, str(path))
+        return ds
+
+    def _get(self, ds_id: str) -> tuple[datasets_pb2.Dataset, str]:
+        found = self._store.get_dataset(ds_id)
+        if found is None:
+            raise not_found(f"dataset {ds_id!r} not found")
+        return found
+
+    @rpc
+    async def GetDataset(self, request: datasets_pb2.GetDatasetRequest,
+                         context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
+        return self._get(request.id)[0]
+
+    @rpc
+    async def ListDatasets(self, request: datasets_pb2.ListDatasetsRequest,
+                           context: grpc.aio.ServicerContext) -> datasets_pb2.ListDatasetsResponse:
+        offset, limit = page_bounds(request.page.page_size, request.page.page_token)
+        items = self._store.list_datasets(request.layout, offset, limit)
+        return datasets_pb2.ListDatasetsResponse(datasets=items, next_page_token=next_token(offset, limit, len(items)))
+
+    @rpc
+    async def DeleteDataset(self, request: datasets_pb2.DeleteDatasetRequest,
+                            context: grpc.aio.ServicerContext) -> datasets_pb2.DeleteDatasetResponse:
+        ds, path = self._get(request.id)
+        self._store.delete_dataset(ds.id)
+        if ds.source == "upload":
+            await asyncio.to_thread(shutil.rmtree, path, True)
+        return datasets_pb2.DeleteDatasetResponse()

@@ -1,0 +1,54 @@
+"""Models servicer: the registry of fine-tuned models."""
+
+from __future__ import annotations
+
+import grpc
+
+from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc
+from service.errors import invalid, not_found, rpc
+from service.ids import next_token, page_bounds
+from service.registry import Registry
+from service.store import Store
+
+
+def resolve_model(store: Store, ref: common_pb2.ModelRef) -> tuple[models_pb2.Model, str]:
+    """(model, directory) for a ModelRef; version 0 is the latest."""
+    if not ref.name:
+        raise invalid("model.name is required")
+    if ref.version < 0:
+        raise invalid("model.version must be >= 0 (0 = latest)")
+    found = store.get_model(ref.name, ref.version)
+    if found is None:
+        raise not_found(f"model {ref.name}/{ref.version or 'latest'} not found")
+    return found
+
+
+class ModelsServicer(models_pb2_grpc.ModelsServicer):
+    def __init__(self, store: Store, registry: Registry) -> None:
+        self._store = store
+        self._registry = registry
+
+    @rpc
+    async def ListModels(self, request: models_pb2.ListModelsRequest,
+                         context: grpc.aio.ServicerContext) -> models_pb2.ListModelsResponse:
+        offset, limit = page_bounds(request.page.page_size, request.page.page_token)
+        models = self._store.list_models(request.name, offset, limit)
+        return models_pb2.ListModelsResponse(models=models, next_page_token=next_token(offset, limit, len(models)))
+
+    @rpc
+    async def GetModel(self, request: models_pb2.GetModelRequest,
+                       context: grpc.aio.ServicerContext) -> models_pb2.Model:
+        return resolve_model(self._store, request.ref)[0]
+
+    @rpc
+    async def DeleteModel(self, request: models_pb2.DeleteModelRequest,
+                          context: grpc.aio.ServicerContext) -> models_pb2.DeleteModelResponse:
+        if request.ref.version:
+            resolve_model(self._store, request.ref)
+        elif not request.ref.name:
+            raise invalid("ref.name is required")
+        versions = self._registry.delete(request.ref.name, request.ref.version)
+        if not versions:
+            raise not_found(f"model {request.ref.name} not found")
+        return models_pb2.DeleteModelResponse(
+            deleted=[common_pb2.ModelRef(name=request.ref.name, version=v) for v in versions])

@@ -1,0 +1,68 @@
+"""Training servicer: fine-tune jobs on Ray, their events, cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from fineserve.v1 import training_pb2, training_pb2_grpc
+from service.errors import ApiError, rpc, rpc_stream, unimplemented
+from service.ids import new_id, next_token, page_bounds
+from service.job_spec import engine_config
+from service.jobs import JobManager
+from service.registry import Registry
+from service.store import Store, now_ts
+
+
+class TrainingServicer(training_pb2_grpc.TrainingServicer):
+    def __init__(self, store: Store, jobs: JobManager, registry: Registry, allowed_roots: tuple[Path, ...]) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._registry = registry
+        self._roots = allowed_roots
+
+    def spec_for(self, job: training_pb2.Job) -> dict[str, Any]:
+        """The worker's job spec; rebuilt from the stored request when a job is re-queued."""
+        cfg, dataset_dir = engine_config(job.request, self._store, self._roots)
+        return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(self._registry.staging_dir(job.id))}
+
+    @rpc
+    async def CreateFineTuneJob(self, request: training_pb2.CreateFineTuneJobRequest,
+                                context: grpc.aio.ServicerContext) -> training_pb2.Job:
+        job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind="fine_tune",
+                               request=request, created_at=now_ts())
+        spec = self.spec_for(job)
+        return self._jobs.create(job, spec)
+
+    @rpc
+    async def FindLearningRate(self, request: training_pb2.FindLearningRateRequest,
+                               context: grpc.aio.ServicerContext) -> training_pb2.Job:
+        raise unimplemented("FindLearningRate (the LR range test)", "the training-recipe issue")
+
+    @rpc
+    async def GetJob(self, request: training_pb2.GetJobRequest,
+                     context: grpc.aio.ServicerContext) -> training_pb2.Job:
+        return self._jobs.get(request.id)
+
+    @rpc
+    async def ListJobs(self, request: training_pb2.ListJobsRequest,
+                       context: grpc.aio.ServicerContext) -> training_pb2.ListJobsResponse:
+        offset, limit = page_bounds(request.page.page_size, request.page.page_token)
+        jobs = self._store.list_jobs(list(request.states), request.model_name, offset, limit)
+        return training_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_token(offset, limit, len(jobs)))
+
+    @rpc
+    async def CancelJob(self, request: training_pb2.CancelJobRequest,
+                        context: grpc.aio.ServicerContext) -> training_pb2.Job:
+        return await self._jobs.cancel(request.id)
+
+    @rpc_stream
+    async def WatchJob(self, request: training_pb2.WatchJobRequest,
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[training_pb2.JobEvent]:
+        if request.from_sequence < 0:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "from_sequence must be >= 0")
+        async for ev in self._jobs.watch(request.id, request.from_sequence):
+            yield ev

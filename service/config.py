@@ -1,0 +1,91 @@
+"""Server settings from command-line flags, falling back to FINESERVE_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what callers may send; each refusal names the limit it hit."""
+
+    max_upload_bytes: int = 2 << 30
+    max_extracted_bytes: int = 8 << 30
+    max_archive_files: int = 200_000
+    max_images_per_request: int = 64
+    max_message_bytes: int = 64 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 50051
+    host: str = "0.0.0.0"
+    data_dir: Path = Path("fineserve-data")
+    # Empty: start a local Ray instance (the embedded default); otherwise e.g. "ray://head:10001" or "auto".
+    ray_address: str = ""
+    # Directories RegisterDataset and weights_file may point into.
+    allowed_roots: tuple[Path, ...] = ()
+    # CPUs a job asks Ray for when the request does not say; 0 = every CPU of a local Ray.
+    job_cpus: float = 0.0
+    # CPUs for a local Ray instance; 0 = all of this machine's.
+    local_ray_cpus: int = 0
+    # Models each serving replica keeps loaded (LRU).
+    models_per_replica: int = 4
+    grace_seconds: float = 20.0
+    limits: Limits = field(default_factory=Limits)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"FINESERVE_{name}", default)
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    d = Settings()
+    lim = Limits()
+    p = argparse.ArgumentParser(prog="fineserve-server", description="fineserve gRPC front door")
+    p.add_argument("--host", default=_env("HOST", d.host))
+    p.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))), help="0 = pick a free port")
+    p.add_argument("--data-dir", type=Path, default=Path(_env("DATA_DIR", str(d.data_dir))))
+    p.add_argument("--ray-address", default=_env("RAY_ADDRESS", d.ray_address),
+                   help="Ray cluster to use; empty starts a local Ray (embedded default)")
+    p.add_argument("--allowed-root", action="append", type=Path, default=None,
+                   help="directory RegisterDataset may point into (repeatable; env: colon-separated)")
+    p.add_argument("--job-cpus", type=float, default=float(_env("JOB_CPUS", str(d.job_cpus))))
+    p.add_argument("--local-ray-cpus", type=int, default=int(_env("LOCAL_RAY_CPUS", str(d.local_ray_cpus))))
+    p.add_argument("--models-per-replica", type=int,
+                   default=int(_env("MODELS_PER_REPLICA", str(d.models_per_replica))))
+    p.add_argument("--grace-seconds", type=float, default=float(_env("GRACE_SECONDS", str(d.grace_seconds))))
+    p.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", str(lim.max_upload_bytes))))
+    p.add_argument("--max-extracted-bytes", type=int,
+                   default=int(_env("MAX_EXTRACTED_BYTES", str(lim.max_extracted_bytes))))
+    p.add_argument("--max-archive-files", type=int,
+                   default=int(_env("MAX_ARCHIVE_FILES", str(lim.max_archive_files))))
+    p.add_argument("--max-images-per-request", type=int,
+                   default=int(_env("MAX_IMAGES_PER_REQUEST", str(lim.max_images_per_request))))
+    p.add_argument("--max-message-bytes", type=int,
+                   default=int(_env("MAX_MESSAGE_BYTES", str(lim.max_message_bytes))))
+    a = p.parse_args(argv)
+    roots = a.allowed_root
+    if roots is None:
+        roots = [Path(r) for r in _env("ALLOWED_ROOTS", "").split(":") if r]
+    return Settings(
+        port=a.port,
+        host=a.host,
+        data_dir=a.data_dir.resolve(),
+        ray_address=a.ray_address,
+        allowed_roots=tuple(Path(r).resolve() for r in roots),
+        job_cpus=a.job_cpus,
+        local_ray_cpus=a.local_ray_cpus,
+        models_per_replica=a.models_per_replica,
+        grace_seconds=a.grace_seconds,
+        limits=Limits(
+            max_upload_bytes=a.max_upload_bytes,
+            max_extracted_bytes=a.max_extracted_bytes,
+            max_archive_files=a.max_archive_files,
+            max_images_per_request=a.max_images_per_request,
+            max_message_bytes=a.max_message_bytes,
+        ),
+    )

@@ -1,0 +1,69 @@
+"""One exception for every refusal the API makes, turned into a gRPC status at the servicer boundary."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def unimplemented(what: str, issue: str) -> ApiError:
+    return ApiError(grpc.StatusCode.UNIMPLEMENTED,
+                    f"{what} is not implemented yet (planned: {issue}); see the README for what works")
+
+
+def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Servicer method wrapper: ApiError -> its status; anything unexpected -> INTERNAL, logged."""
+
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except ApiError as e:
+            await context.abort(e.code, e.message)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log")
+
+    return unary
+
+
+def rpc_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    """Like rpc, for server-streaming methods."""
+
+    @functools.wraps(method)
+    async def stream(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except ApiError as e:
+            await context.abort(e.code, e.message)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log")
+
+    return stream

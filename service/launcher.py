@@ -1,0 +1,66 @@
+"""Runs the front door as a child process on a free localhost port (the demo and the end-to-end tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+LISTENING = re.compile(r"fineserve listening on [^:]+:(\d+)")
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.target = ""
+
+    def start(self, timeout: float = 180) -> ServerProcess:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0", "--data-dir",
+             str(self.data_dir), "--grace-seconds", "10", *self._args],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            if m := LISTENING.search(text):
+                self.target = f"127.0.0.1:{m.group(1)}"
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"server did not start in {timeout}s:\n{self.log_tail()}")
+
+    def healthy(self) -> bool:
+        with grpc.insecure_channel(self.target) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        return resp.status == health_pb2.HealthCheckResponse.SERVING
+
+    def stop(self, timeout: float = 90) -> int:
+        """SIGTERM, as Kubernetes does; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""

@@ -1,0 +1,69 @@
+"""The service's one door to Ray: connecting (local or cluster), submitting jobs, the serving app.
+
+Worker code is referenced by import so that this process never loads torch: the fine-tune function and
+the serving deployment import the engine only inside Ray workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+from ray import serve
+
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+SERVE_APP = "fineserve"
+
+
+class RayBackend:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = not settings.ray_address
+        self.handle: Any = None
+        self._fine_tune: Any = None
+
+    def start(self) -> None:
+        """Blocking: connect to (or start) Ray and deploy the serving app."""
+        from worker.fine_tune_job import run_fine_tune
+        from worker.serving import ModelServer
+
+        if self._local:
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self._settings.local_ray_cpus:
+                kw["num_cpus"] = self._settings.local_ray_cpus
+            ray.init(namespace="fineserve", **kw)
+            log.info("started a local Ray instance (embedded mode)")
+        else:
+            ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
+            log.info("connected to the Ray cluster at %s", self._settings.ray_address)
+        self._fine_tune = ray.remote(max_retries=0)(run_fine_tune)
+        serve.start(http_options={"location": "NoServer"})
+        app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica)
+        self.handle = serve.run(app, name=SERVE_APP, route_prefix=None, blocking=False)
+
+    @staticmethod
+    def stop() -> None:
+        """Disconnect; a local Ray goes down with its replicas, a cluster keeps serving for other front doors."""
+        ray.shutdown()
+
+    def cluster_gpus(self) -> float:
+        return float(ray.cluster_resources().get("GPU", 0.0))
+
+    def job_cpus(self, requested: float) -> float:
+        if requested > 0:
+            return requested
+        if self._settings.job_cpus > 0:
+            return self._settings.job_cpus
+        return float(ray.cluster_resources().get("CPU", 1.0)) if self._local else 1.0
+
+    def submit_fine_tune(self, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
+        """Returns Ray's ObjectRefGenerator of the job's events."""
+        return self._fine_tune.options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
+
+    @staticmethod
+    def cancel(gen: Any) -> None:
+        ray.cancel(gen)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from worker.engine import InvalidImage
+from worker.engine.images import decode_image
+
+from .synthetic_images import image_bytes, stripes
+
+
+def test_grey_and_alpha_images_decode_to_rgb() -> None:
+    assert decode_image(image_bytes(stripes(True, 0))).mode == "RGB"
+    rgba = Image.new("RGBA", (5, 4), (10, 20, 30, 0))
+    decoded = decode_image(image_bytes(rgba))
+    assert decoded.mode == "RGB" and decoded.size == (5, 4)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"", "empty"),
+    (b"definitely not an image", "cannot decode"),
+    (image_bytes(stripes(True, 0))[:60], "cannot decode"),
+])
+def test_undecodable_bytes_raise_invalid_image_with_index(data: bytes, reason: str) -> None:
+    with pytest.raises(InvalidImage, match=reason) as info:
+        decode_image(data, index=7)
+    assert info.value.index == 7 and str(info.value).startswith("image 7: ")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL warns, the engine refuses
+@pytest.mark.parametrize("limit", [400, 100])  # 576 pixels: over the limit, and over PIL's own 2x bomb limit
+def test_max_image_pixels_is_respected(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(InvalidImage, match="limit"):
+        decode_image(image_bytes(stripes(True, 0)))

@@ -1,0 +1,1 @@
+"""Code that runs on Ray workers: job entrypoints and serving replicas around the engine."""

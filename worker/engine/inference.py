@@ -1,0 +1,77 @@
+"""Serving a fine-tuned image classifier from its model directory (safetensors + card, no pickle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import EngineError
+from .image_transforms import valid_transform
+from .images import decode_image
+from .model_card import read_card, read_weights
+from .precision import resolve_device
+from .resnet_classifier import ResNetClassifier
+
+
+class ImageClassifier:
+    """A loaded model in eval mode. On CPU (fp32) the same bytes give bit-identical probabilities.
+
+    predict_proba = predict_tensor(preprocess(...)); the steps are public so a server can batch the
+    preprocessed images of several callers into one forward pass.
+    """
+
+    def __init__(self, model: ResNetClassifier, card: dict[str, Any], device: torch.device) -> None:
+        self.model = model
+        self.card = card
+        self.classes: list[str] = list(card["classes"])
+        self.device = device
+        norm = card["normalization"]
+        self.transform = valid_transform(card["image_size"], norm["mean"], norm["std"])
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto") -> ImageClassifier:
+        card = read_card(model_dir)
+        if card.get("task") != "image_classification":
+            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not image_classification")
+        model = ResNetClassifier(card["arch"], card["n_classes"])
+        try:
+            model.load_state_dict(read_weights(model_dir))
+        except RuntimeError as e:
+            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+        torch_device = resolve_device(device)
+        return cls(model.eval().to(torch_device), card, torch_device)
+
+    def preprocess(self, images: list[bytes]) -> torch.Tensor:
+        """(N, 3, S, S) float32 model input; InvalidImage names the first image that cannot be decoded."""
+        size = self.card["image_size"]
+        batch = [self.transform(decode_image(data, i)) for i, data in enumerate(images)]
+        return torch.stack(batch) if batch else torch.empty(0, 3, size, size)
+
+    def predict_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, C) float32 softmax probabilities on CPU for a preprocessed batch.
+
+        On CPU each image gets its own forward pass: kernels choose algorithms by batch size, so this keeps an
+        image's probabilities bit-identical whatever it is batched with, and costs no throughput on CPU.
+        """
+        if not len(batch):
+            return torch.empty(0, len(self.classes))
+        batch = batch.to(self.device)
+        with torch.inference_mode():
+            parts = batch.split(1) if self.device.type == "cpu" else [batch]
+            return torch.cat([self.model(x) for x in parts]).float().softmax(dim=1).cpu()
+
+    def predict_proba(self, images: list[bytes]) -> torch.Tensor:
+        return self.predict_tensor(self.preprocess(images))
+
+    def top_k(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, float]]]:
+        """Per row, the k (at most the number of classes) (class, probability) pairs, most likely first."""
+        if k < 1:
+            raise ValueError(f"top_k must be >= 1 (got {k})")
+        values, indices = probs.topk(min(k, len(self.classes)), dim=1)
+        return [[(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True)]
+                for row_i, row_p in zip(indices, values, strict=True)]
+
+    def classify(self, images: list[bytes], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        return self.top_k(self.predict_proba(images), top_k)

@@ -1,0 +1,70 @@
+"""Ray Serve deployment that serves stored models: multiplexed by model id, batched across callers.
+
+Model ids are "<name>/<version>" relative to the model store root; versions are immutable, so a loaded
+model never goes stale and a new version is servable the moment its directory exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+
+MAX_BATCH_SIZE = 32
+BATCH_WAIT_S = 0.01
+
+
+def invalid(message: str) -> dict[str, Any]:
+    return {"error": {"code": "INVALID_ARGUMENT", "message": message}}
+
+
+@serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=128)
+class ModelServer:
+    def __init__(self, models_root: str, max_models: int) -> None:
+        self._root = Path(models_root)
+
+        async def load(model_id: str) -> Any:
+            return await asyncio.to_thread(self._load, model_id)
+
+        # Wrapped here rather than decorated on the class so that the LRU size is a deployment argument.
+        self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
+
+    def _load(self, model_id: str) -> Any:
+        from worker.engine import ImageClassifier
+
+        return ImageClassifier.load(self._root / model_id)
+
+    async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
+        """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
+        model = await self._get_model(serve.get_multiplexed_model_id())
+        return await self._classify_batch((model, images, top_k))
+
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def _classify_batch(self, calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._classify_calls, calls)
+
+    @staticmethod
+    def _classify_calls(calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:
+        """One forward pass per model over every caller's images; a bad image fails only its own call."""
+        import torch
+
+        from worker.engine import InvalidImage
+
+        answers: list[dict[str, Any]] = [{} for _ in calls]
+        by_model: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for i, (model, images, _) in enumerate(calls):
+            try:
+                batch = model.preprocess(images)
+            except InvalidImage as e:
+                answers[i] = invalid(f"image {e.index}: {e.reason}")
+                continue
+            by_model.setdefault(id(model), []).append((i, batch))
+        for group in by_model.values():
+            model = calls[group[0][0]][0]
+            probs = model.predict_tensor(torch.cat([x for _, x in group]))
+            for i, x in group:
+                part, probs = probs[: len(x)], probs[len(x):]
+                answers[i] = {"results": model.top_k(part, calls[i][2])}
+        return answers
