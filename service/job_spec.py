@@ -1,7 +1,7 @@
-"""Validates a CreateFineTuneJobRequest and turns it into the engine's plain-dict configuration.
+"""Validates job requests and turns them into the worker's plain-dict job specs.
 
 Checked here, before queueing, so that a caller hears about a bad field at once (INVALID_ARGUMENT /
-NOT_FOUND) instead of from a failed job minutes later.
+NOT_FOUND) instead of from a failed job minutes later. The engine validates again: this is the fast path.
 """
 
 from __future__ import annotations
@@ -9,33 +9,57 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fineserve.v1 import training_pb2
+from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
 from service.paths import resolve_under_roots
 from service.store import Store
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
+N_GROUPS = 3  # layer groups of every ResNet: stem+layer1+layer2 / layer3+layer4 / head
 PRECISIONS = {training_pb2.PRECISION_AUTO: "auto", training_pb2.FP32: "fp32", training_pb2.BF16: "bf16",
               training_pb2.FP16: "fp16"}
 
-# field -> (engine key, low, high) for the optional numeric hyperparameters.
+# Optional numeric hyperparameters: proto field -> allowed [low, high]; the engine uses the same names.
 RANGES: dict[str, tuple[float, float]] = {
     "freeze_epochs": (0, 100), "epochs": (0, 1000), "lr": (1e-8, 10.0), "lr_mult": (1.0, 1e6),
     "weight_decay": (0.0, 1.0), "pct_start": (0.01, 0.99), "batch_size": (2, 1024), "image_size": (16, 1024),
-    "valid_pct": (0.01, 0.9), "seed": (0, 2**62),
+    "valid_pct": (0.01, 0.9), "seed": (0, 2**62), "div_factor": (1.0, 1e6), "final_div_factor": (1.0, 1e8),
+    "moms_max": (0.0, 0.999), "moms_min": (0.0, 0.999), "label_smoothing": (0.0, 0.5),
+    "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6),
 }
+EARLY_STOPPING_METRICS = ("valid_loss", "accuracy")
 
 
-def engine_config(req: training_pb2.CreateFineTuneJobRequest, store: Store,
-                  allowed_roots: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
-    """(FineTuneConfig dict, dataset directory); raises ApiError for anything the job could not run with."""
+def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
+                   out_dir: Path) -> dict[str, Any]:
+    if not MODEL_NAME.match(req.model_name):
+        raise invalid(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
+    cfg, dataset_dir = _config(req, store, roots)
+    return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
+
+
+def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots: tuple[Path, ...]) -> dict[str, Any]:
+    cfg, dataset_dir = _config(req, store, roots)
+    start, end = req.start_lr or 1e-7, req.end_lr or 10.0
+    if not 0 < start < end <= 1e3:
+        raise invalid(f"need 0 < start_lr < end_lr <= 1000, got start_lr={start:g}, end_lr={end:g}")
+    if not 0 <= req.num_batches <= 10_000:
+        raise invalid("num_batches must be in [0, 10000] (0 = 100)")
+    rng: dict[str, Any] = {"start_lr": start, "end_lr": end, "num_batches": req.num_batches or 100}
+    if req.HasField("freeze_to"):
+        if not 0 <= req.freeze_to < N_GROUPS:
+            raise invalid(f"freeze_to must be in [0, {N_GROUPS - 1}]")
+        rng["freeze_to"] = req.freeze_to
+    return {"config": cfg, "dataset_dir": dataset_dir, "range": rng}
+
+
+def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
+    """(FineTuneConfig dict, dataset directory) from the fields both job requests share."""
     if req.task == training_pb2.TASK_UNSPECIFIED:
         raise invalid("task is required (IMAGE_CLASSIFICATION)")
     if req.task != training_pb2.IMAGE_CLASSIFICATION:
         raise unimplemented(f"task {training_pb2.Task.Name(req.task)}", "a later issue of the roadmap")
-    if not MODEL_NAME.match(req.model_name):
-        raise invalid(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
     arch = req.arch or "resnet18"
     if arch not in ARCHS:
         raise invalid(f"arch {arch!r} is not one of {', '.join(ARCHS)}")
@@ -47,27 +71,60 @@ def engine_config(req: training_pb2.CreateFineTuneJobRequest, store: Store,
     if found is None:
         raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
     dataset, dataset_path = found
-    if dataset.layout != 1:  # IMAGE_FOLDERS
+    if dataset.layout != datasets_pb2.IMAGE_FOLDERS:
         raise invalid(f"dataset {dataset.id} has a layout that {arch} image classification cannot use")
+    cfg: dict[str, Any] = {"arch": arch, "base": _base(req.base, arch, store, roots), **_hyper(req.hyperparameters)}
+    if cfg["base"]["kind"] == "none" and cfg.get("epochs", 1) == 0 and not cfg.get("stages"):
+        raise invalid("random_init needs epochs >= 1: a random body is trained in the unfrozen epochs")
+    if req.resources.cpu_only:
+        cfg["device"] = "cpu"
+    return cfg, dataset_path
 
-    cfg: dict[str, Any] = {"arch": arch, "base": _base(req.base, arch, store, allowed_roots)}
-    hp = req.hyperparameters
+
+def _hyper(hp: training_pb2.Hyperparameters) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
     for name, (low, high) in RANGES.items():
         if hp.HasField(name):
             value = getattr(hp, name)
             if not low <= value <= high:
                 raise invalid(f"hyperparameters.{name}={value} is outside [{low:g}, {high:g}]")
             cfg[name] = value
+    if cfg.get("moms_min", 0.85) > cfg.get("moms_max", 0.95):
+        raise invalid("hyperparameters.moms_min must not exceed moms_max")
     if hp.HasField("flip"):
         cfg["flip"] = hp.flip
     cfg["precision"] = PRECISIONS[hp.precision]
-    if cfg["base"]["kind"] == "none" and cfg.get("epochs", 1) == 0:
-        raise invalid("random_init needs epochs >= 1: a random body is trained in the unfrozen epochs")
-    if cfg.get("epochs", 1) + cfg.get("freeze_epochs", 1) == 0:
+    if hp.group_lrs:
+        if len(hp.group_lrs) != N_GROUPS or not all(0 < x <= 10 for x in hp.group_lrs):
+            raise invalid(f"hyperparameters.group_lrs needs {N_GROUPS} rates in (0, 10], earliest group first")
+        cfg["group_lrs"] = list(hp.group_lrs)
+    if hp.stages:
+        cfg["stages"] = [_stage(i, s) for i, s in enumerate(hp.stages)]
+    elif cfg.get("epochs", 1) + cfg.get("freeze_epochs", 1) == 0:
         raise invalid("epochs and freeze_epochs are both 0: the job would train nothing")
-    if req.resources.cpu_only:
-        cfg["device"] = "cpu"
-    return cfg, dataset_path
+    es = hp.early_stopping
+    if es.metric:
+        if es.metric not in EARLY_STOPPING_METRICS:
+            raise invalid(f"early_stopping.metric must be one of {', '.join(EARLY_STOPPING_METRICS)}")
+        if es.patience < 1 or es.min_delta < 0:
+            raise invalid("early_stopping needs patience >= 1 and min_delta >= 0")
+        cfg.update(early_stopping_metric=es.metric, early_stopping_patience=es.patience,
+                   early_stopping_min_delta=es.min_delta)
+    if hp.auto_lr and not hp.HasField("lr"):
+        cfg["auto_lr"] = True
+    return cfg
+
+
+def _stage(i: int, s: training_pb2.TrainingStage) -> dict[str, Any]:
+    if not 1 <= s.epochs <= 1000:
+        raise invalid(f"stages[{i}].epochs must be in [1, 1000]")
+    if not 0 <= s.freeze_to < N_GROUPS:
+        raise invalid(f"stages[{i}].freeze_to must be in [0, {N_GROUPS - 1}]")
+    if s.image_size and not 16 <= s.image_size <= 1024:
+        raise invalid(f"stages[{i}].image_size must be 0 or in [16, 1024]")
+    if not 0 <= s.lr <= 10:
+        raise invalid(f"stages[{i}].lr must be in [0, 10] (0 = the default rule)")
+    return {"epochs": s.epochs, "freeze_to": s.freeze_to, "image_size": s.image_size, "lr": s.lr}
 
 
 def _base(base: training_pb2.BaseModel, arch: str, store: Store, roots: tuple[Path, ...]) -> dict[str, str]:

@@ -1,7 +1,9 @@
-"""Job lifecycle: submit to Ray, persist every event, relay events to watchers, cancel, re-queue.
+"""Job lifecycle: submit to Ray, persist every event, relay events to watchers, cancel, re-queue, resume.
 
 States move QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED. Every change is an event in the store
-first, so WatchJob from any sequence number, and a server restart, see the same history.
+first, so WatchJob from any sequence number, and a server restart, see the same history. Fine-tune jobs
+checkpoint after every epoch into their staging directory; a lost worker or a service restart runs the job
+again and the engine resumes from that checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from service.store import Store, now_ts
 log = logging.getLogger(__name__)
 
 TERMINAL = {training_pb2.SUCCEEDED, training_pb2.FAILED, training_pb2.CANCELLED}
+FINE_TUNE = "fine_tune"
+FIND_LR = "find_lr"
+# Attempts per job before a lost worker fails it (each resumes from the last checkpoint).
+MAX_ATTEMPTS = 3
 
 
 class JobManager:
@@ -34,8 +40,8 @@ class JobManager:
         self._stopping = False
 
     # public API
-    def create(self, job: training_pb2.Job, spec: dict[str, Any]) -> training_pb2.Job:
-        stored = self._store.put_job(job, job.request.request_id)
+    def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+        stored = self._store.put_job(job, request_id)
         if stored.id != job.id:
             return stored  # idempotent repeat
         self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason="accepted"))
@@ -50,7 +56,8 @@ class JobManager:
                 job.state = training_pb2.QUEUED
                 self._store.update_job(job)
             self._emit(job.id, state=training_pb2.StateChange(
-                state=training_pb2.QUEUED, reason="re-queued after a service restart; the job starts over"))
+                state=training_pb2.QUEUED,
+                reason="re-queued after a service restart; resumes from its last checkpoint"))
             self._start(job.id, spec_for(job))
         return len(jobs)
 
@@ -99,7 +106,7 @@ class JobManager:
             asyncio.get_running_loop().create_task(self._notify(cond))
 
     async def shutdown(self, grace: float) -> None:
-        """Stop running jobs and leave them QUEUED so the next start runs them again."""
+        """Stop running jobs and leave them QUEUED so the next start resumes them."""
         self._stopping = True
         for gen in list(self._gens.values()):
             self._backend.cancel(gen)
@@ -121,86 +128,110 @@ class JobManager:
         async with cond:
             cond.notify_all()
 
-    def _finish(self, job_id: str, state: int, reason: str = "") -> None:
+    def _set_state(self, job_id: str, state: int, reason: str = "") -> None:
         job = self.get(job_id)
         job.state = state
-        job.error = reason if state != training_pb2.SUCCEEDED else ""
-        job.finished_at.CopyFrom(now_ts())
+        if state in TERMINAL:
+            job.error = reason if state != training_pb2.SUCCEEDED else ""
+            job.finished_at.CopyFrom(now_ts())
         self._store.update_job(job)
         self._emit(job_id, state=training_pb2.StateChange(state=state, reason=reason))
 
     async def _run(self, job_id: str, spec: dict[str, Any]) -> None:
         job = self.get(job_id)
-        resources = job.request.resources
+        resources = job.request.resources if job.kind == FINE_TUNE else job.lr_request.resources
         gpus = resources.gpus_per_worker
         if gpus == 0 and not resources.cpu_only and self._backend.cluster_gpus() > 0:
             gpus = 1.0
+        cpus = self._backend.job_cpus(resources.cpus_per_worker)
         try:
-            gen = self._backend.submit_fine_tune(spec, self._backend.job_cpus(resources.cpus_per_worker), gpus)
-            self._gens[job_id] = gen
-            async for ref in gen:
-                if await self._handle(job_id, await ref):
+            while True:
+                try:
+                    gen = self._backend.submit(job.kind, spec, cpus, gpus)
+                    self._gens[job_id] = gen
+                    async for ref in gen:
+                        if await self._handle(job_id, await ref):
+                            return
+                    self._set_state(job_id, training_pb2.FAILED, "the worker ended without a result")
                     return
-            self._finish(job_id, training_pb2.FAILED, "the worker ended without a result")
-        except Exception as e:
-            if self._stopping:
-                self._requeue(job_id)
-            elif job_id in self._cancel_requested:
-                self._finish(job_id, training_pb2.CANCELLED, "cancelled by request")
-            else:
-                log.warning("job %s failed in Ray: %s", job_id, e)
-                self._finish(job_id, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
+                except Exception as e:
+                    if self._stopping:
+                        self._set_state(job_id, training_pb2.QUEUED,
+                                        "service stopping: job re-queued for the next start")
+                    elif job_id in self._cancel_requested:
+                        self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
+                    elif self._backend.is_worker_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
+                        log.warning("job %s lost its worker: %s; resuming", job_id, e)
+                        self._set_state(job_id, training_pb2.QUEUED, (
+                            f"worker lost ({type(e).__name__}); resuming from the last checkpoint "
+                            f"(attempt {self.get(job_id).attempts + 1} of {MAX_ATTEMPTS})"))
+                        continue
+                    else:
+                        log.warning("job %s failed in Ray: %s", job_id, e)
+                        self._set_state(job_id, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
+                    return
         finally:
             self._gens.pop(job_id, None)
             self._tasks.pop(job_id, None)
             self._cancel_requested.discard(job_id)
-            if self.get(job_id).state != training_pb2.SUCCEEDED:
+            if self.get(job_id).state in (training_pb2.FAILED, training_pb2.CANCELLED):
                 self._registry.discard_staging(job_id)
-
-    def _requeue(self, job_id: str) -> None:
-        job = self.get(job_id)
-        job.state = training_pb2.QUEUED
-        self._store.update_job(job)
-        self._emit(job_id, state=training_pb2.StateChange(
-            state=training_pb2.QUEUED, reason="service stopping: job re-queued for the next start"))
 
     async def _handle(self, job_id: str, ev: dict[str, Any]) -> bool:
         """Apply one worker event; True once the job has reached a terminal state."""
         kind = ev["type"]
         if kind == "started":
             job = self.get(job_id)
-            job.state = training_pb2.RUNNING
             job.attempts += 1
             job.started_at.CopyFrom(now_ts())
             self._store.update_job(job)
-            self._emit(job_id, state=training_pb2.StateChange(state=training_pb2.RUNNING))
+            self._set_state(job_id, training_pb2.RUNNING)
+            self._emit(job_id, log=training_pb2.LogMessage(
+                message=f"attempt {job.attempts}: worker pid {ev['pid']} on {ev['host']}"))
         elif kind == "log":
             self._emit(job_id, log=training_pb2.LogMessage(message=ev["message"]))
         elif kind == "batch":
             self._progress(job_id, ev)
             self._emit(job_id, batch=training_pb2.BatchProgress(
                 phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], batch=ev["batch"],
-                batches=ev["batches"], loss=ev["loss"], lr=ev.get("lr", 0.0)))
+                batches=ev["batches"], loss=ev["loss"], lr=ev.get("lr", 0.0), momentum=ev.get("momentum", 0.0),
+                group_lrs=ev.get("group_lrs", [])))
         elif kind == "epoch":
             metrics = {k: float(ev[k]) for k in ("train_loss", "valid_loss", "accuracy") if k in ev}
             self._emit(job_id, epoch=training_pb2.EpochMetrics(
                 phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], metrics=metrics,
                 seconds=ev.get("seconds", 0.0)))
+        elif kind == "checkpoint":
+            self._emit(job_id, checkpoint=training_pb2.CheckpointSaved(epoch=ev["epoch"], path=ev["path"]))
         elif kind == "succeeded":
-            model = await self._registry.publish(self.get(job_id), ev["card"])
-            job = self.get(job_id)
-            job.result.model.CopyFrom(model.ref)
-            job.result.metrics.update(model.metrics)
-            self._store.update_job(job)
-            self._finish(job_id, training_pb2.SUCCEEDED)
+            await self._succeed(job_id, ev)
             return True
         elif kind == "failed":
             if ev.get("cancelled") or job_id in self._cancel_requested:
-                self._finish(job_id, training_pb2.CANCELLED, "cancelled by request")
+                self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
             else:
-                self._finish(job_id, training_pb2.FAILED, ev["reason"])
+                self._set_state(job_id, training_pb2.FAILED, ev["reason"])
             return True
         return False
+
+    async def _succeed(self, job_id: str, ev: dict[str, Any]) -> None:
+        job = self.get(job_id)
+        result = job.result
+        if "lr_finder" in ev:
+            finder = ev["lr_finder"]
+            result.lr_finder.CopyFrom(training_pb2.LrFinderResult(
+                points=[training_pb2.LrPoint(lr=lr, loss=loss) for lr, loss in finder["points"]],
+                suggestions=finder["suggestions"], diverged=finder.get("diverged", False)))
+        if "chosen_lr" in ev:
+            result.chosen_lr = ev["chosen_lr"]
+        if "epochs_trained" in ev:
+            result.epochs_trained = ev["epochs_trained"]
+        if job.kind == FINE_TUNE:
+            model = await self._registry.publish(job, ev["card"])
+            result.model.CopyFrom(model.ref)
+            result.metrics.update(model.metrics)
+        self._store.update_job(job)
+        self._set_state(job_id, training_pb2.SUCCEEDED)
 
     def _progress(self, job_id: str, ev: dict[str, Any]) -> None:
         job = self.get(job_id)

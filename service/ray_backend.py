@@ -24,11 +24,11 @@ class RayBackend:
         self._settings = settings
         self._local = not settings.ray_address
         self.handle: Any = None
-        self._fine_tune: Any = None
+        self._entrypoints: dict[str, Any] = {}
 
     def start(self) -> None:
         """Blocking: connect to (or start) Ray and deploy the serving app."""
-        from worker.fine_tune_job import run_fine_tune
+        from worker.jobs import run_find_lr, run_fine_tune
         from worker.serving import ModelServer
 
         if self._local:
@@ -40,7 +40,9 @@ class RayBackend:
         else:
             ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
             log.info("connected to the Ray cluster at %s", self._settings.ray_address)
-        self._fine_tune = ray.remote(max_retries=0)(run_fine_tune)
+        # No Ray-level retries: the job manager re-submits a lost job itself, so the retry is an event.
+        self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
+                             "find_lr": ray.remote(max_retries=0)(run_find_lr)}
         serve.start(http_options={"location": "NoServer"})
         app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica)
         self.handle = serve.run(app, name=SERVE_APP, route_prefix=None, blocking=False)
@@ -60,10 +62,16 @@ class RayBackend:
             return self._settings.job_cpus
         return float(ray.cluster_resources().get("CPU", 1.0)) if self._local else 1.0
 
-    def submit_fine_tune(self, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
+    def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
         """Returns Ray's ObjectRefGenerator of the job's events."""
-        return self._fine_tune.options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
+        return self._entrypoints[kind].options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
 
     @staticmethod
     def cancel(gen: Any) -> None:
         ray.cancel(gen)
+
+    @staticmethod
+    def is_worker_lost(error: Exception) -> bool:
+        """The process or node running the job died (as opposed to the job's own code failing)."""
+        return isinstance(error, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError
+                          | ray.exceptions.ObjectLostError | ray.exceptions.LocalRayletDiedError)

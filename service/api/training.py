@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 
 from fineserve.v1 import training_pb2, training_pb2_grpc
-from service.errors import ApiError, rpc, rpc_stream, unimplemented
+from service.errors import ApiError, rpc, rpc_stream
 from service.ids import new_id, next_token, page_bounds
-from service.job_spec import engine_config
-from service.jobs import JobManager
+from service.job_spec import find_lr_spec, fine_tune_spec
+from service.jobs import FIND_LR, FINE_TUNE, JobManager
 from service.registry import Registry
 from service.store import Store, now_ts
 
@@ -26,21 +26,23 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
 
     def spec_for(self, job: training_pb2.Job) -> dict[str, Any]:
         """The worker's job spec; rebuilt from the stored request when a job is re-queued."""
-        cfg, dataset_dir = engine_config(job.request, self._store, self._roots)
-        return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(self._registry.staging_dir(job.id))}
+        if job.kind == FIND_LR:
+            return find_lr_spec(job.lr_request, self._store, self._roots)
+        return fine_tune_spec(job.request, self._store, self._roots, self._registry.staging_dir(job.id))
 
     @rpc
     async def CreateFineTuneJob(self, request: training_pb2.CreateFineTuneJobRequest,
                                 context: grpc.aio.ServicerContext) -> training_pb2.Job:
-        job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind="fine_tune",
+        job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FINE_TUNE,
                                request=request, created_at=now_ts())
-        spec = self.spec_for(job)
-        return self._jobs.create(job, spec)
+        return self._jobs.create(job, self.spec_for(job), request.request_id)
 
     @rpc
     async def FindLearningRate(self, request: training_pb2.FindLearningRateRequest,
                                context: grpc.aio.ServicerContext) -> training_pb2.Job:
-        raise unimplemented("FindLearningRate (the LR range test)", "the training-recipe issue")
+        job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FIND_LR,
+                               lr_request=request, created_at=now_ts())
+        return self._jobs.create(job, self.spec_for(job), request.request_id)
 
     @rpc
     async def GetJob(self, request: training_pb2.GetJobRequest,

@@ -121,3 +121,24 @@ def test_list_jobs_follows_every_page(serve):
     assert len(servicer.requests) == 3
     assert list(servicer.requests[0].states) == [training_pb2.RUNNING, training_pb2.QUEUED]
     assert servicer.requests[0].model_name == "pets"
+
+
+def test_recipe_hyperparameters_and_find_lr(serve):
+    servicer = RecordingTraining()
+    servicer.FindLearningRate = lambda request, context: (servicer.requests.append(request),
+                                                          training_pb2.Job(id="job-lr"))[1]
+    with Client(serve(servicer)) as client:
+        client.create_fine_tune_job(
+            "ds-1", "pets", group_lrs=[1e-5, 1e-4, 1e-3], auto_lr=True, mixup_alpha=0.4,
+            stages=[{"epochs": 1, "freeze_to": 2, "image_size": 64},
+                    training_pb2.TrainingStage(epochs=2, freeze_to=0, image_size=128)],
+            early_stopping={"metric": "accuracy", "patience": 2})
+        job = client.find_learning_rate("ds-1", base="none", num_batches=50, freeze_to=2, image_size=64)
+    create, find = servicer.requests
+    h = create.hyperparameters
+    assert list(h.group_lrs) == [1e-5, 1e-4, 1e-3] and h.auto_lr and h.mixup_alpha == 0.4
+    assert [(s.epochs, s.freeze_to, s.image_size) for s in h.stages] == [(1, 2, 64), (2, 0, 128)]
+    assert (h.early_stopping.metric, h.early_stopping.patience) == ("accuracy", 2)
+    assert job.id == "job-lr"
+    assert (find.num_batches, find.freeze_to, find.hyperparameters.image_size) == (50, 2, 64)
+    assert find.base.random_init and find.HasField("freeze_to")

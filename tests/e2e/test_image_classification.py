@@ -3,14 +3,11 @@ survive a restart, and refuse bad input with the right status codes — all thro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-import torch
-import torchvision
 
 from e2e.helpers import TERMINAL, Api, classify, rpc_code, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
@@ -21,52 +18,22 @@ HYPER = training_pb2.Hyperparameters(epochs=4, image_size=48, batch_size=32, lr=
 
 
 @pytest.fixture(scope="module")
-def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A TORCH_HOME holding resnet18's ImageNet file name (random weights: ImageNet's can't reach here)."""
-    home = tmp_path_factory.mktemp("torch_home")
-    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
-    ckpt = home / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
-    ckpt.parent.mkdir(parents=True)
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), ckpt)
-    return home
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, torch_home: Path) -> Iterator[ServerProcess]:
-    os.environ["TORCH_HOME"] = str(torch_home)  # inherited by the server and its local Ray workers
-    srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data", "--allowed-root", str(shared_data)).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[Api]:
-    a = Api(server.target)
-    yield a
-    a.close()
-
-
-@pytest.fixture(scope="module")
-def mnist(shared_data: Path) -> Path:
-    return shared_data / "mnist_tiny"
-
-
-@pytest.fixture(scope="module")
 def valid_images(mnist: Path) -> list[tuple[str, bytes]]:
     return [(p.parent.name, p.read_bytes()) for p in sorted((mnist / "valid").glob("*/*.png"))]
 
 
 @pytest.fixture(scope="module")
-def trained(api: Api, mnist: Path) -> training_pb2.Job:
-    ds = api.datasets.UploadDataset(upload_requests(zip_folder(mnist, ("train", "valid")), "mnist_tiny"),
-                                    timeout=120)
+def trained(server: ServerProcess, mnist_dataset: datasets_pb2.Dataset) -> Iterator[training_pb2.Job]:
+    ds = mnist_dataset
     assert list(ds.summary.classes) == ["3", "7"] and ds.summary.train_items == 709
+    api = Api(server.target)
     job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.IMAGE_CLASSIFICATION, model_name="digits", arch="resnet18", dataset_id=ds.id,
         base=training_pb2.BaseModel(random_init=True), hyperparameters=HYPER, request_id="e2e-digits"),
         timeout=30)
     assert job.state == training_pb2.QUEUED
-    return wait_for(api, job.id, TERMINAL, timeout=900)
+    yield wait_for(api, job.id, TERMINAL, timeout=900)
+    api.close()
 
 
 def test_fine_tune_then_classify_accuracy(api: Api, trained: training_pb2.Job,

@@ -232,6 +232,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         image_size=a.image_size,
         precision=a.precision,
         request_id=a.request_id,
+        auto_lr=a.auto_lr or None,
     )
     if a.no_wait:
         if a.json:
@@ -242,6 +243,32 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     if not a.json:
         sys.stderr.write(f"job {job.id} {_state(job.state)}\n")
     return _finish_job(c.wait(job.id, progress=True), a, out)
+
+
+def _cmd_lr_find(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    job = c.find_learning_rate(a.dataset, arch=a.arch, base=a.base, num_batches=a.num_batches,
+                               batch_size=a.batch_size, image_size=a.image_size)
+    job = c.wait(job.id, progress=not a.json)
+    check_job(job)
+    if a.json:
+        _print_json(job.result.lr_finder, out)
+    else:
+        for name, lr in sorted(job.result.lr_finder.suggestions.items()):
+            out.write(f"{name:<16} {lr:.3e}\n")
+    if a.plot:
+        from .plots import plot_lr_finder
+
+        plot_lr_finder(job, a.plot)
+        sys.stderr.write(f"wrote {a.plot}\n")
+    return 0
+
+
+def _cmd_plot(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    from .plots import plot_training
+
+    plot_training(c.watch_job(a.job_id), a.out)
+    out.write(f"wrote {a.out}\n")
+    return 0
 
 
 def _cmd_watch(c: Client, a: argparse.Namespace, out: TextIO) -> int:
@@ -420,7 +447,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--request-id", help="idempotency key")
+    p.add_argument("--auto-lr", action="store_true", help="let the service pick the LR (range test first)")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+
+    p = command("lr-find", _cmd_lr_find, "run the LR range test and print (and plot) the suggested rates")
+    p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--base", default="imagenet")
+    p.add_argument("--num-batches", type=int, default=100)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--plot", metavar="PNG", help="save the loss/lr curve with the suggestions marked")
+
+    p = command("plot", _cmd_plot, "plot a job's LR, momentum and loss curves to a PNG")
+    p.add_argument("job_id", metavar="JOB_ID")
+    p.add_argument("--out", default="training.png", metavar="PNG")
 
     p = command("watch", _cmd_watch, "follow a job until it finishes")
     p.add_argument("job_id", metavar="JOB_ID")

@@ -433,10 +433,11 @@ class Client:
         """Queue a fine-tune job and return it (state QUEUED).
 
         ``base`` is parsed by :func:`parse_base`. Hyperparameters left as ``None`` are not sent, so the
-        server's defaults apply; other ``Hyperparameters`` fields (``lr_mult``, ``weight_decay``,
-        ``pct_start``, ``valid_pct``, ``seed``, ``flip``) are accepted as keywords, unknown names raise
-        ``TypeError``. ``precision`` is ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``. ``resources`` is a
-        ``Resources`` message or a mapping of its fields. ``request_id`` makes the call idempotent.
+        server's defaults apply; every other ``Hyperparameters`` field (``lr_mult``, ``weight_decay``,
+        ``pct_start``, ``div_factor``, ``moms_max``, ``group_lrs``, ``stages``, ``label_smoothing``,
+        ``mixup_alpha``, ``grad_clip``, ``early_stopping``, ``auto_lr``, ...) is accepted as a keyword;
+        unknown names raise ``TypeError``. ``precision`` is ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        ``resources`` is a ``Resources`` message or a mapping of its fields. ``request_id`` makes the call idempotent.
         """
         hyper = _hyperparameters(
             epochs=epochs,
@@ -463,6 +464,42 @@ class Client:
                 else common_pb2.Resources(**resources)
             )
         return self._call(self._training.CreateFineTuneJob, request)
+
+    @_rpc
+    def find_learning_rate(
+        self,
+        dataset_id: str,
+        arch: str = "resnet18",
+        task: str | int = "image_classification",
+        base: str | training_pb2.BaseModel = "imagenet",
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_batches: int = 100,
+        freeze_to: int | None = None,
+        request_id: str | None = None,
+        *,
+        resources: common_pb2.Resources | Mapping[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> training_pb2.Job:
+        """Queue an LR range test (a job); ``wait`` for it, then read ``job.result.lr_finder`` or plot it with
+        :func:`fineserve_client.plots.plot_lr_finder`."""
+        request = training_pb2.FindLearningRateRequest(
+            task=_enum(training_pb2.Task, task, "task"),
+            arch=arch,
+            base=parse_base(base),
+            dataset_id=dataset_id,
+            hyperparameters=_hyperparameters(**hyperparameters),
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_batches=num_batches,
+            request_id=request_id or "",
+        )
+        if freeze_to is not None:
+            request.freeze_to = freeze_to
+        if resources is not None:
+            request.resources.CopyFrom(
+                resources if isinstance(resources, common_pb2.Resources) else common_pb2.Resources(**resources))
+        return self._call(self._training.FindLearningRate, request)
 
     @_rpc
     def get_job(self, id: str) -> training_pb2.Job:
@@ -647,6 +684,8 @@ class Client:
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
+    """A Hyperparameters message from keywords: scalars, ``group_lrs`` (a list), ``stages`` (a list of
+    ``TrainingStage`` messages or dicts of its fields) and ``early_stopping`` (a message or a dict)."""
     fields = training_pb2.Hyperparameters.DESCRIPTOR.fields_by_name
     for key in values:
         if key not in fields:
@@ -657,5 +696,14 @@ def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
             continue
         if key == "precision":
             value = _enum(training_pb2.Precision, value, "precision", prefix="PRECISION_")
-        setattr(hyper, key, value)
+        if key == "group_lrs":
+            hyper.group_lrs.extend(value)
+        elif key == "stages":
+            hyper.stages.extend(s if isinstance(s, training_pb2.TrainingStage) else training_pb2.TrainingStage(**s)
+                                for s in value)
+        elif key == "early_stopping":
+            hyper.early_stopping.CopyFrom(value if isinstance(value, training_pb2.EarlyStopping)
+                                          else training_pb2.EarlyStopping(**value))
+        else:
+            setattr(hyper, key, value)
     return hyper

@@ -1,0 +1,80 @@
+"""The training recipe through the service: LR range test jobs, automatic LR, per-batch LR/momentum events,
+checkpoints, and a job that survives its worker being killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from e2e.helpers import TERMINAL, Api, wait_for
+from fineserve.v1 import datasets_pb2, training_pb2
+from fineserve_client.plots import plot_lr_finder, plot_training
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _events(api: Api, job_id: str) -> list[training_pb2.JobEvent]:
+    return list(api.training.WatchJob(training_pb2.WatchJobRequest(id=job_id), timeout=120))
+
+
+def test_find_learning_rate_job_and_plot(api: Api, mnist_dataset: datasets_pb2.Dataset, tmp_path: Path) -> None:
+    job = api.training.FindLearningRate(training_pb2.FindLearningRateRequest(
+        task=training_pb2.IMAGE_CLASSIFICATION, arch="resnet18", dataset_id=mnist_dataset.id,
+        base=training_pb2.BaseModel(random_init=True), num_batches=40,
+        hyperparameters=training_pb2.Hyperparameters(image_size=32, batch_size=16)), timeout=30)
+    job = wait_for(api, job.id, TERMINAL)
+    assert job.state == training_pb2.SUCCEEDED, job.error
+    finder = job.result.lr_finder
+    assert 5 <= len(finder.points) <= 40
+    lrs = [p.lr for p in finder.points]
+    assert lrs == sorted(lrs) and lrs[0] >= 1e-7
+    assert set(finder.suggestions) >= {"valley", "steepest", "minimum_div_10"}
+    assert all(lrs[0] <= v <= lrs[-1] for v in finder.suggestions.values())
+    assert any(e.batch.phase == "lr_find" for e in _events(api, job.id) if e.WhichOneof("event") == "batch")
+    plot_lr_finder(job, tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").read_bytes().startswith(PNG)
+
+
+def test_auto_lr_records_the_range_test_and_the_choice(api: Api, mnist_dataset: datasets_pb2.Dataset,
+                                                        tmp_path: Path) -> None:
+    job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
+        task=training_pb2.IMAGE_CLASSIFICATION, model_name="auto-lr", arch="resnet18",
+        dataset_id=mnist_dataset.id, base=training_pb2.BaseModel(random_init=True),
+        hyperparameters=training_pb2.Hyperparameters(epochs=1, image_size=32, auto_lr=True)), timeout=30)
+    job = wait_for(api, job.id, TERMINAL)
+    assert job.state == training_pb2.SUCCEEDED, job.error
+    assert job.result.lr_finder.points
+    assert job.result.chosen_lr == job.result.lr_finder.suggestions["valley"]
+    batches = [e.batch for e in _events(api, job.id) if e.WhichOneof("event") == "batch"]
+    trained = [b for b in batches if b.phase != "lr_find"]
+    assert trained and max(b.lr for b in trained) <= job.result.chosen_lr * 1.0001
+    assert all(0 < b.momentum < 1 and len(b.group_lrs) == 3 for b in trained)
+    plot_training(_events(api, job.id), tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_killed_worker_resumes_from_its_checkpoint(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+    job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
+        task=training_pb2.IMAGE_CLASSIFICATION, model_name="survivor", arch="resnet18",
+        dataset_id=mnist_dataset.id, base=training_pb2.BaseModel(random_init=True),
+        hyperparameters=training_pb2.Hyperparameters(freeze_epochs=0, epochs=3, image_size=32)), timeout=30)
+    pid = 0
+    for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+        kind = ev.WhichOneof("event")
+        if kind == "log" and ev.log.message.startswith("attempt 1: worker pid "):
+            pid = int(ev.log.message.split()[4])
+        if kind == "checkpoint":
+            assert pid, "the worker's pid is announced before its first checkpoint"
+            os.kill(pid, signal.SIGKILL)
+            break
+    job = wait_for(api, job.id, TERMINAL)
+    assert job.state == training_pb2.SUCCEEDED, job.error
+    assert job.attempts == 2
+    events = _events(api, job.id)
+    reasons = [e.state.reason for e in events if e.WhichOneof("event") == "state"]
+    assert any("worker lost" in r for r in reasons), reasons
+    logs = [e.log.message for e in events if e.WhichOneof("event") == "log"]
+    assert any("resumed from checkpoint" in m for m in logs), logs
+    epochs = [e.epoch.epoch for e in events if e.WhichOneof("event") == "epoch"]
+    assert sorted(set(epochs)) == [1, 2, 3] and job.result.epochs_trained == 3

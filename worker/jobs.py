@@ -1,0 +1,91 @@
+"""Job entrypoints as Ray streaming generators: they yield the engine's events as they happen.
+
+The engine runs in a thread so that the generator can keep yielding while it trains; Ray's cancellation
+(KeyboardInterrupt in the generator) is turned into the engine's should_stop flag, so a cancelled job stops
+at the next batch boundary. The first event names the worker process, so operators (and the chaos tests)
+can find it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Batch events are throttled to this interval (the last batch of an epoch always goes through).
+BATCH_EVENT_INTERVAL_S = 0.5
+
+Event = dict[str, Any]
+
+
+def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]) -> Iterator[Event]:
+    """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event."""
+    from worker.engine import EngineError
+
+    yield {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
+    events: queue.Queue[Event] = queue.Queue()
+    stop = threading.Event()
+    outcome: Event = {}
+
+    def target() -> None:
+        try:
+            outcome.update(type="succeeded", **work(events.put, stop.is_set))
+        except EngineError as e:
+            outcome.update(type="failed", reason=str(e), cancelled=stop.is_set())
+        except ValueError as e:
+            outcome.update(type="failed", reason=f"invalid configuration: {e}")
+        except Exception as e:
+            outcome.update(type="failed", reason=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+
+    thread = threading.Thread(target=target, name="engine", daemon=True)
+    thread.start()
+    last_batch = 0.0
+    try:
+        while thread.is_alive() or not events.empty():
+            try:
+                ev = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if ev["type"] == "batch" and ev["batch"] < ev["batches"]:
+                if time.monotonic() - last_batch < BATCH_EVENT_INTERVAL_S:
+                    continue
+                last_batch = time.monotonic()
+            yield ev
+    except BaseException:
+        stop.set()
+        thread.join(timeout=60)
+        raise
+    thread.join()
+    yield outcome
+
+
+def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
+    """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}. A checkpoint in out_dir is resumed."""
+
+    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
+        from worker.engine import FineTuneConfig, fine_tune
+
+        result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
+                           on_event=on_event, should_stop=should_stop)
+        return {k: result[k] for k in ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
+                if k in result}
+
+    return _stream(work)
+
+
+def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
+    """spec: {"config", "dataset_dir", "range": {start_lr, end_lr, num_batches, freeze_to}}."""
+
+    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
+        from worker.engine import FineTuneConfig, find_lr
+
+        result = find_lr(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], **spec["range"],
+                         on_event=on_event, should_stop=should_stop)
+        return {"lr_finder": result}
+
+    return _stream(work)
