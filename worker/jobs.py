@@ -75,7 +75,7 @@ def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
         return {k: result[k] for k in ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
                 if k in result}
 
-    return _stream(work)
+    yield from _stream(work)
 
 
 def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
@@ -88,4 +88,4 @@ def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
                          on_event=on_event, should_stop=should_stop)
         return {"lr_finder": result}
 
-    return _stream(work)
+    yield from _stream(work)
