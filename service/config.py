@@ -14,9 +14,20 @@ class Limits:
 
     max_upload_bytes: int = 2 << 30
     max_extracted_bytes: int = 8 << 30
+    # Entries (files and directories) of an uploaded archive.
     max_archive_files: int = 200_000
+    # Zip bombs: an entry's (or the whole archive's) expanded size over its compressed size; checked on the
+    # declared sizes before extraction and on the bytes actually written, past the first MiB.
+    max_archive_ratio: float = 200.0
     max_images_per_request: int = 64
     max_message_bytes: int = 64 << 20
+    # Decompression bombs: width * height of one image, read from its header before any pixel is decoded.
+    max_image_pixels: int = 50_000_000
+    # Texts (PredictText and other text inputs): characters per text and texts per request.
+    max_text_chars: int = 100_000
+    max_texts_per_request: int = 256
+    # Jobs of one tenant that may be QUEUED or RUNNING at once (CreateFineTuneJob + FindLearningRate).
+    max_concurrent_jobs_per_tenant: int = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,15 @@ class Settings:
     models_per_replica: int = 4
     grace_seconds: float = 20.0
     limits: Limits = field(default_factory=Limits)
+    # JSON/YAML file of tenant -> sha256 key hashes (service/auth.py); None = open mode, tenant "default".
+    api_keys_file: Path | None = None
+    # TLS: server certificate chain and key (PEM); with tls_client_ca, clients must present a certificate
+    # signed by that CA (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # Audit log destination: "-" = stderr, else a file (appended).
+    audit_log: str = "-"
 
 
 def _env(name: str, default: str) -> str:
@@ -67,7 +87,35 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                    default=int(_env("MAX_IMAGES_PER_REQUEST", str(lim.max_images_per_request))))
     p.add_argument("--max-message-bytes", type=int,
                    default=int(_env("MAX_MESSAGE_BYTES", str(lim.max_message_bytes))))
+    p.add_argument("--max-archive-ratio", type=float,
+                   default=float(_env("MAX_ARCHIVE_RATIO", str(lim.max_archive_ratio))))
+    p.add_argument("--max-image-pixels", type=int,
+                   default=int(_env("MAX_IMAGE_PIXELS", str(lim.max_image_pixels))))
+    p.add_argument("--max-text-chars", type=int, default=int(_env("MAX_TEXT_CHARS", str(lim.max_text_chars))))
+    p.add_argument("--max-texts-per-request", type=int,
+                   default=int(_env("MAX_TEXTS_PER_REQUEST", str(lim.max_texts_per_request))))
+    p.add_argument("--max-concurrent-jobs-per-tenant", type=int,
+                   default=int(_env("MAX_CONCURRENT_JOBS_PER_TENANT", str(lim.max_concurrent_jobs_per_tenant))))
+    p.add_argument("--api-keys-file", type=Path, default=_path_env("API_KEYS_FILE"),
+                   help="tenant -> API key hashes (python -m service.keys add); unset = open, tenant 'default'")
+    p.add_argument("--tls-cert", type=Path, default=_path_env("TLS_CERT"), help="server certificate chain (PEM)")
+    p.add_argument("--tls-key", type=Path, default=_path_env("TLS_KEY"), help="server private key (PEM)")
+    p.add_argument("--tls-client-ca", type=Path, default=_path_env("TLS_CLIENT_CA"),
+                   help="CA bundle (PEM) for client certificates: mutual TLS, clients without one are refused")
+    p.add_argument("--audit-log", default=_env("AUDIT_LOG", d.audit_log),
+                   help="audit log (one JSON line per mutating call): '-' = stderr (default) or a file")
     a = p.parse_args(argv)
+    if (a.tls_cert is None) != (a.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    if a.tls_client_ca is not None and a.tls_cert is None:
+        p.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    for name in ("max_upload_bytes", "max_extracted_bytes", "max_archive_files", "max_images_per_request",
+                 "max_message_bytes", "max_image_pixels", "max_text_chars", "max_texts_per_request",
+                 "max_concurrent_jobs_per_tenant"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not a.max_archive_ratio >= 1:
+        p.error("--max-archive-ratio must be at least 1")
     roots = a.allowed_root
     if roots is None:
         roots = [Path(r) for r in _env("ALLOWED_ROOTS", "").split(":") if r]
@@ -87,5 +135,24 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
             max_archive_files=a.max_archive_files,
             max_images_per_request=a.max_images_per_request,
             max_message_bytes=a.max_message_bytes,
+            max_archive_ratio=a.max_archive_ratio,
+            max_image_pixels=a.max_image_pixels,
+            max_text_chars=a.max_text_chars,
+            max_texts_per_request=a.max_texts_per_request,
+            max_concurrent_jobs_per_tenant=a.max_concurrent_jobs_per_tenant,
         ),
+        api_keys_file=_resolved(a.api_keys_file),
+        tls_cert=_resolved(a.tls_cert),
+        tls_key=_resolved(a.tls_key),
+        tls_client_ca=_resolved(a.tls_client_ca),
+        audit_log=a.audit_log,
     )
+
+
+def _path_env(name: str) -> Path | None:
+    value = _env(name, "")
+    return Path(value) if value else None
+
+
+def _resolved(path: Path | None) -> Path | None:
+    return path.resolve() if path is not None else None

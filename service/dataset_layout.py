@@ -18,6 +18,10 @@ class LayoutError(ValueError):
 def _class_counts(folder: Path) -> dict[str, int]:
     counts = {}
     for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            d.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LayoutError(f"folder {d.name!r} has a name that is not valid UTF-8") from None
         counts[d.name] = sum(1 for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     return counts
 

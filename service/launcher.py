@@ -17,8 +17,14 @@ LISTENING = re.compile(r"fineserve listening on [^:]+:(\d+)")
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+    """credentials/options: how healthy() reaches a TLS server (grpc.ssl_channel_credentials, and e.g.
+    ("grpc.ssl_target_name_override", name)); health checking needs no API key."""
+
+    def __init__(self, data_dir: Path, *extra_args: str, credentials: grpc.ChannelCredentials | None = None,
+                 options: list[tuple[str, object]] | None = None) -> None:
         self.data_dir = data_dir
+        self.credentials = credentials
+        self.options = options or []
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._args = extra_args
@@ -46,7 +52,9 @@ class ServerProcess:
         raise TimeoutError(f"server did not start in {timeout}s:\n{self.log_tail()}")
 
     def healthy(self) -> bool:
-        with grpc.insecure_channel(self.target) as ch:
+        ch = (grpc.secure_channel(self.target, self.credentials, options=self.options) if self.credentials
+              else grpc.insecure_channel(self.target, options=self.options))
+        with ch:
             resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
         return resp.status == health_pb2.HealthCheckResponse.SERVING
 

@@ -2,23 +2,64 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from service.errors import invalid
+
+MAX_PATH_CHARS = 4096
+
+
+def _inside(real: Path, roots: tuple[Path, ...]) -> bool:
+    return any(real == r or r in real.parents for r in roots)
 
 
 def resolve_under_roots(uri: str, roots: tuple[Path, ...], field: str) -> Path:
     """Resolve symlinks and `..` first, then require the real path to lie inside an allowed root."""
     if not uri:
         raise invalid(f"{field} is required")
-    raw = urlparse(uri).path if uri.startswith("file://") else uri
+    if len(uri) > MAX_PATH_CHARS or "\x00" in uri:
+        raise invalid(f"{field} is not a usable path (NUL byte or longer than {MAX_PATH_CHARS} characters)")
+    if uri.startswith("file://"):
+        parsed = urlparse(uri)
+        if parsed.netloc not in ("", "localhost"):
+            raise invalid(f"{field} {uri!r} names another host; only local paths are accepted")
+        raw = unquote(parsed.path)
+        if "\x00" in raw:
+            raise invalid(f"{field} is not a usable path (NUL byte)")
+    else:
+        raw = uri
     if not raw.startswith("/"):
         raise invalid(f"{field} must be an absolute path or file:// URI, got {uri!r}")
-    real = Path(raw).resolve()
-    if not any(real == r or r in real.parents for r in roots):
+    try:
+        real = Path(raw).resolve()
+        exists = real.exists()
+    except (OSError, RuntimeError, ValueError) as e:  # name too long, symlink loop, ...
+        raise invalid(f"{field} {uri!r} cannot be resolved: {e}") from e
+    if not _inside(real, roots):
         allowed = ", ".join(map(str, roots)) or "none configured (--allowed-root)"
         raise invalid(f"{field} {uri!r} is outside the allowed roots ({allowed})")
-    if not real.exists():
+    if not exists:
         raise invalid(f"{field} {uri!r} does not exist")
     return real
+
+
+def check_links_inside(folder: Path, roots: tuple[Path, ...], field: str) -> None:
+    """Refuse a registered folder holding a symbolic link that leads outside the allowed roots.
+
+    The folder itself was resolved by resolve_under_roots; a link inside it (train/cat/x.png -> /etc/shadow,
+    or a linked directory) would let a job read files the caller may not name directly.
+    """
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in dirs + files:
+            path = Path(top) / name
+            if not path.is_symlink():
+                continue
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError) as e:
+                raise invalid(f"{field}: {path.relative_to(folder)} is a broken or looping link: {e}") from e
+            if not _inside(target, roots):
+                raise invalid(f"{field}: {path.relative_to(folder)} is a symbolic link to {target}, "
+                              "outside the allowed roots")

@@ -44,7 +44,8 @@ class RayBackend:
         self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
                              "find_lr": ray.remote(max_retries=0)(run_find_lr)}
         serve.start(http_options={"location": "NoServer"})
-        app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica)
+        app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica,
+                               self._settings.limits.max_image_pixels)
         self.handle = serve.run(app, name=SERVE_APP, route_prefix=None, blocking=False)
 
     @staticmethod

@@ -1,16 +1,30 @@
-"""The filesystem model store plus its index: publishes a job's staged artifacts as name/version."""
+"""The filesystem model store plus its index: publishes a job's staged artifacts as name/version.
+
+Files live at models/<tenant>/<name>/<version>; the serving replicas are told a model's path relative to the
+models root ("<tenant>/<name>/<version>") as its multiplexed model id, so two tenants' "pets" never meet.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from fineserve.v1 import common_pb2, models_pb2, training_pb2
-from service.store import Store, now_ts
+from service.errors import ApiError
+from service.store import SCHEMA_VERSION, Store, now_ts
+from service.tenancy import DEFAULT_TENANT
+
+log = logging.getLogger(__name__)
+
+# Left in the model tree while the pre-tenancy layout is moved under models/default/ (see below).
+MIGRATION_MARKER = ".tenancy-migration"
 
 TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION}
 
@@ -25,6 +39,8 @@ class Registry:
         self._store = store
         self.root = data_dir / "models"
         self.staging = data_dir / "staging"
+        if store.schema_version < SCHEMA_VERSION:
+            self.migrate_legacy_layout()
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
         self._lock = asyncio.Lock()
@@ -35,10 +51,11 @@ class Registry:
     async def publish(self, job: training_pb2.Job, card: dict[str, Any]) -> models_pb2.Model:
         """Move the job's staged directory to <name>/<version> (one rename) and index it."""
         name = job.request.model_name
+        tenant = job.tenant or DEFAULT_TENANT
         staged = self.staging_dir(job.id)
         async with self._lock:
-            version = self._store.next_model_version(name)
-            final = self.root / name / str(version)
+            version = self._store.next_model_version(name, tenant=tenant)
+            final = self.root / tenant / name / str(version)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, final)
             model = models_pb2.Model(
@@ -54,6 +71,7 @@ class Registry:
                 created_at=now_ts(),
                 card_json=json.dumps(card, sort_keys=True),
                 size_bytes=sum(f.stat().st_size for f in final.iterdir() if f.is_file()),
+                tenant=tenant,
             )
             self._store.put_model(model, str(final))
         return model
@@ -61,9 +79,46 @@ class Registry:
     def discard_staging(self, job_id: str) -> None:
         shutil.rmtree(self.staging_dir(job_id), ignore_errors=True)
 
-    def delete(self, name: str, version: int) -> list[int]:
+    def delete(self, name: str, version: int, tenant: str) -> list[int]:
         """Delete index rows first (the model stops resolving), then the files."""
-        deleted = self._store.delete_models(name, version)
+        deleted = self._store.delete_models(name, version, tenant=tenant)
         for _, path in deleted:
             shutil.rmtree(path, ignore_errors=True)
         return [v for v, _ in deleted]
+
+    def serving_id(self, path: str) -> str:
+        """The replicas' model id: the model directory relative to the models root."""
+        real = Path(path).resolve()
+        root = self.root.resolve()
+        if root not in real.parents:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "the model's files are not in the model store")
+        return real.relative_to(root).as_posix()
+
+    def migrate_legacy_layout(self) -> None:
+        """Move a pre-tenancy model tree (models/<name>/<version>) to models/default/<name>/<version>.
+
+        The whole tree moves with two renames (models -> models.legacy, then models.legacy -> models/default),
+        so a model that happened to be called "default" cannot collide with the new tenant directory. A marker
+        file inside the tree tells an interrupted run where it stopped; the store records the new paths and
+        the schema version in one transaction at the end. Idempotent, crash-safe at every step.
+        """
+        pending = self.root.with_name("models.legacy")
+        moved_root = self.root / DEFAULT_TENANT
+        if pending.exists():  # stopped between the two renames
+            self.root.mkdir(parents=True, exist_ok=True)
+            os.rename(pending, moved_root)
+        elif not (moved_root / MIGRATION_MARKER).exists() and self.root.exists():
+            (self.root / MIGRATION_MARKER).write_text("moving models/<name>/<version> to models/default/\n")
+            os.rename(self.root, pending)
+            self.root.mkdir(parents=True)
+            os.rename(pending, moved_root)
+        old_root = self.root.resolve()
+        moved = []
+        for tenant, name, version, path in self._store.model_paths():
+            p = Path(path)
+            if p.parent.parent.resolve() == old_root and p.parent.name == name:  # models/<name>/<version>
+                moved.append((tenant, name, version, str(moved_root / name / p.name)))
+        self._store.finish_layout_migration(moved)
+        (moved_root / MIGRATION_MARKER).unlink(missing_ok=True)
+        if moved:
+            log.info("moved %d pre-tenancy model(s) to %s (tenant %r)", len(moved), moved_root, DEFAULT_TENANT)

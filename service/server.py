@@ -24,7 +24,10 @@ from service.api.datasets import DatasetsServicer
 from service.api.inference import InferenceServicer
 from service.api.models import ModelsServicer
 from service.api.training import TrainingServicer
+from service.audit import configure as configure_audit
+from service.auth import KeysFileError, KeyStore
 from service.config import Settings
+from service.interceptors import AuthInterceptor
 from service.jobs import JobManager
 from service.ray_backend import RayBackend
 from service.registry import Registry
@@ -40,7 +43,14 @@ SERVICES = [d.services_by_name[n].full_name for d, n in (
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; then finish in-flight calls and re-queue running jobs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "fineserve.db")
+    try:  # a bad keys file stops the start here, before Ray
+        keys = KeyStore(settings.api_keys_file)
+    except KeysFileError as e:
+        raise SystemExit(f"fineserve: {e}") from e
+    credentials = server_credentials(settings)
+    configure_audit(settings.audit_log)
+    store = Store(settings.data_dir / "fineserve.db",
+                  max_active_jobs=settings.limits.max_concurrent_jobs_per_tenant)
     registry = Registry(store, settings.data_dir)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
@@ -48,18 +58,21 @@ async def serve(settings: Settings) -> None:
 
     opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
             ("grpc.max_send_message_length", settings.limits.max_message_bytes)]
-    server = grpc.aio.server(options=opts)
+    server = grpc.aio.server(options=opts, interceptors=[AuthInterceptor(keys)])
     training = TrainingServicer(store, jobs, registry, settings.allowed_roots)
     datasets_pb2_grpc.add_DatasetsServicer_to_server(DatasetsServicer(store, settings), server)
     training_pb2_grpc.add_TrainingServicer_to_server(training, server)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(store, registry), server)
     inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(store, backend.handle, settings.limits), server)
+        InferenceServicer(store, backend.handle, settings.limits, registry.serving_id), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    port = (server.add_secure_port(address, credentials) if credentials is not None
+            else server.add_insecure_port(address))
     await server.start()
+    _log_security(settings, keys)
     for name in ["", *SERVICES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     resumed = jobs.resume_unfinished(training.spec_for)
@@ -81,3 +94,33 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(backend.stop)
     store.close()
     print("fineserve stopped", flush=True)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS from --tls-cert/--tls-key; with --tls-client-ca, client certificates are required (mutual TLS)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        chain = settings.tls_cert.read_bytes()
+        key = settings.tls_key.read_bytes()
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None else None
+    except OSError as e:
+        raise SystemExit(f"fineserve: cannot read a TLS file: {e}") from e
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
+
+
+def _log_security(settings: Settings, keys: KeyStore) -> None:
+    if settings.tls_cert is None:
+        log.warning("TLS is off: traffic, API keys included, is plaintext (set --tls-cert/--tls-key)")
+    else:
+        log.info("TLS on (certificate %s)%s", settings.tls_cert,
+                 f"; mutual TLS: client certificates must chain to {settings.tls_client_ca}"
+                 if settings.tls_client_ca else "")
+    if keys.open:
+        log.warning("NO API KEYS CONFIGURED: the service is OPEN, every caller acts as tenant 'default' "
+                    "(set --api-keys-file / FINESERVE_API_KEYS_FILE; python -m service.keys add)")
+    elif not keys.tenants:
+        log.warning("the API keys file %s holds no keys: every call will be refused", keys.path)
+    else:
+        log.info("API keys from %s: %d tenant(s) (%s)", keys.path, len(keys.tenants), ", ".join(keys.tenants))

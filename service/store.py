@@ -2,6 +2,15 @@
 
 Rows keep the API's protobuf messages as blobs next to the columns the queries filter on, so what a caller
 reads after a restart is byte for byte what it read before.
+
+Every dataset, job and model belongs to a tenant (a column, and the message's output-only `tenant` field).
+Reads on behalf of a caller take the tenant and filter by it in SQL, so another tenant's rows are simply not
+found. Job-by-id reads without a tenant (get_job, update_job, events) are for the job manager's own
+bookkeeping; servicers use the tenant-scoped view (for_tenant) instead.
+
+Schema versions (PRAGMA user_version): 0 = before tenancy (no tenant columns); 1 = tenant columns, model
+files still at models/<name>/<version>; 2 = model files at models/<tenant>/<name>/<version>. An older data
+directory is migrated in place on open (1) and by the registry (2); see Registry.migrate_legacy_layout.
 """
 
 from __future__ import annotations
@@ -12,23 +21,52 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
+from service.errors import ApiError
+from service.tenancy import DEFAULT_TENANT
 
-SCHEMA = """
+SCHEMA_VERSION = 2
+TABLES = """
 CREATE TABLE IF NOT EXISTS datasets (
-  id TEXT PRIMARY KEY, created REAL NOT NULL, layout INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL);
+  id TEXT PRIMARY KEY, created REAL NOT NULL, layout INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
+  tenant TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, created REAL NOT NULL, state INTEGER NOT NULL, model_name TEXT NOT NULL,
-  request_id TEXT UNIQUE, body BLOB NOT NULL);
+  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, request_id));
 CREATE TABLE IF NOT EXISTS events (
   job_id TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (job_id, seq));
 CREATE TABLE IF NOT EXISTS models (
   name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
-  PRIMARY KEY (name, version));
+  tenant TEXT NOT NULL DEFAULT 'default', PRIMARY KEY (tenant, name, version));
 """
+INDEXES = """
+CREATE INDEX IF NOT EXISTS datasets_by_tenant ON datasets (tenant, created);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (tenant, state);
+"""
+# Version 0 -> 1: the UNIQUE/PRIMARY KEY constraints change, so jobs and models are rebuilt (SQLite cannot
+# alter constraints); datasets only gain a column. One transaction: an interrupted migration leaves version 0.
+MIGRATE_0_TO_1 = [
+    "ALTER TABLE datasets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+    """CREATE TABLE jobs_v1 (
+  id TEXT PRIMARY KEY, created REAL NOT NULL, state INTEGER NOT NULL, model_name TEXT NOT NULL,
+  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, request_id))""",
+    "INSERT INTO jobs_v1 (id, created, state, model_name, request_id, body) "
+    "SELECT id, created, state, model_name, request_id, body FROM jobs",
+    "DROP TABLE jobs",
+    "ALTER TABLE jobs_v1 RENAME TO jobs",
+    """CREATE TABLE models_v1 (
+  name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
+  tenant TEXT NOT NULL DEFAULT 'default', PRIMARY KEY (tenant, name, version))""",
+    "INSERT INTO models_v1 (name, version, path, body) SELECT name, version, path, body FROM models",
+    "DROP TABLE models",
+    "ALTER TABLE models_v1 RENAME TO models",
+]
+ACTIVE = (training_pb2.QUEUED, training_pb2.RUNNING)
 
 
 def now_ts() -> Timestamp:
@@ -37,16 +75,55 @@ def now_ts() -> Timestamp:
     return ts
 
 
-class Store:
-    """Thread-safe access to the SQLite file; every method is one short transaction."""
+def _owned(message: Any, tenant: str) -> Any:
+    """Rows written before tenancy have no tenant in their blob: fill it from the column."""
+    if not message.tenant:
+        message.tenant = tenant
+    return message
 
-    def __init__(self, path: Path) -> None:
+
+class Store:
+    """Thread-safe access to the SQLite file; every method is one short transaction.
+
+    max_active_jobs: QUEUED+RUNNING jobs one tenant may have (0 = no limit); put_job refuses more with
+    RESOURCE_EXHAUSTED, checked in the same transaction as the insert so concurrent creations cannot overshoot.
+    """
+
+    def __init__(self, path: Path, max_active_jobs: int = 0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_active_jobs = max_active_jobs
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        db = self._db
+        existing = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if "datasets" not in existing:  # a new data directory starts at the current version
+            db.executescript(TABLES + INDEXES)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return
+        db.executescript(TABLES)  # tables a previous version had not created yet
+        if version == 0:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(datasets)")}
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in MIGRATE_0_TO_1 if "tenant" not in columns else []:
+                    db.execute(sql)
+                db.execute("PRAGMA user_version=1")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        db.executescript(INDEXES)
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -63,38 +140,55 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    def for_tenant(self, tenant: str) -> TenantStore:
+        return TenantStore(self, tenant)
+
     # datasets
     def put_dataset(self, ds: datasets_pb2.Dataset, path: str) -> None:
+        tenant = ds.tenant or DEFAULT_TENANT
         with self._tx() as db:
-            db.execute("INSERT INTO datasets VALUES (?,?,?,?,?)",
-                       (ds.id, time.time(), ds.layout, path, ds.SerializeToString()))
+            db.execute("INSERT INTO datasets (id, created, layout, path, body, tenant) VALUES (?,?,?,?,?,?)",
+                       (ds.id, time.time(), ds.layout, path, ds.SerializeToString(), tenant))
 
-    def get_dataset(self, ds_id: str) -> tuple[datasets_pb2.Dataset, str] | None:
+    def get_dataset(self, ds_id: str, *, tenant: str) -> tuple[datasets_pb2.Dataset, str] | None:
         with self._lock:
-            row = self._db.execute("SELECT body, path FROM datasets WHERE id=?", (ds_id,)).fetchone()
-        return (datasets_pb2.Dataset.FromString(row[0]), row[1]) if row else None
+            row = self._db.execute("SELECT body, path, tenant FROM datasets WHERE id=? AND tenant=?",
+                                   (ds_id, tenant)).fetchone()
+        return (_owned(datasets_pb2.Dataset.FromString(row[0]), row[2]), row[1]) if row else None
 
-    def list_datasets(self, layout: int, offset: int, limit: int) -> list[datasets_pb2.Dataset]:
-        sql = "SELECT body FROM datasets WHERE (?=0 OR layout=?) ORDER BY created DESC, id LIMIT ? OFFSET ?"
+    def list_datasets(self, layout: int, offset: int, limit: int, *, tenant: str) -> list[datasets_pb2.Dataset]:
+        sql = ("SELECT body, tenant FROM datasets WHERE tenant=? AND (?=0 OR layout=?) "
+               "ORDER BY created DESC, id LIMIT ? OFFSET ?")
         with self._lock:
-            rows = self._db.execute(sql, (layout, layout, limit, offset)).fetchall()
-        return [datasets_pb2.Dataset.FromString(r[0]) for r in rows]
+            rows = self._db.execute(sql, (tenant, layout, layout, limit, offset)).fetchall()
+        return [_owned(datasets_pb2.Dataset.FromString(r[0]), r[1]) for r in rows]
 
-    def delete_dataset(self, ds_id: str) -> None:
+    def delete_dataset(self, ds_id: str, *, tenant: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM datasets WHERE id=?", (ds_id,))
+            db.execute("DELETE FROM datasets WHERE id=? AND tenant=?", (ds_id, tenant))
 
     # jobs
     def put_job(self, job: training_pb2.Job, request_id: str | None) -> training_pb2.Job:
-        """Insert a job; with a request_id already stored, return that job instead."""
+        """Insert a job; with a request_id the tenant already used, return that job instead."""
+        tenant = job.tenant or DEFAULT_TENANT
         with self._tx() as db:
             if request_id:
-                row = db.execute("SELECT body FROM jobs WHERE request_id=?", (request_id,)).fetchone()
+                row = db.execute("SELECT body, tenant FROM jobs WHERE tenant=? AND request_id=?",
+                                 (tenant, request_id)).fetchone()
                 if row:
-                    return training_pb2.Job.FromString(row[0])
-            db.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?)",
+                    return _owned(training_pb2.Job.FromString(row[0]), row[1])
+            if self.max_active_jobs > 0:
+                (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
+                                       (tenant, *ACTIVE)).fetchone()
+                if active >= self.max_active_jobs:
+                    raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                   f"tenant {tenant!r} already has {active} queued or running job(s): "
+                                   f"max_concurrent_jobs_per_tenant={self.max_active_jobs}; wait for one to "
+                                   "finish or cancel one")
+            db.execute("INSERT INTO jobs (id, created, state, model_name, request_id, body, tenant) "
+                       "VALUES (?,?,?,?,?,?,?)",
                        (job.id, time.time(), job.state, job.request.model_name, request_id or None,
-                        job.SerializeToString()))
+                        job.SerializeToString(), tenant))
         return job
 
     def update_job(self, job: training_pb2.Job) -> None:
@@ -102,27 +196,42 @@ class Store:
             db.execute("UPDATE jobs SET state=?, body=? WHERE id=?", (job.state, job.SerializeToString(), job.id))
 
     def get_job(self, job_id: str) -> training_pb2.Job | None:
+        """Any tenant's job: the job manager's own view. Servicers use for_tenant(t).get_job."""
         with self._lock:
-            row = self._db.execute("SELECT body FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return training_pb2.Job.FromString(row[0]) if row else None
+            row = self._db.execute("SELECT body, tenant FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return _owned(training_pb2.Job.FromString(row[0]), row[1]) if row else None
 
-    def list_jobs(self, states: list[int], model_name: str, offset: int, limit: int) -> list[training_pb2.Job]:
-        sql = "SELECT body FROM jobs WHERE (?='' OR model_name=?)"
-        args: list[object] = [model_name, model_name]
+    def get_tenant_job(self, job_id: str, *, tenant: str) -> training_pb2.Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT body, tenant FROM jobs WHERE id=? AND tenant=?",
+                                   (job_id, tenant)).fetchone()
+        return _owned(training_pb2.Job.FromString(row[0]), row[1]) if row else None
+
+    def list_jobs(self, states: list[int], model_name: str, offset: int, limit: int, *,
+                  tenant: str) -> list[training_pb2.Job]:
+        sql = "SELECT body, tenant FROM jobs WHERE tenant=? AND (?='' OR model_name=?)"
+        args: list[object] = [tenant, model_name, model_name]
+        states = sorted(set(states))  # a request may repeat a state thousands of times
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += states
         sql += " ORDER BY created DESC, id LIMIT ? OFFSET ?"
         with self._lock:
             rows = self._db.execute(sql, [*args, limit, offset]).fetchall()
-        return [training_pb2.Job.FromString(r[0]) for r in rows]
+        return [_owned(training_pb2.Job.FromString(r[0]), r[1]) for r in rows]
+
+    def count_active_jobs(self, tenant: str) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
+                                    (tenant, *ACTIVE)).fetchone()
+        return int(n)
 
     def unfinished_jobs(self) -> list[training_pb2.Job]:
         """Jobs a previous run of the server left QUEUED or RUNNING, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT body FROM jobs WHERE state IN (?,?) ORDER BY created",
-                                    (training_pb2.QUEUED, training_pb2.RUNNING)).fetchall()
-        return [training_pb2.Job.FromString(r[0]) for r in rows]
+            rows = self._db.execute("SELECT body, tenant FROM jobs WHERE state IN (?,?) ORDER BY created",
+                                    ACTIVE).fetchall()
+        return [_owned(training_pb2.Job.FromString(r[0]), r[1]) for r in rows]
 
     # events
     def append_event(self, event: training_pb2.JobEvent) -> training_pb2.JobEvent:
@@ -142,37 +251,84 @@ class Store:
         return [training_pb2.JobEvent.FromString(r[0]) for r in rows]
 
     # models
-    def next_model_version(self, name: str) -> int:
+    def next_model_version(self, name: str, *, tenant: str) -> int:
         with self._lock:
-            (last,) = self._db.execute("SELECT COALESCE(MAX(version),0) FROM models WHERE name=?",
-                                       (name,)).fetchone()
+            (last,) = self._db.execute("SELECT COALESCE(MAX(version),0) FROM models WHERE tenant=? AND name=?",
+                                       (tenant, name)).fetchone()
         return last + 1
 
     def put_model(self, model: models_pb2.Model, path: str) -> None:
+        tenant = model.tenant or DEFAULT_TENANT
         with self._tx() as db:
-            db.execute("INSERT INTO models VALUES (?,?,?,?)",
-                       (model.ref.name, model.ref.version, path, model.SerializeToString()))
+            db.execute("INSERT INTO models (name, version, path, body, tenant) VALUES (?,?,?,?,?)",
+                       (model.ref.name, model.ref.version, path, model.SerializeToString(), tenant))
 
-    def get_model(self, name: str, version: int) -> tuple[models_pb2.Model, str] | None:
+    def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
         """Version 0 resolves to the latest version of the name."""
-        sql = ("SELECT body, path FROM models WHERE name=? ORDER BY version DESC LIMIT 1" if version == 0
-               else "SELECT body, path FROM models WHERE name=? AND version=?")
-        args = (name,) if version == 0 else (name, version)
+        sql = ("SELECT body, path, tenant FROM models WHERE tenant=? AND name=? ORDER BY version DESC LIMIT 1"
+               if version == 0 else "SELECT body, path, tenant FROM models WHERE tenant=? AND name=? AND version=?")
+        args = (tenant, name) if version == 0 else (tenant, name, version)
         with self._lock:
             row = self._db.execute(sql, args).fetchone()
-        return (models_pb2.Model.FromString(row[0]), row[1]) if row else None
+        return (_owned(models_pb2.Model.FromString(row[0]), row[2]), row[1]) if row else None
+
+    def list_models(self, name: str, offset: int, limit: int, *, tenant: str) -> list[models_pb2.Model]:
+        sql = ("SELECT body, tenant FROM models WHERE tenant=? AND (?='' OR name=?) "
+               "ORDER BY name, version DESC LIMIT ? OFFSET ?")
+        with self._lock:
+            rows = self._db.execute(sql, (tenant, name, name, limit, offset)).fetchall()
+        return [_owned(models_pb2.Model.FromString(r[0]), r[1]) for r in rows]
+
+    def delete_models(self, name: str, version: int, *, tenant: str) -> list[tuple[int, str]]:
+        """Delete one version (or all with version 0); returns (version, path) of each deleted row."""
+        where = "tenant=? AND name=?" + ("" if version == 0 else " AND version=?")
+        args = (tenant, name) if version == 0 else (tenant, name, version)
+        with self._tx() as db:
+            rows = db.execute(f"SELECT version, path FROM models WHERE {where}", args).fetchall()
+            db.execute(f"DELETE FROM models WHERE {where}", args)
+        return [(int(v), p) for v, p in rows]
+
+    # the version 1 -> 2 migration of the model files (driven by the registry)
+    def model_paths(self) -> list[tuple[str, str, int, str]]:
+        """(tenant, name, version, path) of every model."""
+        with self._lock:
+            rows = self._db.execute("SELECT tenant, name, version, path FROM models").fetchall()
+        return [(t, n, int(v), p) for t, n, v, p in rows]
+
+    def finish_layout_migration(self, moved: list[tuple[str, str, int, str]]) -> None:
+        """Record the models' new paths and schema version 2 in one transaction."""
+        with self._tx() as db:
+            for tenant, name, version, path in moved:
+                db.execute("UPDATE models SET path=? WHERE tenant=? AND name=? AND version=?",
+                           (path, tenant, name, version))
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+class TenantStore:
+    """The store as one tenant sees it: the pre-tenancy signatures, every read filtered by the tenant.
+
+    Handed to code that resolves ids on a caller's behalf (job specs), so that it cannot reach another
+    tenant's dataset or model however it was written.
+    """
+
+    def __init__(self, store: Store, tenant: str) -> None:
+        self._store = store
+        self.tenant = tenant
+
+    def get_dataset(self, ds_id: str) -> tuple[datasets_pb2.Dataset, str] | None:
+        return self._store.get_dataset(ds_id, tenant=self.tenant)
+
+    def list_datasets(self, layout: int, offset: int, limit: int) -> list[datasets_pb2.Dataset]:
+        return self._store.list_datasets(layout, offset, limit, tenant=self.tenant)
+
+    def get_job(self, job_id: str) -> training_pb2.Job | None:
+        return self._store.get_tenant_job(job_id, tenant=self.tenant)
+
+    def list_jobs(self, states: list[int], model_name: str, offset: int, limit: int) -> list[training_pb2.Job]:
+        return self._store.list_jobs(states, model_name, offset, limit, tenant=self.tenant)
+
+    def get_model(self, name: str, version: int) -> tuple[models_pb2.Model, str] | None:
+        return self._store.get_model(name, version, tenant=self.tenant)
 
     def list_models(self, name: str, offset: int, limit: int) -> list[models_pb2.Model]:
-        sql = "SELECT body FROM models WHERE (?='' OR name=?) ORDER BY name, version DESC LIMIT ? OFFSET ?"
-        with self._lock:
-            rows = self._db.execute(sql, (name, name, limit, offset)).fetchall()
-        return [models_pb2.Model.FromString(r[0]) for r in rows]
-
-    def delete_models(self, name: str, version: int) -> list[tuple[int, str]]:
-        """Delete one version (or all with version 0); returns (version, path) of each deleted row."""
-        with self._tx() as db:
-            sql = "SELECT version, path FROM models WHERE name=?" + ("" if version == 0 else " AND version=?")
-            args = (name,) if version == 0 else (name, version)
-            rows = db.execute(sql, args).fetchall()
-            db.execute("DELETE FROM models WHERE name=?" + ("" if version == 0 else " AND version=?"), args)
-        return [(int(v), p) for v, p in rows]
+        return self._store.list_models(name, offset, limit, tenant=self.tenant)

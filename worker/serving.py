@@ -1,7 +1,8 @@
 """Ray Serve deployment that serves stored models: multiplexed by model id, batched across callers.
 
-Model ids are "<name>/<version>" relative to the model store root; versions are immutable, so a loaded
-model never goes stale and a new version is servable the moment its directory exists.
+Model ids are "<tenant>/<name>/<version>", the model's directory relative to the model store root (the front
+door resolves a caller's model within the caller's tenant first); versions are immutable, so a loaded model
+never goes stale and a new version is servable the moment its directory exists.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ def invalid(message: str) -> dict[str, Any]:
 
 @serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=128)
 class ModelServer:
-    def __init__(self, models_root: str, max_models: int) -> None:
+    def __init__(self, models_root: str, max_models: int, max_image_pixels: int | None = None) -> None:
         self._root = Path(models_root)
+        if max_image_pixels:
+            from PIL import Image
+
+            # The engine refuses images past Image.MAX_IMAGE_PIXELS from their header, before decoding.
+            Image.MAX_IMAGE_PIXELS = max_image_pixels
 
         async def load(model_id: str) -> Any:
             return await asyncio.to_thread(self._load, model_id)
@@ -34,7 +40,11 @@ class ModelServer:
     def _load(self, model_id: str) -> Any:
         from worker.engine import ImageClassifier
 
-        return ImageClassifier.load(self._root / model_id)
+        root = self._root.resolve()
+        path = (root / model_id).resolve()
+        if root not in path.parents:
+            raise ValueError(f"model id {model_id!r} is outside the model store")
+        return ImageClassifier.load(path)
 
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""

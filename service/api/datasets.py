@@ -17,8 +17,9 @@ from service.config import Settings
 from service.dataset_layout import SUMMARIZERS, LayoutError
 from service.errors import ApiError, invalid, not_found, rpc, unimplemented
 from service.ids import new_id, next_token, page_bounds
-from service.paths import resolve_under_roots
+from service.paths import check_links_inside, resolve_under_roots
 from service.store import Store, now_ts
+from service.tenancy import current_tenant
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar"}
@@ -85,7 +86,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             root.rename(final)
             ds = datasets_pb2.Dataset(id=ds_id, name=header.name, layout=header.layout, source="upload",
                                       sha256=header.sha256, size_bytes=nbytes, file_count=files,
-                                      summary=summary, created_at=now_ts())
+                                      summary=summary, created_at=now_ts(), tenant=current_tenant())
             self._store.put_dataset(ds, str(final))
             return ds
         finally:
@@ -122,19 +123,28 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     async def RegisterDataset(self, request: datasets_pb2.RegisterDatasetRequest,
                               context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
         _check_name_and_layout(request.name, request.layout)
-        path = resolve_under_roots(request.uri, self._settings.allowed_roots, "uri")
-        if not path.is_dir():
-            raise invalid(f"uri {request.uri!r} is not a directory")
-        summary = await asyncio.to_thread(self._summarize, request.layout, path)
-        files = [f for f in path.rglob("*") if f.is_file()]
+        path, summary, files, size = await asyncio.to_thread(self._inspect_registered, request)
         ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="registered",
-                                  uri=str(path), size_bytes=sum(f.stat().st_size for f in files),
-                                  file_count=len(files), summary=summary, created_at=now_ts())
+                                  uri=str(path), size_bytes=size, file_count=files, summary=summary,
+                                  created_at=now_ts(), tenant=current_tenant())
         self._store.put_dataset(ds, str(path))
         return ds
 
+    def _inspect_registered(self, request: datasets_pb2.RegisterDatasetRequest,
+                            ) -> tuple[Path, datasets_pb2.DatasetSummary, int, int]:
+        """Off the event loop: confine the path, refuse links out of the roots, check the layout, count."""
+        roots = self._settings.allowed_roots
+        path = resolve_under_roots(request.uri, roots, "uri")
+        if not path.is_dir():
+            raise invalid(f"uri {request.uri!r} is not a directory")
+        check_links_inside(path, roots, "uri")
+        summary = self._summarize(request.layout, path)
+        files = [f for f in path.rglob("*") if f.is_file()]
+        return path, summary, len(files), sum(f.stat().st_size for f in files)
+
     def _get(self, ds_id: str) -> tuple[datasets_pb2.Dataset, str]:
-        found = self._store.get_dataset(ds_id)
+        """The caller's dataset; another tenant's id is reported exactly like an unknown one."""
+        found = self._store.get_dataset(ds_id, tenant=current_tenant())
         if found is None:
             raise not_found(f"dataset {ds_id!r} not found")
         return found
@@ -148,14 +158,14 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     async def ListDatasets(self, request: datasets_pb2.ListDatasetsRequest,
                            context: grpc.aio.ServicerContext) -> datasets_pb2.ListDatasetsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        items = self._store.list_datasets(request.layout, offset, limit)
+        items = self._store.list_datasets(request.layout, offset, limit, tenant=current_tenant())
         return datasets_pb2.ListDatasetsResponse(datasets=items, next_page_token=next_token(offset, limit, len(items)))
 
     @rpc
     async def DeleteDataset(self, request: datasets_pb2.DeleteDatasetRequest,
                             context: grpc.aio.ServicerContext) -> datasets_pb2.DeleteDatasetResponse:
         ds, path = self._get(request.id)
-        self._store.delete_dataset(ds.id)
+        self._store.delete_dataset(ds.id, tenant=current_tenant())
         if ds.source == "upload":
             await asyncio.to_thread(shutil.rmtree, path, True)
         return datasets_pb2.DeleteDatasetResponse()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -10,34 +11,31 @@ from fineserve.v1 import inference_pb2, inference_pb2_grpc, training_pb2
 from service.api.models import resolve_model
 from service.config import Limits
 from service.errors import ApiError, invalid, rpc, unimplemented
+from service.images import check_images, check_texts, set_pixel_limit
 from service.store import Store
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, store: Store, handle: Any, limits: Limits) -> None:
+    """serving_id(path) names a model directory for the replicas ("<tenant>/<name>/<version>")."""
+
+    def __init__(self, store: Store, handle: Any, limits: Limits, serving_id: Callable[[str], str]) -> None:
         self._store = store
         self._handle = handle
         self._limits = limits
+        self._serving_id = serving_id
+        set_pixel_limit(limits.max_image_pixels)
 
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, _ = resolve_model(self._store, request.model)
+        model, path = resolve_model(self._store, request.model)
         if model.task != training_pb2.IMAGE_CLASSIFICATION:
             raise invalid(f"model {model.ref.name}/{model.ref.version} is a "
                           f"{training_pb2.Task.Name(model.task)} model; Classify needs IMAGE_CLASSIFICATION")
-        if not request.images:
-            raise invalid("images is empty: send at least one image")
-        if len(request.images) > self._limits.max_images_per_request:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"{len(request.images)} images exceed max_images_per_request="
-                           f"{self._limits.max_images_per_request}")
-        for i, image in enumerate(request.images):
-            if not image.data:
-                raise invalid(f"image {i} has no data")
+        check_images(request.images, self._limits)
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = default 5)")
-        model_id = f"{model.ref.name}/{model.ref.version}"
+        model_id = self._serving_id(path)
         answer = await self._handle.options(multiplexed_model_id=model_id).classify.remote(
             [im.data for im in request.images], request.top_k or 5)
         if "error" in answer:
@@ -51,10 +49,15 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     @rpc
     async def ScoreLabels(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # Not implemented yet, but the limits already apply: refused input is refused the same way later.
+        if request.images:
+            check_images(request.images, self._limits)
         raise unimplemented("ScoreLabels (multi-label scores)", "the multi-label and Grad-CAM issue")
 
     @rpc
     async def Segment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request.images:
+            check_images(request.images, self._limits)
         raise unimplemented("Segment", "the segmentation (U-Net) issue")
 
     @rpc
@@ -63,8 +66,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
 
     @rpc
     async def Explain(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request.images:
+            check_images(request.images, self._limits)
         raise unimplemented("Explain (Grad-CAM heatmaps)", "the multi-label and Grad-CAM issue")
 
     @rpc
     async def PredictText(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request.texts:
+            check_texts(request.texts, self._limits)
         raise unimplemented("PredictText", "the ULMFiT text issue")

@@ -9,15 +9,19 @@ from service.errors import invalid, not_found, rpc
 from service.ids import next_token, page_bounds
 from service.registry import Registry
 from service.store import Store
+from service.tenancy import current_tenant
 
 
 def resolve_model(store: Store, ref: common_pb2.ModelRef) -> tuple[models_pb2.Model, str]:
-    """(model, directory) for a ModelRef; version 0 is the latest."""
+    """(model, directory) for a ModelRef of the calling tenant; version 0 is the latest.
+
+    Another tenant's model is reported exactly like a model that does not exist.
+    """
     if not ref.name:
         raise invalid("model.name is required")
     if ref.version < 0:
         raise invalid("model.version must be >= 0 (0 = latest)")
-    found = store.get_model(ref.name, ref.version)
+    found = store.get_model(ref.name, ref.version, tenant=current_tenant())
     if found is None:
         raise not_found(f"model {ref.name}/{ref.version or 'latest'} not found")
     return found
@@ -32,7 +36,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
     async def ListModels(self, request: models_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> models_pb2.ListModelsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        models = self._store.list_models(request.name, offset, limit)
+        models = self._store.list_models(request.name, offset, limit, tenant=current_tenant())
         return models_pb2.ListModelsResponse(models=models, next_page_token=next_token(offset, limit, len(models)))
 
     @rpc
@@ -47,7 +51,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
             resolve_model(self._store, request.ref)
         elif not request.ref.name:
             raise invalid("ref.name is required")
-        versions = self._registry.delete(request.ref.name, request.ref.version)
+        versions = self._registry.delete(request.ref.name, request.ref.version, current_tenant())
         if not versions:
             raise not_found(f"model {request.ref.name} not found")
         return models_pb2.DeleteModelResponse(

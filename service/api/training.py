@@ -9,12 +9,13 @@ from typing import Any
 import grpc
 
 from fineserve.v1 import training_pb2, training_pb2_grpc
-from service.errors import ApiError, rpc, rpc_stream
+from service.errors import ApiError, not_found, rpc, rpc_stream
 from service.ids import new_id, next_token, page_bounds
 from service.job_spec import find_lr_spec, fine_tune_spec
 from service.jobs import FIND_LR, FINE_TUNE, JobManager
 from service.registry import Registry
 from service.store import Store, now_ts
+from service.tenancy import current_tenant
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServicer):
@@ -25,40 +26,52 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         self._roots = allowed_roots
 
     def spec_for(self, job: training_pb2.Job) -> dict[str, Any]:
-        """The worker's job spec; rebuilt from the stored request when a job is re-queued."""
+        """The worker's job spec; rebuilt from the stored request when a job is re-queued.
+
+        Ids in the request (dataset, base model) resolve only among the job's tenant's own (a TenantStore).
+        """
+        store = self._store.for_tenant(job.tenant)
         if job.kind == FIND_LR:
-            return find_lr_spec(job.lr_request, self._store, self._roots)
-        return fine_tune_spec(job.request, self._store, self._roots, self._registry.staging_dir(job.id))
+            return find_lr_spec(job.lr_request, store, self._roots)
+        return fine_tune_spec(job.request, store, self._roots, self._registry.staging_dir(job.id))
+
+    def _own_job(self, job_id: str) -> training_pb2.Job:
+        """The caller's job; another tenant's id is reported exactly like an unknown one."""
+        job = self._store.for_tenant(current_tenant()).get_job(job_id)
+        if job is None:
+            raise not_found(f"job {job_id!r} not found")
+        return job
 
     @rpc
     async def CreateFineTuneJob(self, request: training_pb2.CreateFineTuneJobRequest,
                                 context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FINE_TUNE,
-                               request=request, created_at=now_ts())
+                               request=request, created_at=now_ts(), tenant=current_tenant())
         return self._jobs.create(job, self.spec_for(job), request.request_id)
 
     @rpc
     async def FindLearningRate(self, request: training_pb2.FindLearningRateRequest,
                                context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FIND_LR,
-                               lr_request=request, created_at=now_ts())
+                               lr_request=request, created_at=now_ts(), tenant=current_tenant())
         return self._jobs.create(job, self.spec_for(job), request.request_id)
 
     @rpc
     async def GetJob(self, request: training_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> training_pb2.Job:
-        return self._jobs.get(request.id)
+        return self._own_job(request.id)
 
     @rpc
     async def ListJobs(self, request: training_pb2.ListJobsRequest,
                        context: grpc.aio.ServicerContext) -> training_pb2.ListJobsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        jobs = self._store.list_jobs(list(request.states), request.model_name, offset, limit)
+        jobs = self._store.list_jobs(list(request.states), request.model_name, offset, limit, tenant=current_tenant())
         return training_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_token(offset, limit, len(jobs)))
 
     @rpc
     async def CancelJob(self, request: training_pb2.CancelJobRequest,
                         context: grpc.aio.ServicerContext) -> training_pb2.Job:
+        self._own_job(request.id)
         return await self._jobs.cancel(request.id)
 
     @rpc_stream
@@ -66,5 +79,6 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                        context: grpc.aio.ServicerContext) -> AsyncIterator[training_pb2.JobEvent]:
         if request.from_sequence < 0:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "from_sequence must be >= 0")
+        self._own_job(request.id)
         async for ev in self._jobs.watch(request.id, request.from_sequence):
             yield ev

@@ -20,11 +20,11 @@ def test_reopen_keeps_datasets_jobs_events_models(tmp_path: Path) -> None:
     s.close()
 
     s = Store(db)
-    assert s.get_dataset("ds-1")[1] == "/x"
+    assert s.get_dataset("ds-1", tenant="default")[1] == "/x"
     assert s.get_job("job-1").request.request_id == "r1"
     assert [e.sequence for e in s.events("job-1", 2)] == [2, 3]
-    assert s.get_model("m", 0)[1] == "/m/1"
-    assert s.next_model_version("m") == 2
+    assert s.get_model("m", 0, tenant="default")[1] == "/m/1"
+    assert s.next_model_version("m", tenant="default") == 2
     assert [j.id for j in s.unfinished_jobs()] == ["job-1"]
 
 
@@ -42,5 +42,5 @@ def test_delete_all_versions(tmp_path: Path) -> None:
     s = Store(tmp_path / "f.db")
     for v in (1, 2):
         s.put_model(models_pb2.Model(ref=common_pb2.ModelRef(name="m", version=v)), f"/m/{v}")
-    assert sorted(v for v, _ in s.delete_models("m", 0)) == [1, 2]
-    assert s.get_model("m", 0) is None
+    assert sorted(v for v, _ in s.delete_models("m", 0, tenant="default")) == [1, 2]
+    assert s.get_model("m", 0, tenant="default") is None

@@ -16,7 +16,7 @@ from fineserve.v1.models_pb2 import Model
 from fineserve.v1.training_pb2 import BaseModel, Hyperparameters, Job, JobEvent, JobState
 
 from . import errors, jobs
-from .client import Classification, Client, parse_base, parse_model_ref
+from .client import Classification, Client, parse_base, parse_model_ref, tls_credentials
 from .errors import (
     AlreadyExists,
     Cancelled,
@@ -74,4 +74,5 @@ __all__ = [
     "parse_base",
     "parse_model_ref",
     "succeeded",
+    "tls_credentials",
 ]

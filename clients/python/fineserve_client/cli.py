@@ -410,6 +410,30 @@ def _build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout", type=float, default=argparse.SUPPRESS, help="deadline of unary calls in seconds (60)"
     )
+    common.add_argument(
+        "--api-key", default=argparse.SUPPRESS, metavar="KEY",
+        help="API key, sent as 'authorization: Bearer KEY' (default: $FINESERVE_API_KEY)",
+    )
+    common.add_argument(
+        "--tls", action="store_true", default=argparse.SUPPRESS,
+        help="connect with TLS, trusting the system's CA roots (implied by --ca-file/--client-cert)",
+    )
+    common.add_argument(
+        "--ca-file", default=argparse.SUPPRESS, metavar="PEM",
+        help="CA bundle that signed the server's certificate; implies TLS (default: $FINESERVE_CA_FILE)",
+    )
+    common.add_argument(
+        "--client-cert", default=argparse.SUPPRESS, metavar="PEM",
+        help="client certificate chain for mutual TLS (default: $FINESERVE_CLIENT_CERT)",
+    )
+    common.add_argument(
+        "--client-key", default=argparse.SUPPRESS, metavar="PEM",
+        help="client private key for mutual TLS (default: $FINESERVE_CLIENT_KEY)",
+    )
+    common.add_argument(
+        "--server-name", default=argparse.SUPPRESS, metavar="HOST",
+        help="host name to check the server's certificate against (default: the target's host)",
+    )
 
     parser = argparse.ArgumentParser(prog="fineserve", description=__doc__, parents=[common])
     parser.add_argument("--version", action="version", version=f"fineserve-client {__version__}")
@@ -501,8 +525,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = getattr(args, "target", None) or os.environ.get("FINESERVE_TARGET") or DEFAULT_TARGET
     timeout = getattr(args, "timeout", 60.0)
     out = sys.stdout
+
+    def option(name: str, env: str) -> Any:
+        return getattr(args, name, None) or os.environ.get(env) or None
+
+    security = {
+        "api_key": option("api_key", "FINESERVE_API_KEY"),
+        "tls": bool(getattr(args, "tls", False)),
+        "ca_file": option("ca_file", "FINESERVE_CA_FILE"),
+        "client_cert": option("client_cert", "FINESERVE_CLIENT_CERT"),
+        "client_key": option("client_key", "FINESERVE_CLIENT_KEY"),
+        "server_name": getattr(args, "server_name", None),
+    }
     try:
-        with Client(target, timeout=timeout) as client:
+        with Client(target, timeout=timeout, **security) as client:
             return args.func(client, args, out)
     except FineserveError as e:
         sys.stderr.write(f"error: {e.code.name}: {e.message}\n")

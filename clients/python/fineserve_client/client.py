@@ -32,7 +32,7 @@ from .errors import DeadlineExceeded, Internal, Unavailable, from_rpc_error
 from .jobs import check_job, is_terminal
 from .progress import ProgressBar
 
-__all__ = ["Classification", "Client", "parse_base", "parse_model_ref"]
+__all__ = ["Classification", "Client", "parse_base", "parse_model_ref", "tls_credentials"]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _PAGE_SIZE = 200
@@ -175,6 +175,35 @@ def _metadata(metadata: Mapping[str, str] | Iterable[tuple[str, str]] | None) ->
     return tuple((str(k).lower(), v) for k, v in items)
 
 
+def _read_pem(path: str | os.PathLike[str] | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read the {what} {os.fspath(path)!r}: {e}") from e
+
+
+def tls_credentials(
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert: str | os.PathLike[str] | None = None,
+    client_key: str | os.PathLike[str] | None = None,
+) -> grpc.ChannelCredentials:
+    """TLS channel credentials from PEM files.
+
+    ``ca_file``: the CA bundle that signed the server's certificate (``None``: the system's roots).
+    ``client_cert`` and ``client_key``: this client's certificate chain and key, for servers that require
+    mutual TLS (both or neither).
+    """
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together (mutual TLS needs both)")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read_pem(ca_file, "CA file"),
+        private_key=_read_pem(client_key, "client key"),
+        certificate_chain=_read_pem(client_cert, "client certificate"),
+    )
+
+
 # -- datasets: archive preparation --------------------------------------------------------------------
 
 
@@ -258,9 +287,20 @@ class Client:
 
     Unary calls use ``timeout`` seconds as their deadline (``None``: no deadline); streaming calls (uploads,
     job watching) have no deadline unless one is passed to them. ``metadata`` (a mapping or pairs) is sent
-    with every call. Without ``credentials`` the channel is insecure; with ``grpc.ChannelCredentials`` it is
-    a TLS channel. Every method raises :class:`~fineserve_client.errors.FineserveError` subclasses for gRPC
-    errors. Use as a context manager, or call :meth:`close`.
+    with every call. Every method raises :class:`~fineserve_client.errors.FineserveError` subclasses for gRPC
+    errors (``Unauthenticated`` for a missing or unknown API key). Use as a context manager, or call
+    :meth:`close`.
+
+    Security:
+
+    * ``api_key``: sent as ``authorization: Bearer <key>`` with every call (servers with API keys need it;
+      it decides the tenant whose datasets, jobs and models you see). Use it over TLS: on a plaintext
+      channel the key travels in clear.
+    * TLS: ``tls=True`` (the system's CA roots), or ``ca_file`` (a PEM bundle that signed the server's
+      certificate); for mutual TLS also ``client_cert`` and ``client_key`` (PEM). ``server_name`` overrides
+      the host name checked against the certificate (when the target is an IP address, say).
+      ``credentials`` (``grpc.ChannelCredentials``) replaces all of these.
+    Without any of them the channel is insecure (plaintext).
     """
 
     def __init__(
@@ -271,14 +311,31 @@ class Client:
         metadata: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         channel_options: Sequence[tuple[str, Any]] | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        api_key: str | None = None,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        server_name: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self._metadata = _metadata(metadata)
+        if api_key is not None:
+            key = api_key.strip()
+            if not key or not key.isprintable() or not key.isascii():
+                raise ValueError("api_key must be a non-empty printable ASCII string")
+            kept = tuple(m for m in self._metadata if m[0] != "authorization")
+            self._metadata = (*kept, ("authorization", f"Bearer {key}"))
+        wants_tls = tls or any(f is not None for f in (ca_file, client_cert, client_key))
+        if credentials is None and wants_tls:
+            credentials = tls_credentials(ca_file, client_cert, client_key)
         options = {
             "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
             "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
         }
+        if server_name:
+            options["grpc.ssl_target_name_override"] = server_name
         options.update(dict(channel_options or ()))
         opts = list(options.items())
         if credentials is not None:

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from fineserve.v1 import common_pb2 as fineserve_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ineserve/v1/datasets.proto\x12\x0c\x66ineserve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x66ineserve/v1/common.proto\"\x9a\x01\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.fineserve.v1.ArchiveFormat\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"]\n\x14UploadDatasetRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.fineserve.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"`\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12\x0b\n\x03uri\x18\x03 \x01(\t\"K\n\x0e\x44\x61tasetSummary\x12\x0f\n\x07\x63lasses\x18\x01 \x03(\t\x12\x13\n\x0btrain_items\x18\x02 \x01(\x03\x12\x13\n\x0bvalid_items\x18\x03 \x01(\x03\"\x84\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12+\n\x06layout\x18\x03 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0b\n\x03uri\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x12\n\nfile_count\x18\x08 \x01(\x03\x12-\n\x07summary\x18\t \x01(\x0b\x32\x1c.fineserve.v1.DatasetSummary\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"k\n\x13ListDatasetsRequest\x12\'\n\x04page\x18\x01 \x01(\x0b\x32\x19.fineserve.v1.PageRequest\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\"X\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.fineserve.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x44\x65leteDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*\x99\x01\n\rDatasetLayout\x12\x1e\n\x1a\x44\x41TASET_LAYOUT_UNSPECIFIED\x10\x00\x12\x11\n\rIMAGE_FOLDERS\x10\x01\x12\x14\n\x10IMAGE_LABELS_CSV\x10\x02\x12\x0f\n\x0bIMAGE_MASKS\x10\x03\x12\x0c\n\x08TEXT_CSV\x10\x04\x12\x0f\n\x0bRATINGS_CSV\x10\x05\x12\x0f\n\x0bTABULAR_CSV\x10\x06*J\n\rArchiveFormat\x12\x1e\n\x1a\x41RCHIVE_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03ZIP\x10\x01\x12\x07\n\x03TAR\x10\x02\x12\x07\n\x03\x43SV\x10\x03\x32\x9f\x03\n\x08\x44\x61tasets\x12L\n\rUploadDataset\x12\".fineserve.v1.UploadDatasetRequest\x1a\x15.fineserve.v1.Dataset(\x01\x12N\n\x0fRegisterDataset\x12$.fineserve.v1.RegisterDatasetRequest\x1a\x15.fineserve.v1.Dataset\x12\x44\n\nGetDataset\x12\x1f.fineserve.v1.GetDatasetRequest\x1a\x15.fineserve.v1.Dataset\x12U\n\x0cListDatasets\x12!.fineserve.v1.ListDatasetsRequest\x1a\".fineserve.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".fineserve.v1.DeleteDatasetRequest\x1a#.fineserve.v1.DeleteDatasetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66ineserve/v1/datasets.proto\x12\x0c\x66ineserve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x66ineserve/v1/common.proto\"\x9a\x01\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12+\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x1b.fineserve.v1.ArchiveFormat\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\"]\n\x14UploadDatasetRequest\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.fineserve.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"`\n\x16RegisterDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12\x0b\n\x03uri\x18\x03 \x01(\t\"K\n\x0e\x44\x61tasetSummary\x12\x0f\n\x07\x63lasses\x18\x01 \x03(\t\x12\x13\n\x0btrain_items\x18\x02 \x01(\x03\x12\x13\n\x0bvalid_items\x18\x03 \x01(\x03\"\x94\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12+\n\x06layout\x18\x03 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0b\n\x03uri\x18\x05 \x01(\t\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x12\n\nfile_count\x18\x08 \x01(\x03\x12-\n\x07summary\x18\t \x01(\x0b\x32\x1c.fineserve.v1.DatasetSummary\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x0b \x01(\t\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"k\n\x13ListDatasetsRequest\x12\'\n\x04page\x18\x01 \x01(\x0b\x32\x19.fineserve.v1.PageRequest\x12+\n\x06layout\x18\x02 \x01(\x0e\x32\x1b.fineserve.v1.DatasetLayout\"X\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.fineserve.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x14\x44\x65leteDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse*\x99\x01\n\rDatasetLayout\x12\x1e\n\x1a\x44\x41TASET_LAYOUT_UNSPECIFIED\x10\x00\x12\x11\n\rIMAGE_FOLDERS\x10\x01\x12\x14\n\x10IMAGE_LABELS_CSV\x10\x02\x12\x0f\n\x0bIMAGE_MASKS\x10\x03\x12\x0c\n\x08TEXT_CSV\x10\x04\x12\x0f\n\x0bRATINGS_CSV\x10\x05\x12\x0f\n\x0bTABULAR_CSV\x10\x06*J\n\rArchiveFormat\x12\x1e\n\x1a\x41RCHIVE_FORMAT_UNSPECIFIED\x10\x00\x12\x07\n\x03ZIP\x10\x01\x12\x07\n\x03TAR\x10\x02\x12\x07\n\x03\x43SV\x10\x03\x32\x9f\x03\n\x08\x44\x61tasets\x12L\n\rUploadDataset\x12\".fineserve.v1.UploadDatasetRequest\x1a\x15.fineserve.v1.Dataset(\x01\x12N\n\x0fRegisterDataset\x12$.fineserve.v1.RegisterDatasetRequest\x1a\x15.fineserve.v1.Dataset\x12\x44\n\nGetDataset\x12\x1f.fineserve.v1.GetDatasetRequest\x1a\x15.fineserve.v1.Dataset\x12U\n\x0cListDatasets\x12!.fineserve.v1.ListDatasetsRequest\x1a\".fineserve.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".fineserve.v1.DeleteDatasetRequest\x1a#.fineserve.v1.DeleteDatasetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fineserve.v1.datasets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASETLAYOUT']._serialized_start=1089
-  _globals['_DATASETLAYOUT']._serialized_end=1242
-  _globals['_ARCHIVEFORMAT']._serialized_start=1244
-  _globals['_ARCHIVEFORMAT']._serialized_end=1318
+  _globals['_DATASETLAYOUT']._serialized_start=1105
+  _globals['_DATASETLAYOUT']._serialized_end=1258
+  _globals['_ARCHIVEFORMAT']._serialized_start=1260
+  _globals['_ARCHIVEFORMAT']._serialized_end=1334
   _globals['_UPLOADHEADER']._serialized_start=106
   _globals['_UPLOADHEADER']._serialized_end=260
   _globals['_UPLOADDATASETREQUEST']._serialized_start=262
@@ -46,17 +46,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATASETSUMMARY']._serialized_start=455
   _globals['_DATASETSUMMARY']._serialized_end=530
   _globals['_DATASET']._serialized_start=533
-  _globals['_DATASET']._serialized_end=793
-  _globals['_GETDATASETREQUEST']._serialized_start=795
-  _globals['_GETDATASETREQUEST']._serialized_end=826
-  _globals['_LISTDATASETSREQUEST']._serialized_start=828
-  _globals['_LISTDATASETSREQUEST']._serialized_end=935
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=937
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1025
-  _globals['_DELETEDATASETREQUEST']._serialized_start=1027
-  _globals['_DELETEDATASETREQUEST']._serialized_end=1061
-  _globals['_DELETEDATASETRESPONSE']._serialized_start=1063
-  _globals['_DELETEDATASETRESPONSE']._serialized_end=1086
-  _globals['_DATASETS']._serialized_start=1321
-  _globals['_DATASETS']._serialized_end=1736
+  _globals['_DATASET']._serialized_end=809
+  _globals['_GETDATASETREQUEST']._serialized_start=811
+  _globals['_GETDATASETREQUEST']._serialized_end=842
+  _globals['_LISTDATASETSREQUEST']._serialized_start=844
+  _globals['_LISTDATASETSREQUEST']._serialized_end=951
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=953
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1041
+  _globals['_DELETEDATASETREQUEST']._serialized_start=1043
+  _globals['_DELETEDATASETREQUEST']._serialized_end=1077
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=1079
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=1102
+  _globals['_DATASETS']._serialized_start=1337
+  _globals['_DATASETS']._serialized_end=1752
 # @@protoc_insertion_point(module_scope)

@@ -82,7 +82,7 @@ class DatasetSummary(_message.Message):
     def __init__(self, classes: _Optional[_Iterable[str]] = ..., train_items: _Optional[int] = ..., valid_items: _Optional[int] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "name", "layout", "source", "uri", "sha256", "size_bytes", "file_count", "summary", "created_at")
+    __slots__ = ("id", "name", "layout", "source", "uri", "sha256", "size_bytes", "file_count", "summary", "created_at", "tenant")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Dataset(_message.Message):
     FILE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     layout: DatasetLayout
@@ -103,7 +104,8 @@ class Dataset(_message.Message):
     file_count: int
     summary: DatasetSummary
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., layout: _Optional[_Union[DatasetLayout, str]] = ..., source: _Optional[str] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., file_count: _Optional[int] = ..., summary: _Optional[_Union[DatasetSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., layout: _Optional[_Union[DatasetLayout, str]] = ..., source: _Optional[str] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., file_count: _Optional[int] = ..., summary: _Optional[_Union[DatasetSummary, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
     __slots__ = ("id",)

@@ -253,7 +253,7 @@ class JobProgress(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., batch: _Optional[int] = ..., batches: _Optional[int] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "task", "kind", "request", "created_at", "started_at", "finished_at", "error", "result", "progress", "attempts", "lr_request")
+    __slots__ = ("id", "state", "task", "kind", "request", "created_at", "started_at", "finished_at", "error", "result", "progress", "attempts", "lr_request", "tenant")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +267,7 @@ class Job(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LR_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     task: Task
@@ -280,7 +281,8 @@ class Job(_message.Message):
     progress: JobProgress
     attempts: int
     lr_request: FindLearningRateRequest
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[Task, str]] = ..., kind: _Optional[str] = ..., request: _Optional[_Union[CreateFineTuneJobRequest, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., attempts: _Optional[int] = ..., lr_request: _Optional[_Union[FindLearningRateRequest, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[Task, str]] = ..., kind: _Optional[str] = ..., request: _Optional[_Union[CreateFineTuneJobRequest, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., attempts: _Optional[int] = ..., lr_request: _Optional[_Union[FindLearningRateRequest, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

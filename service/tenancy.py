@@ -1,0 +1,43 @@
+"""Who is calling: the tenant of the current RPC, set by the auth interceptor and read by the servicers.
+
+One mechanism only: a context variable that service/interceptors.py sets inside each RPC's handler before the
+servicer method runs. It has no default, so code that reads it outside an authenticated RPC fails loudly
+instead of silently acting for some tenant. Background work (the job manager, a re-queued job) never reads it:
+it takes the tenant stored with the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from contextvars import ContextVar
+
+DEFAULT_TENANT = "default"
+# Tenant names end up in directory names (models/<tenant>/<name>/<version>): same alphabet as model names.
+TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+
+_TENANT: ContextVar[str] = ContextVar("fineserve_tenant")
+
+
+def current_tenant() -> str:
+    """The calling tenant; RuntimeError outside an RPC that went through the auth interceptor."""
+    try:
+        return _TENANT.get()
+    except LookupError:
+        raise RuntimeError("no tenant in this context: the call did not pass the auth interceptor") from None
+
+
+def set_tenant(tenant: str) -> object:
+    """Set the tenant for the rest of this RPC; returns a token for reset_tenant."""
+    return _TENANT.set(tenant)
+
+
+def reset_tenant(token: object) -> None:
+    # ValueError: an async generator resumed in another context; that context ends with its RPC anyway.
+    with contextlib.suppress(ValueError):
+        _TENANT.reset(token)  # type: ignore[arg-type]
+
+
+def tenant_or_default(stored: str) -> str:
+    """Rows written before tenancy existed belong to the default tenant."""
+    return stored or DEFAULT_TENANT

@@ -1,0 +1,195 @@
+"""API keys: no key or a wrong key is UNAUTHENTICATED on every service; health and reflection stay open; the
+keys file holds only hashes; keys are managed with `python -m service.keys` and picked up live; every
+mutating call leaves one JSON audit line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
+from security.conftest import SecureServer, Trained
+from security.helpers import Stubs, png, upload_requests, zip_bytes
+from service import keys as keys_cli
+from service.auth import AuthError, KeysFileError, KeyStore, hash_key, new_key, parse_keys, write_keys_file
+from service.launcher import ServerProcess
+
+UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+
+
+def _every_service(s: Stubs) -> dict[str, tuple[grpc.StatusCode, str]]:
+    image = common_pb2.Image(data=png(4, 4))
+    return {
+        "ListDatasets": s.code(s.datasets.ListDatasets, datasets_pb2.ListDatasetsRequest()),
+        "UploadDataset": s.code(s.datasets.UploadDataset, upload_requests(zip_bytes({"a/1.png": png(4, 4)}))),
+        "DeleteDataset": s.code(s.datasets.DeleteDataset, datasets_pb2.DeleteDatasetRequest(id="ds-1")),
+        "ListJobs": s.code(s.training.ListJobs, training_pb2.ListJobsRequest()),
+        "WatchJob": s.code(s.training.WatchJob, training_pb2.WatchJobRequest(id="job-1")),
+        "CreateFineTuneJob": s.code(s.training.CreateFineTuneJob, training_pb2.CreateFineTuneJobRequest()),
+        "ListModels": s.code(s.models.ListModels, models_pb2.ListModelsRequest()),
+        "DeleteModel": s.code(s.models.DeleteModel, models_pb2.DeleteModelRequest(
+            ref=common_pb2.ModelRef(name="pets"))),
+        "Classify": s.code(s.inference.Classify, inference_pb2.ClassifyRequest(
+            model=common_pb2.ModelRef(name="pets"), images=[image])),
+        "PredictText": s.code(s.inference.PredictText, inference_pb2.PredictTextRequest(texts=["hi"])),
+    }
+
+
+@pytest.mark.parametrize("key", [None, "fsk_not-a-key-we-issued", "", "x" * 600])
+def test_missing_or_unknown_key_is_unauthenticated(secure: SecureServer, alice_model: Trained, key: str | None) -> None:
+    s = secure.stubs(None, key=key)
+    for method, (code, details) in _every_service(s).items():
+        assert code == UNAUTH, f"{method}: {code.name} {details}"
+        assert ("missing credentials" if not key else "invalid API key") in details, details
+    # nothing was created or deleted by those calls
+    alice = secure.client("alice")
+    assert alice.get_model("pets", 1).ref.version == 1
+
+
+def test_malformed_authorization_header(secure: SecureServer) -> None:
+    s = secure.stubs(None)
+    for value in ("Basic dXNlcjpwYXNz", "Bearer", secure.keys["alice"], f"Token {secure.keys['alice']}"):
+        try:
+            s.models.ListModels(models_pb2.ListModelsRequest(), metadata=(("authorization", value),), timeout=10)
+            raise AssertionError(f"{value!r} was accepted")
+        except grpc.RpcError as e:
+            assert e.code() == UNAUTH, value
+    # scheme is case-insensitive, surrounding blanks ignored
+    ok = s.models.ListModels(models_pb2.ListModelsRequest(), timeout=10,
+                             metadata=(("authorization", f"  bearer  {secure.keys['alice']} "),))
+    assert all(m.tenant == "alice" for m in ok.models)
+
+
+def test_health_and_reflection_need_no_key(secure: SecureServer) -> None:
+    s = secure.stubs(None)
+    health = health_pb2_grpc.HealthStub(s.channel)
+    for service in ("", "fineserve.v1.Models", "fineserve.v1.Inference"):
+        resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(s.channel)
+    answers = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                             timeout=10))
+    names = {svc.name for svc in answers[0].list_services_response.service}
+    assert {"fineserve.v1.Datasets", "fineserve.v1.Training", "fineserve.v1.Models",
+            "fineserve.v1.Inference", "grpc.health.v1.Health"} <= names
+
+
+def test_keys_file_holds_hashes_only(secure: SecureServer) -> None:
+    text = secure.keys_file.read_text()
+    for tenant, key in secure.keys.items():
+        assert key not in text
+        assert hash_key(key) in json.loads(text)[tenant]
+    assert secure.keys_file.stat().st_mode & 0o077 == 0  # not readable by group/others
+
+
+def test_keys_cli_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "keys.json"
+    out = subprocess.run([sys.executable, "-m", "service.keys", "add", "--tenant", "acme", "--file", str(f)],
+                         capture_output=True, text=True, check=True)
+    key = out.stdout.strip()
+    assert key.startswith("fsk_") and len(key) >= 40 and "shown only this once" in out.stderr
+    assert key not in f.read_text() and parse_keys(f.read_text()) == {"acme": [hash_key(key)]}
+    assert keys_cli.main(["add", "--tenant", "acme", "--file", str(f)]) == 0
+    second = capsys.readouterr().out.strip()
+    store = KeyStore(f)
+    assert store.authenticate(f"Bearer {key}").tenant == store.authenticate(f"Bearer {second}").tenant == "acme"
+    assert keys_cli.main(["list", "--file", str(f)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("acme\t") and key not in listing and second not in listing
+    fp = store.authenticate(f"Bearer {key}").key_id
+    assert keys_cli.main(["remove", "--tenant", "acme", "--fingerprint", fp, "--file", str(f)]) == 0
+    assert parse_keys(f.read_text()) == {"acme": [hash_key(second)]}
+    assert keys_cli.main(["add", "--tenant", "Bad Name!", "--file", str(f)]) == 2
+    assert keys_cli.main(["remove", "--tenant", "acme", "--file", str(f)]) == 0
+    assert parse_keys(f.read_text()) == {}
+
+
+def test_keystore_rules(tmp_path: Path) -> None:
+    key = new_key()
+    with pytest.raises(KeysFileError, match="never raw keys"):
+        parse_keys(json.dumps({"acme": [key]}))
+    with pytest.raises(KeysFileError) as refused:
+        parse_keys(json.dumps({"acme": [key]}))
+    assert key not in str(refused.value)
+    with pytest.raises(KeysFileError, match="both"):
+        parse_keys(json.dumps({"a": [hash_key(key)], "b": [hash_key(key)]}))
+    with pytest.raises(KeysFileError, match="must match"):
+        parse_keys(json.dumps({"../etc": []}))
+    assert parse_keys(f"acme:\n  - {hash_key(key)}\n") == {"acme": [hash_key(key)]}  # YAML works too
+    with pytest.raises(KeysFileError, match="cannot read"):
+        KeyStore(tmp_path / "missing.json")
+    empty = tmp_path / "empty.json"
+    write_keys_file(empty, {})
+    with pytest.raises(AuthError):  # a configured but empty file refuses everyone: it never opens the door
+        KeyStore(empty).authenticate(f"Bearer {key}")
+    assert KeyStore(None).authenticate(None).tenant == "default"  # open mode
+
+
+def test_server_refuses_to_start_with_raw_keys(tmp_path: Path) -> None:
+    f = tmp_path / "keys.json"
+    f.write_text(json.dumps({"acme": [new_key()]}))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="never raw keys"):
+        ServerProcess(tmp_path / "data", "--api-keys-file", str(f)).start(timeout=60)
+    assert time.monotonic() - started < 30  # refused before Ray starts
+
+
+def test_new_key_is_picked_up_without_restart(secure: SecureServer) -> None:
+    keys = json.loads(secure.keys_file.read_text())
+    dave = new_key()
+    keys["dave"] = [hash_key(dave)]
+    write_keys_file(secure.keys_file, keys)
+    s = secure.stubs(None, key=dave)
+    deadline = time.monotonic() + 15
+    while True:
+        code, _ = s.code(s.models.ListModels, models_pb2.ListModelsRequest())
+        if code == grpc.StatusCode.OK or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert code == grpc.StatusCode.OK
+    del keys["dave"]
+    write_keys_file(secure.keys_file, keys)
+    deadline = time.monotonic() + 15
+    while s.code(s.models.ListModels, models_pb2.ListModelsRequest())[0] != UNAUTH:
+        assert time.monotonic() < deadline, "a removed key still works"
+        time.sleep(0.5)
+
+
+def test_audit_line_per_mutating_call(secure: SecureServer, alice_model: Trained) -> None:
+    before = len(secure.audit())
+    alice, bob, anon = secure.stubs("alice"), secure.stubs("bob"), secure.stubs(None)
+    assert alice.code(alice.models.GetModel, models_pb2.GetModelRequest(ref=common_pb2.ModelRef(name="pets")))[0] \
+        == grpc.StatusCode.OK  # reads are not audited
+    bob.code(bob.datasets.DeleteDataset, datasets_pb2.DeleteDatasetRequest(id=alice_model.dataset.id))
+    anon.code(anon.models.DeleteModel, models_pb2.DeleteModelRequest(ref=common_pb2.ModelRef(name="pets")))
+    bob.code(bob.training.CancelJob, training_pb2.CancelJobRequest(id=alice_model.job.id))
+    code, _ = alice.code(alice.datasets.UploadDataset, upload_requests(b"not a zip", name="junk"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    deadline = time.monotonic() + 10  # a refusal reaches the caller a moment before its audit line is written
+    while len(new := secure.audit()[before:]) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(e["audit"], e["tenant"], e["code"]) for e in new] == [
+        ("DeleteDataset", "bob", "NOT_FOUND"),
+        ("DeleteModel", None, "UNAUTHENTICATED"),
+        ("CancelJob", "bob", "NOT_FOUND"),
+        ("UploadDataset", "alice", "INVALID_ARGUMENT"),
+    ]
+    assert new[0]["target"] == alice_model.dataset.id and new[2]["target"] == alice_model.job.id
+    assert new[3]["name"] == "junk" and "not a readable zip" in new[3]["message"]
+    for e in new:
+        assert {"time", "tenant", "method", "code", "peer"} <= set(e)
+        assert e["method"].startswith("/fineserve.v1.")
+        assert not any(k in json.dumps(e) for k in secure.keys.values())
+    # the successful upload and job of alice's fixture were audited with the ids they created
+    created = [e for e in secure.audit()[:before] if e["tenant"] == "alice" and e["code"] == "OK"]
+    assert {"UploadDataset", "CreateFineTuneJob"} <= {e["audit"] for e in created}
+    assert alice_model.job.id in {e.get("target") for e in created}
+    assert alice_model.dataset.id in {e.get("target") for e in created}
