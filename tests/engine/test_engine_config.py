@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from worker.engine import BaseWeights, FineTuneConfig
+from worker.engine import BaseWeights, FineTuneConfig, Stage
 
 
 def test_defaults_round_trip_through_json() -> None:
@@ -19,6 +19,44 @@ def test_from_dict_fills_defaults_and_converts_ints_for_float_fields() -> None:
     cfg = FineTuneConfig.from_dict({"arch": "resnet34", "lr": 1, "base": {"kind": "none"}})
     assert cfg.arch == "resnet34" and cfg.base == BaseWeights("none") and cfg.image_size == 224
     assert isinstance(cfg.to_dict()["lr"], float)
+
+
+def test_schedule_fields_round_trip_through_json() -> None:
+    cfg = FineTuneConfig(stages=[Stage(1, 2, image_size=64), Stage(2, 0)], group_lrs=[1e-5, 1e-4, 1e-3],
+                         label_smoothing=0.1, mixup_alpha=0.4, grad_clip=1.0, early_stopping_metric="accuracy",
+                         auto_lr=True, final_div_factor=1e4)
+    assert cfg.stages == (Stage(1, 2, image_size=64), Stage(2, 0)) and cfg.group_lrs == (1e-5, 1e-4, 1e-3)
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert data["stages"][0] == {"epochs": 1, "freeze_to": 2, "image_size": 64, "lr": 0.0}
+    assert FineTuneConfig.from_dict(data) == cfg
+    assert Stage.from_dict(Stage(3, 1, 48, 0.5).to_dict()) == Stage(3, 1, 48, 0.5)
+
+
+def test_defaults_of_the_1cycle_knobs() -> None:
+    cfg = FineTuneConfig()
+    assert (cfg.div_factor, cfg.final_div_factor, cfg.moms_max, cfg.moms_min) == (25.0, 1e5, 0.95, 0.85)
+    assert (cfg.stages, cfg.group_lrs, cfg.auto_lr, cfg.early_stopping_metric) == ((), (), False, "")
+
+
+def test_derived_stages_are_the_fine_tune_recipe() -> None:
+    assert FineTuneConfig(lr=4e-3, freeze_epochs=2, epochs=3, image_size=64).resolved_stages() == (
+        Stage(2, 2, 64, 4e-3), Stage(3, 0, 64, 2e-3))
+    assert FineTuneConfig(base=BaseWeights("none"), epochs=2, lr=4e-3).resolved_stages() == (Stage(2, 0, 224, 2e-3),)
+    assert FineTuneConfig(freeze_epochs=1, epochs=0).resolved_stages() == (Stage(1, 2, 224, 2e-3),)
+
+
+def test_explicit_stages_fill_in_size_and_lr_by_the_default_rule() -> None:
+    stages = (Stage(1, 2), Stage(1, 1, 48), Stage(1, 0), Stage(1, 0, lr=0.1))
+    cfg = FineTuneConfig(lr=4e-3, image_size=32, stages=stages)
+    assert cfg.resolved_stages() == (Stage(1, 2, 32, 4e-3), Stage(1, 1, 48, 4e-3), Stage(1, 0, 32, 2e-3),
+                                     Stage(1, 0, 32, 0.1))
+    with_groups = FineTuneConfig(stages=(Stage(1, 1), Stage(1, 0)), group_lrs=(1e-4, 1e-3, 1e-2))
+    assert [s.lr for s in with_groups.resolved_stages()] == [2e-3, 1e-2]
+
+
+def test_stages_replace_the_epoch_fields() -> None:
+    cfg = FineTuneConfig(base=BaseWeights("none"), freeze_epochs=0, epochs=0, stages=(Stage(2, 0),))
+    assert cfg.resolved_stages() == (Stage(2, 0, 224, 1e-3),)
 
 
 def test_base_none_skips_the_frozen_phase() -> None:
@@ -50,6 +88,27 @@ def test_base_none_skips_the_frozen_phase() -> None:
     ({"base": {"kind": "torchvision", "name": "IMAGENET1K_V9"}}, "base.name"),
     ({"base": {"kind": "file"}}, "base.path"),
     ({"base": {"kind": "store", "path": 3}}, "base.path"),
+    ({"div_factor": 0.5}, "div_factor"),
+    ({"final_div_factor": 0}, "final_div_factor"),
+    ({"moms_max": 1.0}, "moms_max"),
+    ({"moms_min": 0.96}, "moms_min"),
+    ({"group_lrs": [1e-3, 1e-2]}, "group_lrs"),
+    ({"group_lrs": [1e-3, 0, 1e-2]}, r"group_lrs\[1\]"),
+    ({"group_lrs": 0.1}, "group_lrs"),
+    ({"stages": {"epochs": 1}}, "stages"),
+    ({"stages": [{"epochs": 0, "freeze_to": 0}]}, "stage.epochs"),
+    ({"stages": [{"epochs": 1, "freeze_to": -1}]}, "stage.freeze_to"),
+    ({"stages": [{"epochs": 1, "freeze_to": 0, "image_size": 8}]}, "stage.image_size"),
+    ({"stages": [{"epochs": 1, "freeze_to": 0, "lr": -1}]}, "stage.lr"),
+    ({"stages": [{"epochs": 1, "freeze_to": 0}, {"epochs": 1, "freeze_to": 3}]}, r"stages\[1\].freeze_to"),
+    ({"stages": [{"epochs": 1, "freeze_to": 0, "lr": 0.1}], "group_lrs": [1e-3, 1e-2, 0.1]}, r"stages\[0\].lr"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"mixup_alpha": -0.1}, "mixup_alpha"),
+    ({"grad_clip": -1}, "grad_clip"),
+    ({"early_stopping_metric": "f1"}, "early_stopping_metric"),
+    ({"early_stopping_patience": 0}, "early_stopping_patience"),
+    ({"early_stopping_min_delta": -0.1}, "early_stopping_min_delta"),
+    ({"auto_lr": 1}, "auto_lr"),
 ])
 def test_invalid_values_name_the_field(data: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"invalid {field}:"):
@@ -63,3 +122,5 @@ def test_unknown_fields_are_rejected() -> None:
         FineTuneConfig.from_dict({"base": {"kind": "none", "url": "x"}})
     with pytest.raises(ValueError, match="invalid base: must be an object"):
         FineTuneConfig.from_dict({"base": "none"})
+    with pytest.raises(ValueError, match=r"unknown field\(s\) in stage: size"):
+        FineTuneConfig.from_dict({"stages": [{"epochs": 1, "freeze_to": 0, "size": 64}]})

@@ -35,7 +35,7 @@ def test_resnet18_from_scratch_learns_mnist_tiny(shared_data: Path, tmp_path: Pa
 
     batches = [e for e in events if e["type"] == "batch"]
     epochs = [e for e in events if e["type"] == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and {e["phase"] for e in epochs} == {"unfrozen"}
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and {e["phase"] for e in epochs} == {"stage-0"}
     assert len(batches) == 4 * (709 // 32) and batches[-1]["batch"] == batches[-1]["batches"] == 709 // 32
     assert epochs[-1]["accuracy"] == accuracy
     json.dumps(events)
@@ -49,7 +49,7 @@ def test_frozen_phase_trains_head_and_batchnorm_only(tiny_dataset: Path, tmp_pat
     saved = safetensors.torch.load_file(tmp_path / "model.safetensors")
     assert torch.equal(saved["body.layer4.1.conv2.weight"], seeded_torch_home["layer4.1.conv2.weight"])
     assert not torch.equal(saved["body.layer4.1.bn2.weight"], seeded_torch_home["layer4.1.bn2.weight"])
-    assert {e["phase"] for e in events if e["type"] == "epoch"} == {"frozen"}
+    assert {e["phase"] for e in events if e["type"] == "epoch"} == {"stage-0"}
     assert any("ResNet18_Weights.IMAGENET1K_V1" in e["message"] for e in events if e["type"] == "log")
 
 
@@ -59,14 +59,16 @@ def test_two_phases_number_epochs_across_the_job(tiny_dataset: Path, tmp_path: P
     events: list[dict] = []
     fine_tune(cfg, tiny_dataset, tmp_path, events.append)
     epochs = [(e["phase"], e["epoch"], e["epochs"]) for e in events if e["type"] == "epoch"]
-    assert epochs == [("frozen", 1, 3), ("unfrozen", 2, 3), ("unfrozen", 3, 3)]
-    head_lrs = [e["lr"] for e in events if e["type"] == "batch" and e["phase"] == "unfrozen"]
+    assert epochs == [("stage-0", 1, 3), ("stage-1", 2, 3), ("stage-1", 3, 3)]
+    head_lrs = [e["lr"] for e in events if e["type"] == "batch" and e["phase"] == "stage-1"]
     assert max(head_lrs) == pytest.approx(TINY["lr"] / 2, rel=0.05)  # 1cycle peak of the head group
 
 
-def test_same_seed_gives_the_same_model(tiny_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_gives_the_same_model(precision: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = FineTuneConfig(**{**TINY, "precision": precision, "device": "cpu", "mixup_alpha": 0.4})
     for name in ("a", "b"):
-        fine_tune(FineTuneConfig(**TINY), tiny_dataset, tmp_path / name)
+        fine_tune(cfg, tiny_dataset, tmp_path / name)
     a, b = (safetensors.torch.load_file(tmp_path / name / "model.safetensors") for name in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -23,4 +23,5 @@ class InvalidImage(EngineError):
 
 
 class Cancelled(EngineError):
-    """Training stopped because `should_stop()` asked for it; no artifacts are written."""
+    """Training stopped because `should_stop()` asked for it; no model is written (a checkpoint of the last
+    finished epoch may remain in out_dir/checkpoint, for a rerun to resume from)."""

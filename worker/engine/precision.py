@@ -52,3 +52,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """Loss scaling only for fp16, whose narrow exponent underflows small gradients; a no-op otherwise."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def prefers_channels_last(device: torch.device) -> bool:
+    """NHWC is the layout GPU tensor cores convolve natively; on CPU oneDNN chooses its own layout."""
+    return device.type == "cuda"

@@ -9,6 +9,8 @@ import torchvision
 from torch import nn
 
 BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+N_LAYER_GROUPS = 3
+"""Length of ResNetClassifier.layer_groups(), the same for every ResNet; configs are validated against it."""
 
 
 class AdaptiveConcatPool2d(nn.Module):

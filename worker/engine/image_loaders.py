@@ -1,0 +1,41 @@
+"""DataLoaders over an image-folders data set at one image size (a stage with another size builds new ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from .base_weights import LoadedBase
+from .config import FineTuneConfig
+from .image_folders import ImageFileDataset, ImageFolders
+from .image_transforms import train_transform, valid_transform
+
+
+def _common(cfg: FineTuneConfig, device: torch.device) -> dict[str, Any]:
+    # No persistent workers: fresh workers each epoch are seeded from that epoch's generator, so a resumed job
+    # replays the same augmentations.
+    return {"num_workers": cfg.num_workers, "pin_memory": device.type == "cuda"}
+
+
+def train_loader(cfg: FineTuneConfig, data: ImageFolders, base: LoadedBase, device: torch.device,
+                 image_size: int) -> DataLoader:
+    """Shuffled by its own generator (see reseed_for_epoch); full batches only, since the head's BatchNorm
+    cannot train on one sample."""
+    return DataLoader(ImageFileDataset(data.train, train_transform(image_size, base.mean, base.std, cfg.flip)),
+                      batch_size=min(cfg.batch_size, len(data.train)), shuffle=True, drop_last=True,
+                      generator=torch.Generator().manual_seed(cfg.seed), **_common(cfg, device))
+
+
+def valid_loader(cfg: FineTuneConfig, data: ImageFolders, base: LoadedBase, device: torch.device,
+                 image_size: int) -> DataLoader:
+    return DataLoader(ImageFileDataset(data.valid, valid_transform(image_size, base.mean, base.std)),
+                      batch_size=cfg.batch_size, **_common(cfg, device))
+
+
+def reseed_for_epoch(loader: DataLoader, seed: int, epoch: int) -> DataLoader:
+    """Make the epoch's order (and worker seeds) a function of (seed, epoch) alone, so a job resumed at any
+    epoch sees the batches an uninterrupted run would have."""
+    loader.generator.manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return loader

@@ -1,0 +1,149 @@
+"""The training step and the epoch loops around it. fine_tune, the LR range test and the throughput benchmark
+all drive these functions, so the benchmark measures the loop the jobs run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import clip_grad_norm_
+from torch.optim.lr_scheduler import LRScheduler
+
+from .config import FineTuneConfig
+from .errors import Cancelled, EngineError
+from .precision import autocast, prefers_channels_last
+from .regularisation import mixup, training_loss
+
+Event = dict[str, Any]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Batches(Protocol):
+    """A DataLoader, or a list of (x, y) batches already in memory (the benchmark's)."""
+
+    def __iter__(self) -> Iterator[Batch]: ...
+
+    def __len__(self) -> int: ...
+
+
+def ignore_event(event: Event) -> None:
+    """The default on_event: nobody listening."""
+
+
+def never_stop() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How each batch is computed: device, precision, memory format and the training-only regularisers."""
+
+    device: torch.device
+    precision: str = "fp32"
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    grad_clip: float = 0.0
+    channels_last: bool = False
+    """NHWC activations: what tensor cores want under mixed precision on GPU."""
+
+    @classmethod
+    def for_job(cls, cfg: FineTuneConfig, device: torch.device, precision: str) -> LoopSettings:
+        return cls(device, precision, cfg.label_smoothing, cfg.mixup_alpha, cfg.grad_clip,
+                   channels_last=prefers_channels_last(device))
+
+    def inputs(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, settings: LoopSettings) -> torch.Tensor:
+    """One optimizer step on one batch; returns the (detached, unsynchronised) training loss."""
+    x, y = settings.inputs(x, y)
+    mixed = None
+    if settings.mixup_alpha:
+        x, y_b, lam = mixup(x, y, settings.mixup_alpha)
+        mixed = (y_b, lam)
+    with autocast(settings.device, settings.precision):
+        logits = model(x)
+    loss = training_loss(logits.float(), y, settings.label_smoothing, mixed)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if settings.grad_clip:
+        scaler.unscale_(opt)  # clip the true gradients, not fp16 loss-scaled ones
+        clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], settings.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
+
+
+def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, sched: LRScheduler,
+                scaler: torch.amp.GradScaler, settings: LoopSettings, *, phase: str = "train", epoch: int = 1,
+                epochs: int = 1, on_event: Callable[[Event], None] = ignore_event,
+                should_stop: Callable[[], bool] = never_stop) -> float:
+    """Train one pass over batches, stepping sched after every batch; returns the mean training loss.
+
+    Emits {"type": "batch", phase, epoch, epochs, batch, batches, loss, lr, momentum, group_lrs} per batch with
+    the head group's LR and beta1 and every group's LR as applied in that batch. Each event goes out once the
+    next batch has been queued: reading a loss waits for the device, and by then it has work to do.
+    Raises Cancelled (after reporting the batches done) when should_stop() says so, and EngineError on a
+    non-finite loss.
+    """
+    model.train()
+    n = len(batches)
+    total = 0.0
+    pending: tuple[Event, torch.Tensor] | None = None
+
+    def report(event: Event, loss: torch.Tensor) -> None:
+        nonlocal total
+        value = loss.item()
+        if not math.isfinite(value):
+            raise EngineError(f"training diverged (loss {value}) in epoch {epoch} batch {event['batch']}: "
+                              "lower the learning rate")
+        total += value
+        event["loss"] = value
+        on_event(event)
+
+    for b, (x, y) in enumerate(batches, 1):
+        if should_stop():
+            if pending:
+                report(*pending)
+            raise Cancelled(f"cancelled during epoch {epoch} before batch {b}")
+        loss = train_step(model, x, y, opt, scaler, settings)
+        head = opt.param_groups[-1]
+        event = {"type": "batch", "phase": phase, "epoch": epoch, "epochs": epochs, "batch": b, "batches": n,
+                 "lr": head["lr"], "momentum": head["betas"][0], "group_lrs": [g["lr"] for g in opt.param_groups]}
+        sched.step()
+        if pending:
+            report(*pending)
+        pending = (event, loss)
+    if pending:
+        report(*pending)
+    return total / n
+
+
+def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
+             should_stop: Callable[[], bool] = never_stop) -> tuple[float, float]:
+    """Mean (unsmoothed) cross-entropy and accuracy over all batches; no mixup, no augmentation."""
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=settings.device)
+    correct = torch.zeros((), dtype=torch.int64, device=settings.device)
+    count = 0
+    with torch.inference_mode():
+        for b, (x_in, y_in) in enumerate(batches, 1):
+            if should_stop():
+                raise Cancelled(f"cancelled during validation before batch {b}")
+            x, y = settings.inputs(x_in, y_in)
+            with autocast(settings.device, settings.precision):
+                logits = model(x).float()
+            total_loss += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(dim=1) == y).sum()
+            count += len(y)
+    return total_loss.item() / count, correct.item() / count
