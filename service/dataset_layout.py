@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
@@ -51,4 +52,48 @@ def summarize_image_folders(root: Path) -> datasets_pb2.DatasetSummary:
                                        valid_items=sum(valid_counts.values()))
 
 
-SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders}
+LABELS_FILE = "labels.csv"
+TRUTHY = ("1", "true", "yes")
+FALSY = ("0", "false", "no", "")
+
+
+def summarize_labels_csv(root: Path) -> datasets_pb2.DatasetSummary:
+    """labels.csv at the root (header row; file name and space-separated tags per row; optional is_valid
+    column), every listed file an image inside the dataset. Labels (sorted) as classes; items per split
+    (valid_items 0 when there is no is_valid column: a random split at training time)."""
+    path = root / LABELS_FILE
+    if not path.is_file():
+        raise LayoutError(f"IMAGE_LABELS_CSV needs {LABELS_FILE} at the dataset's root")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise LayoutError(f"{LABELS_FILE} is not a readable UTF-8 CSV: {e}") from e
+    if len(table) < 2 or len(table[0]) < 2:
+        raise LayoutError(f"{LABELS_FILE} needs a header row (file name, labels[, is_valid]) and at least one row")
+    header = [h.strip().lower() for h in table[0]]
+    valid_col = header.index("is_valid") if "is_valid" in header else None
+    real_root = root.resolve()
+    labels: set[str] = set()
+    counts = {False: 0, True: 0}
+    for line, row in enumerate(table[1:], 2):
+        name = row[0].strip()
+        if len(row) < 2 or not name:
+            raise LayoutError(f"{LABELS_FILE} line {line}: expected a file name and labels")
+        image = (root / name).resolve()
+        if real_root not in image.parents or image.suffix.lower() not in IMAGE_SUFFIXES:
+            raise LayoutError(f"{LABELS_FILE} line {line}: {name!r} is not an image file inside the dataset")
+        if not image.is_file():
+            raise LayoutError(f"{LABELS_FILE} line {line}: {name!r} does not exist")
+        flag = row[valid_col].strip().lower() if valid_col is not None and valid_col < len(row) else ""
+        if flag not in TRUTHY + FALSY:
+            raise LayoutError(f"{LABELS_FILE} line {line}: is_valid must be true/false or 1/0, got {flag!r}")
+        counts[flag in TRUTHY] += 1
+        labels.update(row[1].split())
+    if not labels:
+        raise LayoutError(f"{LABELS_FILE} lists no labels")
+    return datasets_pb2.DatasetSummary(classes=sorted(labels), train_items=counts[False], valid_items=counts[True])
+
+
+SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders,
+               datasets_pb2.IMAGE_LABELS_CSV: summarize_labels_csv}

@@ -26,9 +26,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "weight_decay": (0.0, 1.0), "pct_start": (0.01, 0.99), "batch_size": (2, 1024), "image_size": (16, 1024),
     "valid_pct": (0.01, 0.9), "seed": (0, 2**62), "div_factor": (1.0, 1e6), "final_div_factor": (1.0, 1e8),
     "moms_max": (0.0, 0.999), "moms_min": (0.0, 0.999), "label_smoothing": (0.0, 0.5),
-    "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6),
+    "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6), "threshold": (0.01, 0.99), "fbeta_beta": (0.01, 100.0),
 }
 EARLY_STOPPING_METRICS = ("valid_loss", "accuracy")
+# Task -> (the dataset layout it reads, the engine's task name).
+TASKS = {training_pb2.IMAGE_CLASSIFICATION: (datasets_pb2.IMAGE_FOLDERS, "image_classification"),
+         training_pb2.MULTI_LABEL_CLASSIFICATION: (datasets_pb2.IMAGE_LABELS_CSV, "multi_label_classification")}
 
 
 def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
@@ -57,9 +60,10 @@ def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots:
 def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, Any], str]:
     """(FineTuneConfig dict, dataset directory) from the fields both job requests share."""
     if req.task == training_pb2.TASK_UNSPECIFIED:
-        raise invalid("task is required (IMAGE_CLASSIFICATION)")
-    if req.task != training_pb2.IMAGE_CLASSIFICATION:
+        raise invalid("task is required (" + ", ".join(training_pb2.Task.Name(t) for t in TASKS) + ")")
+    if req.task not in TASKS:
         raise unimplemented(f"task {training_pb2.Task.Name(req.task)}", "a later issue of the roadmap")
+    layout, task = TASKS[req.task]
     arch = req.arch or "resnet18"
     if arch not in ARCHS:
         raise invalid(f"arch {arch!r} is not one of {', '.join(ARCHS)}")
@@ -71,9 +75,11 @@ def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, 
     if found is None:
         raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
     dataset, dataset_path = found
-    if dataset.layout != datasets_pb2.IMAGE_FOLDERS:
-        raise invalid(f"dataset {dataset.id} has a layout that {arch} image classification cannot use")
-    cfg: dict[str, Any] = {"arch": arch, "base": _base(req.base, arch, store, roots), **_hyper(req.hyperparameters)}
+    if dataset.layout != layout:
+        raise invalid(f"dataset {dataset.id} has layout {datasets_pb2.DatasetLayout.Name(dataset.layout)}; "
+                      f"{training_pb2.Task.Name(req.task)} needs {datasets_pb2.DatasetLayout.Name(layout)}")
+    cfg: dict[str, Any] = {"task": task, "arch": arch, "base": _base(req.base, arch, store, roots),
+                           **_hyper(req.hyperparameters)}
     if cfg["base"]["kind"] == "none" and cfg.get("epochs", 1) == 0 and not cfg.get("stages"):
         raise invalid("random_init needs epochs >= 1: a random body is trained in the unfrozen epochs")
     if req.resources.cpu_only:

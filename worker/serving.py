@@ -13,12 +13,11 @@ from typing import Any
 
 from ray import serve
 
+from worker import interpretation
+from worker.answers import invalid
+
 MAX_BATCH_SIZE = 32
 BATCH_WAIT_S = 0.01
-
-
-def invalid(message: str) -> dict[str, Any]:
-    return {"error": {"code": "INVALID_ARGUMENT", "message": message}}
 
 
 @serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=128)
@@ -38,18 +37,28 @@ class ModelServer:
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
 
     def _load(self, model_id: str) -> Any:
-        from worker.engine import ImageClassifier
+        from worker.engine import load_model
 
         root = self._root.resolve()
         path = (root / model_id).resolve()
         if root not in path.parents:
             raise ValueError(f"model id {model_id!r} is outside the model store")
-        return ImageClassifier.load(path)
+        return load_model(path)
 
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
         model = await self._get_model(serve.get_multiplexed_model_id())
         return await self._classify_batch((model, images, top_k))
+
+    async def score_labels(self, images: list[bytes], threshold: float | None) -> dict[str, Any]:
+        """Multi-label scores of a request's images (one forward pass for them all)."""
+        model = await self._get_model(serve.get_multiplexed_model_id())
+        return await asyncio.to_thread(interpretation.score_labels, model, images, threshold)
+
+    async def explain(self, images: list[bytes], target: str) -> dict[str, Any]:
+        """Grad-CAM heatmaps of a request's images (one forward and backward pass for them all)."""
+        model = await self._get_model(serve.get_multiplexed_model_id())
+        return await asyncio.to_thread(interpretation.explain, model, images, target)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _classify_batch(self, calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:

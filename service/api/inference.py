@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, training_pb2
+from service.api import interpretation
 from service.api.models import resolve_model
 from service.config import Limits
 from service.errors import ApiError, invalid, rpc, unimplemented
@@ -47,12 +48,14 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
                 for image, top in zip(request.images, answer["results"], strict=True)])
 
+    def _replicas(self, path: str) -> Any:
+        """The serving handle routed to the replicas holding (or loading) the model at path."""
+        return self._handle.options(multiplexed_model_id=self._serving_id(path))
+
     @rpc
-    async def ScoreLabels(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        # Not implemented yet, but the limits already apply: refused input is refused the same way later.
-        if request.images:
-            check_images(request.images, self._limits)
-        raise unimplemented("ScoreLabels (multi-label scores)", "the multi-label and Grad-CAM issue")
+    async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
+                          context: grpc.aio.ServicerContext) -> inference_pb2.ScoreLabelsResponse:
+        return await interpretation.score_labels(request, self._store, self._limits, self._replicas)
 
     @rpc
     async def Segment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -65,10 +68,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         raise unimplemented("Recommend", "the collaborative-filtering issue")
 
     @rpc
-    async def Explain(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if request.images:
-            check_images(request.images, self._limits)
-        raise unimplemented("Explain (Grad-CAM heatmaps)", "the multi-label and Grad-CAM issue")
+    async def Explain(self, request: inference_pb2.ExplainRequest,
+                      context: grpc.aio.ServicerContext) -> inference_pb2.ExplainResponse:
+        return await interpretation.explain(request, self._store, self._limits, self._replicas)
 
     @rpc
     async def PredictText(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

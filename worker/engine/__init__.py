@@ -2,8 +2,12 @@
 
 from .config import BaseWeights, FineTuneConfig, Stage
 from .errors import Cancelled, DatasetError, EngineError, InvalidImage, WeightsUnavailable
+from .explanations import Explanation, explain
+from .grad_cam import Target, class_score, grad_cam
 from .inference import ImageClassifier
 from .lr_finder import find_lr, lr_range_test
+from .model_loading import load_model
+from .multi_label_inference import LabelScores, MultiLabelClassifier
 from .training import fine_tune
 
 __all__ = [
@@ -11,12 +15,20 @@ __all__ = [
     "Cancelled",
     "DatasetError",
     "EngineError",
+    "Explanation",
     "FineTuneConfig",
     "ImageClassifier",
     "InvalidImage",
+    "LabelScores",
+    "MultiLabelClassifier",
     "Stage",
+    "Target",
     "WeightsUnavailable",
+    "class_score",
+    "explain",
     "find_lr",
     "fine_tune",
+    "grad_cam",
+    "load_model",
     "lr_range_test",
 ]

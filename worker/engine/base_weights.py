@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .config import BaseWeights
+from .config import TASKS, BaseWeights
 from .errors import EngineError, WeightsUnavailable
 from .image_transforms import IMAGENET_MEAN, IMAGENET_STD
 from .model_card import read_card, read_weights
@@ -107,9 +107,9 @@ def _from_store(base: BaseWeights, arch: str, body: nn.Module) -> LoadedBase:
         state = read_weights(model_dir)
     except EngineError as e:
         raise WeightsUnavailable(f"cannot use stored model {model_dir} as base: {e}") from e
-    if card.get("task") != "image_classification":
+    if card.get("task") not in TASKS:
         raise WeightsUnavailable(
-            f"stored model {model_dir} is a {card.get('task')!r} model, not an image_classification one")
+            f"stored model {model_dir} is a {card.get('task')!r} model, not one of {', '.join(TASKS)}")
     if card.get("arch") != arch:
         raise WeightsUnavailable(
             f"stored model {model_dir} is a {card.get('arch')} but this job fine-tunes a {arch}: "

@@ -17,6 +17,9 @@ ARCHS = ("resnet18", "resnet34", "resnet50")
 BASE_KINDS = ("torchvision", "file", "store", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EARLY_STOPPING_METRICS = ("", "valid_loss", "accuracy")
+IMAGE_CLASSIFICATION = "image_classification"
+MULTI_LABEL = "multi_label_classification"
+TASKS = (IMAGE_CLASSIFICATION, MULTI_LABEL)
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -187,6 +190,16 @@ class FineTuneConfig:
     """auto (cuda when available, else cpu), cpu, cuda or cuda:N."""
     num_workers: int = 0
     """DataLoader worker processes (0 decodes in the training process)."""
+    task: str = IMAGE_CLASSIFICATION
+    """image_classification (one class per image, image-folders layout: softmax + cross-entropy) or
+    multi_label_classification (any number of labels per image, labels-CSV layout: sigmoid + binary
+    cross-entropy per label)."""
+    threshold: float = 0.5
+    """Multi-label: the score over which a label counts as predicted in the epoch metrics (accuracy and F-beta
+    at threshold). The saved model also carries per-label thresholds tuned on the validation set."""
+    fbeta_beta: float = 2.0
+    """Multi-label: beta of the F-beta metric and of the threshold tuning (2 weighs recall over precision, as
+    the Planet competition did)."""
 
     def __post_init__(self) -> None:
         # Python callers may pass lists; tuples keep the config hashable and equal to its from_dict copy.
@@ -238,6 +251,9 @@ class FineTuneConfig:
         if self.device == "cpu" and self.precision == "fp16":
             _fail("precision", "fp16 needs a GPU (use bf16 or fp32 on cpu)", self.precision)
         _check_int("num_workers", self.num_workers, 0, 64)
+        _check_choice("task", self.task, TASKS)
+        _check_float("threshold", self.threshold, 0.0, 1.0, open_lo=True, open_hi=True)
+        _check_float("fbeta_beta", self.fbeta_beta, 0.0, 100.0, open_lo=True)
 
     def _validate_schedule(self) -> None:
         if self.group_lrs and len(self.group_lrs) != N_LAYER_GROUPS:
@@ -277,7 +293,7 @@ class FineTuneConfig:
         data = dataclasses.asdict(self)
         for name in ("lr", "lr_mult", "weight_decay", "pct_start", "div_factor", "final_div_factor", "moms_max",
                      "moms_min", "label_smoothing", "mixup_alpha", "grad_clip", "early_stopping_min_delta",
-                     "valid_pct"):
+                     "valid_pct", "threshold", "fbeta_beta"):
             data[name] = float(data[name])
         data["group_lrs"] = [float(lr) for lr in self.group_lrs]
         data["stages"] = [stage.to_dict() for stage in self.stages]

@@ -12,12 +12,14 @@ from torch.utils.data import Dataset
 from .errors import DatasetError, InvalidImage
 from .images import check_image, decode_image, is_image_path
 
-Item = tuple[Path, int]
+Item = tuple[Path, int | torch.Tensor]
+"""A file and its target: a class index, or (labels-CSV data sets) a multi-hot float vector of labels."""
 
 
 @dataclass(frozen=True)
 class ImageFolders:
-    """A scanned data set: sorted class names, labelled files per split, and files skipped as unreadable."""
+    """A scanned data set: sorted class (or label) names, labelled files per split, and files skipped as
+    unreadable."""
 
     classes: list[str]
     train: list[Item]
@@ -29,10 +31,10 @@ def _class_dirs(root: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
 
 
-def _image_files(folder: Path, skipped: list[Path]) -> list[Path]:
-    """Image files under folder (recursively, sorted); those whose header PIL cannot read go to skipped."""
+def readable_images(paths: list[Path], skipped: list[Path]) -> list[Path]:
+    """The paths whose header PIL can read; the others go to skipped."""
     good = []
-    for path in sorted(p for p in folder.rglob("*") if is_image_path(p)):
+    for path in paths:
         try:
             check_image(path.read_bytes())
         except (InvalidImage, OSError):
@@ -40,6 +42,11 @@ def _image_files(folder: Path, skipped: list[Path]) -> list[Path]:
         else:
             good.append(path)
     return good
+
+
+def _image_files(folder: Path, skipped: list[Path]) -> list[Path]:
+    """Image files under folder (recursively, sorted); those whose header PIL cannot read go to skipped."""
+    return readable_images(sorted(p for p in folder.rglob("*") if is_image_path(p)), skipped)
 
 
 def _labelled(root: Path, classes: list[str], where: str, skipped: list[Path],
@@ -59,7 +66,7 @@ def _labelled(root: Path, classes: list[str], where: str, skipped: list[Path],
     return items
 
 
-def _random_split(items: list[Item], valid_pct: float, seed: int) -> tuple[list[Item], list[Item]]:
+def random_split(items: list[Item], valid_pct: float, seed: int) -> tuple[list[Item], list[Item]]:
     if len(items) < 3:
         raise DatasetError(f"need at least 3 images to split off a validation set, found {len(items)}")
     n_valid = min(max(1, round(len(items) * valid_pct)), len(items) - 2)
@@ -82,7 +89,7 @@ def scan_image_folders(root: str | Path, valid_pct: float, seed: int) -> ImageFo
     train = _labelled(train_dir, classes, f"training set {train_dir}", skipped, every_class=True)
     valid_dir = next((d for d in (root / "valid", root / "val") if d.is_dir()), None) if has_split else None
     if valid_dir is None:
-        train, valid = _random_split(train, valid_pct, seed)
+        train, valid = random_split(train, valid_pct, seed)
     else:
         valid = _labelled(valid_dir, classes, f"validation set {valid_dir}", skipped, every_class=False)
     if len(train) < 2:
@@ -100,7 +107,7 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         path, label = self.items[i]
         try:
             image = decode_image(path.read_bytes(), i)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .config import IMAGE_CLASSIFICATION
 from .errors import EngineError
 from .image_transforms import valid_transform
 from .images import decode_image
@@ -22,6 +23,8 @@ class ImageClassifier:
     preprocessed images of several callers into one forward pass.
     """
 
+    TASK = IMAGE_CLASSIFICATION
+
     def __init__(self, model: ResNetClassifier, card: dict[str, Any], device: torch.device) -> None:
         self.model = model
         self.card = card
@@ -33,8 +36,8 @@ class ImageClassifier:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> ImageClassifier:
         card = read_card(model_dir)
-        if card.get("task") != "image_classification":
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not image_classification")
+        if card.get("task") != cls.TASK:
+            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {cls.TASK}")
         model = ResNetClassifier(card["arch"], card["n_classes"])
         try:
             model.load_state_dict(read_weights(model_dir))
@@ -49,8 +52,13 @@ class ImageClassifier:
         batch = [self.transform(decode_image(data, i)) for i, data in enumerate(images)]
         return torch.stack(batch) if batch else torch.empty(0, 3, size, size)
 
+    @staticmethod
+    def activate(logits: torch.Tensor) -> torch.Tensor:
+        """Logits to the probabilities the model serves: softmax over classes."""
+        return logits.softmax(dim=1)
+
     def predict_tensor(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C) float32 softmax probabilities on CPU for a preprocessed batch.
+        """(N, C) float32 probabilities (see activate) on CPU for a preprocessed batch.
 
         On CPU each image gets its own forward pass: kernels choose algorithms by batch size, so this keeps an
         image's probabilities bit-identical whatever it is batched with, and costs no throughput on CPU.
@@ -60,7 +68,7 @@ class ImageClassifier:
         batch = batch.to(self.device)
         with torch.inference_mode():
             parts = batch.split(1) if self.device.type == "cpu" else [batch]
-            return torch.cat([self.model(x) for x in parts]).float().softmax(dim=1).cpu()
+            return self.activate(torch.cat([self.model(x) for x in parts]).float()).cpu()
 
     def predict_proba(self, images: list[bytes]) -> torch.Tensor:
         return self.predict_tensor(self.preprocess(images))

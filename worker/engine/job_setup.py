@@ -12,8 +12,9 @@ from typing import Any
 import torch
 
 from .base_weights import LoadedBase, load_base_weights
-from .config import FineTuneConfig
-from .image_folders import ImageFolders, scan_image_folders
+from .config import MULTI_LABEL, FineTuneConfig
+from .image_folders import ImageFolders
+from .image_tasks import scan_dataset
 from .precision import prefers_channels_last, resolve_device, resolve_precision
 from .resnet_classifier import ResNetClassifier
 
@@ -37,12 +38,16 @@ def open_job(cfg: FineTuneConfig, dataset_dir: str | Path, on_event: Callable[[E
     """Everything that can fail on the request alone, checked before any model is built."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    data = scan_image_folders(dataset_dir, cfg.valid_pct, cfg.seed)
+    data = scan_dataset(cfg, dataset_dir)
     skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
-    on_event(log_event(f"data set {dataset_dir}: {len(data.classes)} classes, {len(data.train)} training and "
+    on_event(log_event(f"data set {dataset_dir}: {len(data.classes)} {_noun(cfg)}, {len(data.train)} training and "
                        f"{len(data.valid)} validation images{skipped}"))
     on_event(log_event(f"device {device}, precision {precision} (requested {cfg.precision})"))
     return Job(device, precision, data)
+
+
+def _noun(cfg: FineTuneConfig) -> str:
+    return "labels" if cfg.task == MULTI_LABEL else "classes"
 
 
 @contextmanager

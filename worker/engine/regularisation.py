@@ -1,4 +1,5 @@
-"""Training-loss regularisers: label smoothing (inside torch's cross-entropy) and mixup."""
+"""Training losses and their regularisers: label smoothing and mixup, for single-label (softmax cross-entropy)
+and multi-label (sigmoid binary cross-entropy per label) targets."""
 
 from __future__ import annotations
 
@@ -14,11 +15,20 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float) -> tuple[torch.Tensor,
     return torch.lerp(x[perm], x, lam), y[perm], lam
 
 
+def target_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0,
+                multi_label: bool = False) -> torch.Tensor:
+    """Cross-entropy against class indices, or, multi-label, mean binary cross-entropy with logits against
+    multi-hot targets (smoothed towards 1/2 the way cross-entropy smooths towards 1/C)."""
+    if multi_label:
+        return F.binary_cross_entropy_with_logits(logits, y * (1 - label_smoothing) + label_smoothing / 2)
+    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
 def training_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float,
-                  mixed: tuple[torch.Tensor, float] | None = None) -> torch.Tensor:
-    """Cross-entropy (smoothed if asked); with mixup, lam*CE(y) + (1-lam)*CE(y_b) for mixed = (y_b, lam)."""
-    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                  mixed: tuple[torch.Tensor, float] | None = None, multi_label: bool = False) -> torch.Tensor:
+    """target_loss (smoothed if asked); with mixup, lam*loss(y) + (1-lam)*loss(y_b) for mixed = (y_b, lam)."""
+    loss = target_loss(logits, y, label_smoothing, multi_label)
     if mixed is None:
         return loss
     y_b, lam = mixed
-    return lam * loss + (1 - lam) * F.cross_entropy(logits, y_b, label_smoothing=label_smoothing)
+    return lam * loss + (1 - lam) * target_loss(logits, y_b, label_smoothing, multi_label)

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import LRScheduler
 
-from .config import FineTuneConfig
+from .config import MULTI_LABEL, FineTuneConfig
 from .errors import Cancelled, EngineError
 from .precision import autocast, prefers_channels_last
 from .regularisation import mixup, training_loss
@@ -50,11 +50,13 @@ class LoopSettings:
     grad_clip: float = 0.0
     channels_last: bool = False
     """NHWC activations: what tensor cores want under mixed precision on GPU."""
+    multi_label: bool = False
+    """Targets are multi-hot label vectors (sigmoid + binary cross-entropy) rather than class indices."""
 
     @classmethod
     def for_job(cls, cfg: FineTuneConfig, device: torch.device, precision: str) -> LoopSettings:
         return cls(device, precision, cfg.label_smoothing, cfg.mixup_alpha, cfg.grad_clip,
-                   channels_last=prefers_channels_last(device))
+                   channels_last=prefers_channels_last(device), multi_label=cfg.task == MULTI_LABEL)
 
     def inputs(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
         x = x.to(self.device, non_blocking=True)
@@ -73,7 +75,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
         mixed = (y_b, lam)
     with autocast(settings.device, settings.precision):
         logits = model(x)
-    loss = training_loss(logits.float(), y, settings.label_smoothing, mixed)
+    loss = training_loss(logits.float(), y, settings.label_smoothing, mixed, settings.multi_label)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if settings.grad_clip:

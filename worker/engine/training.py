@@ -28,13 +28,14 @@ from .checkpoint import (
 from .config import FineTuneConfig, Stage
 from .early_stopping import EarlyStopping
 from .image_loaders import reseed_for_epoch, train_loader, valid_loader
+from .image_tasks import epoch_metrics, final_card_entries
 from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
 from .lr_finder import job_range_test
 from .model_card import FORMAT_VERSION, save_model
 from .precision import grad_scaler
 from .resnet_classifier import ResNetClassifier
 from .schedule import group_max_lrs, make_optimizer, one_cycle
-from .train_loop import LoopSettings, ignore_event, never_stop, train_epoch, validate
+from .train_loop import LoopSettings, ignore_event, never_stop, train_epoch
 
 AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
 """The range test auto_lr runs: find_lr's defaults."""
@@ -109,8 +110,8 @@ class _Training:
             train_loss = train_epoch(model, reseed_for_epoch(train_dl, cfg.seed, self.epoch), opt, sched, scaler,
                                      self.settings, phase=phase, epoch=self.epoch, epochs=self.total_epochs,
                                      on_event=self.on_event, should_stop=self.should_stop)
-            valid_loss, accuracy = validate(model, valid_dl, self.settings, self.should_stop)
-            metrics = {"accuracy": accuracy, "valid_loss": valid_loss, "train_loss": train_loss}
+            metrics = {**epoch_metrics(cfg, model, valid_dl, self.settings, self.should_stop),
+                       "train_loss": train_loss}
             self.history.append(metrics)
             self.on_event({"type": "epoch", "phase": phase, "epoch": self.epoch, "epochs": self.total_epochs,
                            **metrics, "seconds": time.perf_counter() - start})
@@ -127,9 +128,12 @@ class _Training:
     def card(self) -> dict[str, Any]:
         """Everything needed to rebuild, serve and explain the model, as JSON."""
         cfg, data = self.cfg, self.job.data
+        last = self.stages[-1].image_size
+        extra = final_card_entries(cfg, self.model, valid_loader(cfg, data, self.base, self.job.device, last),
+                                   self.settings)
         return {
             "format_version": FORMAT_VERSION,
-            "task": "image_classification",
+            "task": cfg.task,
             "arch": cfg.arch,
             "classes": data.classes,
             "n_classes": len(data.classes),
@@ -139,19 +143,21 @@ class _Training:
             "hyperparameters": cfg.to_dict(),
             "stages": [stage.to_dict() for stage in self.stages],
             "epochs_trained": self.epoch,
-            "metrics": self.history[-1],
+            "metrics": {**self.history[-1], **extra.pop("tuned_metrics", {})},
             "dataset": {"train_images": len(data.train), "valid_images": len(data.valid),
                         "skipped_files": len(data.skipped)},
             "precision": self.job.precision,
             "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **extra,
         }
 
 
 def fine_tune(cfg: FineTuneConfig, dataset_dir: str | Path, out_dir: str | Path,
               on_event: Callable[[Event], None] = ignore_event,
               should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
-    """Fine-tune a ResNet classifier on an image-folders data set and write model.safetensors + card.json.
+    """Fine-tune a ResNet classifier on an image-folders data set (cfg.task "multi_label_classification": a
+    labels-CSV data set) and write model.safetensors + card.json.
 
     Each stage of cfg.resolved_stages() is one 1cycle. After every epoch a checkpoint goes to
     out_dir/checkpoint/; when out_dir already holds one made for the same cfg and classes, training resumes

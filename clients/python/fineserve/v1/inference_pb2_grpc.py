@@ -81,7 +81,7 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ScoreLabels(self, request, context):
-        """Multi-label scores. Not yet implemented.
+        """Multi-label scores: every label's sigmoid score and the labels over threshold, for each image.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,7 +102,7 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Explain(self, request, context):
-        """Grad-CAM activation heatmaps. Not yet implemented.
+        """Grad-CAM activation heatmaps of the last convolutional stage (single- and multi-label models).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,52 @@
+"""Synthetic images for the Grad-CAM localisation test: one coloured disk (its colour is the class) at a random
+position on clutter: grey disks of the same sizes, and thin lines in the classes' colours, so that neither
+shape nor the mere presence of a colour gives the class away; only a large patch of it does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SIZE = 96
+RADIUS = 18
+"""The object's box (36 px) is wider than the 32 px stride of ResNet's last stage: whichever cell of the
+3x3 map holds the object's centre, that cell's centre lies inside the box."""
+COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220)}
+
+Box = tuple[int, int, int, int]
+
+
+def cluttered(colour: str, seed: int) -> tuple[Image.Image, Box]:
+    """(image, object box as left, top, right, bottom) with the object at a uniformly random position."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(60, 190, (SIZE, SIZE, 1), dtype=np.uint8).repeat(3, axis=2)
+    image = Image.fromarray(pixels)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(6, 10))):
+        grey = int(rng.integers(0, 256))
+        x, y = (int(v) for v in rng.integers(0, SIZE, 2))
+        if rng.random() < 0.5:
+            r = int(rng.integers(6, RADIUS + 1))
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(grey,) * 3)
+        else:
+            line_colour = list(COLOURS.values())[int(rng.integers(len(COLOURS)))]
+            draw.line((x, y, *(int(v) for v in rng.integers(0, SIZE, 2))), fill=line_colour, width=2)
+    cx, cy = (int(v) for v in rng.integers(RADIUS, SIZE - RADIUS, 2))
+    box = (cx - RADIUS, cy - RADIUS, cx + RADIUS, cy + RADIUS)
+    draw.ellipse(box, fill=COLOURS[colour])
+    return image, box
+
+
+def write_split(root: Path, per_class: int, first_seed: int) -> list[tuple[Path, str, Box]]:
+    """root/<colour>/<n>.png for each class; returns (path, class, box) per image."""
+    written = []
+    for c, colour in enumerate(COLOURS):
+        (root / colour).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image, box = cluttered(colour, first_seed + c * 10_000 + i)
+            path = root / colour / f"{i}.png"
+            image.save(path)
+            written.append((path, colour, box))
+    return written
