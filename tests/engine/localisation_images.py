@@ -9,40 +9,43 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-SIZE = 96
-RADIUS = 18
+SIZE = 128
+RADIUS = 28
 """The object's box (36 px) is wider than the 32 px stride of ResNet's last stage: whichever cell of the
 3x3 map holds the object's centre, that cell's centre lies inside the box."""
-COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220)}
+COLOURS = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 200, 60)}
+CLASSES = ("red", "blue", "green")
 
 Box = tuple[int, int, int, int]
 
 
-def cluttered(colour: str, seed: int) -> tuple[Image.Image, Box]:
-    """(image, object box as left, top, right, bottom) with the object at a uniformly random position."""
+def cluttered(colour: str, seed: int, size: int = SIZE) -> tuple[Image.Image, Box]:
+    """(size x size image, object box as left, top, right, bottom) with the object at a uniformly random
+    position; colour "" draws clutter only."""
     rng = np.random.default_rng(seed)
-    pixels = rng.integers(60, 190, (SIZE, SIZE, 1), dtype=np.uint8).repeat(3, axis=2)
+    pixels = rng.integers(60, 190, (size, size, 1), dtype=np.uint8).repeat(3, axis=2)
     image = Image.fromarray(pixels)
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(6, 10))):
         grey = int(rng.integers(0, 256))
-        x, y = (int(v) for v in rng.integers(0, SIZE, 2))
+        x, y = (int(v) for v in rng.integers(0, size, 2))
         if rng.random() < 0.5:
             r = int(rng.integers(6, RADIUS + 1))
             draw.ellipse((x - r, y - r, x + r, y + r), fill=(grey,) * 3)
         else:
-            line_colour = list(COLOURS.values())[int(rng.integers(len(COLOURS)))]
-            draw.line((x, y, *(int(v) for v in rng.integers(0, SIZE, 2))), fill=line_colour, width=2)
-    cx, cy = (int(v) for v in rng.integers(RADIUS, SIZE - RADIUS, 2))
+            line_colour = COLOURS[CLASSES[int(rng.integers(len(CLASSES)))]]
+            draw.line((x, y, *(int(v) for v in rng.integers(0, size, 2))), fill=line_colour, width=2)
+    cx, cy = (int(v) for v in rng.integers(RADIUS, size - RADIUS, 2))
     box = (cx - RADIUS, cy - RADIUS, cx + RADIUS, cy + RADIUS)
-    draw.ellipse(box, fill=COLOURS[colour])
+    if colour:
+        draw.ellipse(box, fill=COLOURS[colour])
     return image, box
 
 
 def write_split(root: Path, per_class: int, first_seed: int) -> list[tuple[Path, str, Box]]:
     """root/<colour>/<n>.png for each class; returns (path, class, box) per image."""
     written = []
-    for c, colour in enumerate(COLOURS):
+    for c, colour in enumerate(CLASSES):
         (root / colour).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             image, box = cluttered(colour, first_seed + c * 10_000 + i)
@@ -50,3 +53,13 @@ def write_split(root: Path, per_class: int, first_seed: int) -> list[tuple[Path,
             image.save(path)
             written.append((path, colour, box))
     return written
+
+
+def write_patches(root: Path, per_class: int, first_seed: int, size: int = 64) -> None:
+    """Pretraining data standing in for ImageNet: small crops holding one object of each class, or none
+    ("clutter"), in root/<class>/<n>.png."""
+    for c, colour in enumerate((*CLASSES, "")):
+        folder = root / (colour or "clutter")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cluttered(colour, first_seed + c * 10_000 + i, size)[0].save(folder / f"{i}.png")

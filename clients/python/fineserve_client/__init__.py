@@ -33,6 +33,7 @@ from .errors import (
     Unavailable,
     Unimplemented,
 )
+from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal, succeeded
 from .progress import ProgressBar
 
@@ -48,6 +49,7 @@ __all__ = [
     "DeadlineExceeded",
     "FailedPrecondition",
     "FineserveError",
+    "Heatmap",
     "Hyperparameters",
     "Image",
     "Internal",
@@ -56,6 +58,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "JobState",
+    "LabelScores",
     "Model",
     "ModelRef",
     "NotFound",
@@ -71,6 +74,7 @@ __all__ = [
     "errors",
     "is_terminal",
     "jobs",
+    "overlay_path",
     "parse_base",
     "parse_model_ref",
     "succeeded",

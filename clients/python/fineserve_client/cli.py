@@ -1,4 +1,5 @@
-"""The fineserve command: upload data sets, run fine-tune jobs, inspect models and classify images."""
+"""The fineserve command: upload data sets, run fine-tune jobs, inspect models, classify and score images and
+explain predictions with Grad-CAM heatmaps."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
 from . import __version__
 from .client import Client, parse_model_ref
 from .errors import FineserveError, JobFailed
+from .interpretation import overlay_path
 from .jobs import check_job, is_terminal
 from .progress import ProgressBar
 
@@ -394,6 +396,32 @@ def _cmd_classify(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_score_labels(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    results = c.score_labels(name, a.files, threshold=a.threshold, version=version)
+    if a.json:
+        _print_json([{"file": r.name, "model": r.model, "scores": r.scores, "predicted": r.predicted}
+                     for r in results], out)
+        return 0
+    rows = [(r.name, ", ".join(r.predicted) or "-", ", ".join(f"{lb} {p:.3f}" for lb, p in r.scores.items()))
+            for r in results]
+    out.write(_table(["FILE", "PREDICTED", "SCORES"], rows) + "\n")
+    return 0
+
+
+def _cmd_explain(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    """Writes each input's overlay next to it (photo.jpg -> photo.gradcam.png)."""
+    name, version = parse_model_ref(a.model)
+    results = c.explain(name, a.files, target=a.class_name or "", version=version, save_overlays=True)
+    rows = [(r.name, r.target, str(overlay_path(r.name))) for r in results]
+    if a.json:
+        _print_json([{"file": f, "target": t, "overlay": o, "grid": r.grid}
+                     for (f, t, o), r in zip(rows, results, strict=True)], out)
+        return 0
+    out.write(_table(["FILE", "TARGET", "OVERLAY"], rows) + "\n")
+    return 0
+
+
 # -- argument parsing ---------------------------------------------------------------------------------
 
 
@@ -514,6 +542,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL[/VERSION]")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+
+    p = command("score-labels", _cmd_score_labels, "score every label of a multi-label model for image files")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--threshold", type=float, help="one threshold for every label (default: the tuned ones)")
+
+    p = command("explain", _cmd_explain, "Grad-CAM heatmaps; writes FILE's overlay next to it as *.gradcam.png")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--class", dest="class_name", metavar="NAME",
+                   help="class or label to explain (default: each image's top prediction)")
     return parser
 
 

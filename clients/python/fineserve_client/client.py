@@ -29,10 +29,11 @@ from fineserve.v1 import (
 )
 
 from .errors import DeadlineExceeded, Internal, Unavailable, from_rpc_error
+from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal
 from .progress import ProgressBar
 
-__all__ = ["Classification", "Client", "parse_base", "parse_model_ref", "tls_credentials"]
+__all__ = ["Classification", "Client", "Heatmap", "LabelScores", "parse_base", "parse_model_ref", "tls_credentials"]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _PAGE_SIZE = 200
@@ -738,6 +739,82 @@ class Client:
     ) -> Classification:
         """Classify one image (a path or bytes)."""
         return self.classify(model, [image], top_k=top_k, version=version)[0]
+
+    @_rpc
+    def score_labels(
+        self,
+        model: str | common_pb2.ModelRef,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        threshold: float | None = None,
+        version: int = 0,
+        *,
+        batch_size: int = _CLASSIFY_BATCH,
+    ) -> list[LabelScores]:
+        """Score every label of a multi-label model for each image; one :class:`LabelScores` per image.
+
+        ``predicted`` holds the labels over the thresholds tuned at training time, or over ``threshold``
+        (0-1) for every label when given.
+        """
+        results: list[LabelScores] = []
+        for batch, ref in self._image_batches(model, images, version, batch_size):
+            request = inference_pb2.ScoreLabelsRequest(model=ref, images=batch)
+            if threshold is not None:
+                request.threshold = threshold
+            response = self._call(self._inference.ScoreLabels, request)
+            answered = _answered(response, len(batch))
+            results += [LabelScores(name=r.name or sent.name, scores={s.label: s.score for s in r.scores},
+                                    predicted=list(r.predicted), model=answered)
+                        for sent, r in zip(batch, response.results, strict=True)]
+        return results
+
+    @_rpc
+    def explain(
+        self,
+        model: str | common_pb2.ModelRef,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        target: str = "",
+        version: int = 0,
+        *,
+        save_overlays: bool = False,
+        batch_size: int = _CLASSIFY_BATCH,
+    ) -> list[Heatmap]:
+        """Grad-CAM heatmaps for ``target`` (a class or label; ``""``: each image's top prediction); one
+        :class:`Heatmap` per image. With ``save_overlays``, each path input's overlay PNG is written next to
+        it (``photo.jpg`` -> ``photo.gradcam.png``); ``Heatmap.save_overlay`` writes one anywhere.
+        """
+        results: list[Heatmap] = []
+        for batch, ref in self._image_batches(model, images, version, batch_size):
+            response = self._call(self._inference.Explain,
+                                  inference_pb2.ExplainRequest(model=ref, images=batch, target=target))
+            answered = _answered(response, len(batch))
+            for sent, r in zip(batch, response.results, strict=True):
+                w = r.grid_width
+                grid = [list(r.grid[row * w:(row + 1) * w]) for row in range(r.grid_height)]
+                results.append(Heatmap(r.name or sent.name, r.target, grid, r.overlay_png, answered))
+        if save_overlays:
+            for item, heatmap in zip(images, results, strict=True):
+                if isinstance(item, (str, os.PathLike)):
+                    heatmap.save_overlay(overlay_path(item))
+        return results
+
+    def _image_batches(
+        self, model: str | common_pb2.ModelRef, images: Sequence[Any], version: int, batch_size: int
+    ) -> Iterator[tuple[list[common_pb2.Image], common_pb2.ModelRef]]:
+        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
+            raise TypeError("images must be a list of paths or bytes")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        ref = _model_ref(model, version)
+        items = [_image(item, i) for i, item in enumerate(images)]
+        for start in range(0, len(items), batch_size):
+            yield items[start : start + batch_size], ref
+
+
+def _answered(response: Any, sent: int) -> str:
+    """The "name/version" that answered, after checking there is one result per image sent."""
+    if len(response.results) != sent:
+        raise Internal(f"the server returned {len(response.results)} results for {sent} images")
+    return f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
