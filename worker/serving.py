@@ -51,7 +51,7 @@ class ModelServer:
         return await self._classify_batch((model, images, top_k))
 
     async def score_labels(self, images: list[bytes], threshold: float | None) -> dict[str, Any]:
-        """Multi-label scores of a request's images (one forward pass for them all)."""
+        """Multi-label scores of a request's images, computed as Classify computes probabilities."""
         model = await self._get_model(serve.get_multiplexed_model_id())
         return await asyncio.to_thread(interpretation.score_labels, model, images, threshold)
 

@@ -8,9 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch.nn import functional as F
 
-from .errors import Cancelled
-from .precision import autocast
-from .train_loop import Batch, LoopSettings, never_stop
+from .train_loop import Batch, LoopSettings, never_stop, valid_logits
 
 THRESHOLD_GRID = torch.linspace(0.01, 0.99, 99)
 """Candidate thresholds of the tuning; every label's threshold is one of them."""
@@ -67,19 +65,12 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, beta: float) -> 
 def predict_valid(model: torch.nn.Module, batches: Iterable[Batch], settings: LoopSettings,
                   should_stop: Callable[[], bool] = never_stop) -> tuple[float, torch.Tensor, torch.Tensor]:
     """(mean binary cross-entropy, sigmoid scores (N, L), targets (N, L)) over all batches, on CPU."""
-    model.eval()
     total = torch.zeros((), dtype=torch.float64, device=settings.device)
     probs, targets = [], []
-    with torch.inference_mode():
-        for b, (x_in, y_in) in enumerate(batches, 1):
-            if should_stop():
-                raise Cancelled(f"cancelled during validation before batch {b}")
-            x, y = settings.inputs(x_in, y_in)
-            with autocast(settings.device, settings.precision):
-                logits = model(x).float()
-            total += F.binary_cross_entropy_with_logits(logits, y, reduction="sum")
-            probs.append(logits.sigmoid().cpu())
-            targets.append(y.cpu())
+    for logits, y in valid_logits(model, batches, settings, should_stop):
+        total += F.binary_cross_entropy_with_logits(logits, y, reduction="sum")
+        probs.append(logits.sigmoid().cpu())
+        targets.append(y.cpu())
     p, t = torch.cat(probs), torch.cat(targets)
     return total.item() / t.numel(), p, t
 

@@ -131,13 +131,11 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
     return total / n
 
 
-def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
-             should_stop: Callable[[], bool] = never_stop) -> tuple[float, float]:
-    """Mean (unsmoothed) cross-entropy and accuracy over all batches; no mixup, no augmentation."""
+def valid_logits(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
+                 should_stop: Callable[[], bool] = never_stop) -> Iterator[Batch]:
+    """(float32 logits, targets) per batch on the device, in eval mode without gradients: what every
+    validation metric is computed from. Raises Cancelled when should_stop() says so."""
     model.eval()
-    total_loss = torch.zeros((), dtype=torch.float64, device=settings.device)
-    correct = torch.zeros((), dtype=torch.int64, device=settings.device)
-    count = 0
     with torch.inference_mode():
         for b, (x_in, y_in) in enumerate(batches, 1):
             if should_stop():
@@ -145,7 +143,17 @@ def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
             x, y = settings.inputs(x_in, y_in)
             with autocast(settings.device, settings.precision):
                 logits = model(x).float()
-            total_loss += F.cross_entropy(logits, y, reduction="sum")
-            correct += (logits.argmax(dim=1) == y).sum()
-            count += len(y)
+            yield logits, y
+
+
+def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
+             should_stop: Callable[[], bool] = never_stop) -> tuple[float, float]:
+    """Mean (unsmoothed) cross-entropy and accuracy over all batches; no mixup, no augmentation."""
+    total_loss = torch.zeros((), dtype=torch.float64, device=settings.device)
+    correct = torch.zeros((), dtype=torch.int64, device=settings.device)
+    count = 0
+    for logits, y in valid_logits(model, batches, settings, should_stop):
+        total_loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(dim=1) == y).sum()
+        count += len(y)
     return total_loss.item() / count, correct.item() / count

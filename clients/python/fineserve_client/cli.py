@@ -226,6 +226,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         a.dataset,
         a.model,
         arch=a.arch,
+        task=a.task,
         base=a.base,
         epochs=a.epochs,
         freeze_epochs=a.freeze_epochs,
@@ -235,6 +236,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         precision=a.precision,
         request_id=a.request_id,
         auto_lr=a.auto_lr or None,
+        fbeta_beta=a.fbeta_beta,
     )
     if a.no_wait:
         if a.json:
@@ -487,6 +489,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
     p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
     p.add_argument("--arch", default="resnet18", help="resnet18, resnet34 or resnet50 (default: resnet18)")
+    p.add_argument("--task", default="image_classification",
+                   help="image_classification or multi_label_classification (default: image_classification)")
+    p.add_argument("--fbeta-beta", type=float, help="multi-label: beta of F-beta and of the threshold tuning (2)")
     p.add_argument(
         "--base",
         default="imagenet",
