@@ -44,6 +44,8 @@ class ImageClassifier:
         except RuntimeError as e:
             raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
         torch_device = resolve_device(device)
+        # Served weights never train: Grad-CAM then builds no autograd graph below the layer it hooks.
+        model.requires_grad_(False)
         return cls(model.eval().to(torch_device), card, torch_device)
 
     def preprocess(self, images: list[bytes]) -> torch.Tensor:
