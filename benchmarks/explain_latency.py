@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with Client(server.target, timeout=600) as fs:
                 ds = fs.upload_dataset(make_dataset(Path(tmp) / "blobs"), name="blobs")
-                fs.fine_tune(ds.id, "bench", base="none", epochs=1, image_size=size, batch_size=8, progress=False,
-                             check=True)
+                fs.fine_tune(
+                    ds.id, "bench", base="none", epochs=1, image_size=size, batch_size=8, progress=False, check=True
+                )
                 rows = []
                 for n in args.batches:
                     images = [photo(1000 + i) for i in range(n)]

@@ -31,5 +31,15 @@ def explain(model: Any, images: list[bytes], target: str) -> dict[str, Any]:
         return invalid(f"image {e.index}: {e.reason}")
     except ValueError as e:
         return invalid(str(e))
-    return {"results": [{"target": x.target, "height": x.grid.shape[0], "width": x.grid.shape[1],
-                         "grid": x.grid.flatten().tolist(), "overlay_png": x.overlay_png} for x in explanations]}
+    return {
+        "results": [
+            {
+                "target": x.target,
+                "height": x.grid.shape[0],
+                "width": x.grid.shape[1],
+                "grid": x.grid.flatten().tolist(),
+                "overlay_png": x.overlay_png,
+            }
+            for x in explanations
+        ]
+    }

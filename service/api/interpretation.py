@@ -20,8 +20,10 @@ EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASS
 def _model_for(store: Store, ref: Any, rpc: str, tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
     model, path = resolve_model(store, ref)
     if model.task not in tasks:
-        raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
-                      f"model; {rpc} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks))
+        raise invalid(
+            f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
+            f"model; {rpc} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks)
+        )
     return model, path
 
 
@@ -31,8 +33,12 @@ def _answer(answer: dict[str, Any]) -> list[dict[str, Any]]:
     return answer["results"]
 
 
-async def score_labels(request: inference_pb2.ScoreLabelsRequest, store: Store, limits: Limits, replicas: Any,
-                       ) -> inference_pb2.ScoreLabelsResponse:
+async def score_labels(
+    request: inference_pb2.ScoreLabelsRequest,
+    store: Store,
+    limits: Limits,
+    replicas: Any,
+) -> inference_pb2.ScoreLabelsResponse:
     """replicas(path) is the serving handle bound to the model directory."""
     model, path = _model_for(store, request.model, "ScoreLabels", (training_pb2.MULTI_LABEL_CLASSIFICATION,))
     check_images(request.images, limits)
@@ -40,23 +46,45 @@ async def score_labels(request: inference_pb2.ScoreLabelsRequest, store: Store, 
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise invalid(f"threshold must be in [0, 1] (got {threshold}); leave it unset for the tuned thresholds")
     answer = await replicas(path).score_labels.remote([im.data for im in request.images], threshold)
-    return inference_pb2.ScoreLabelsResponse(model=model.ref, results=[
-        inference_pb2.LabelScores(name=image.name, predicted=result["predicted"],
-                                  scores=[inference_pb2.LabelScore(label=label, score=score)
-                                          for label, score in result["scores"]])
-        for image, result in zip(request.images, _answer(answer), strict=True)])
+    return inference_pb2.ScoreLabelsResponse(
+        model=model.ref,
+        results=[
+            inference_pb2.LabelScores(
+                name=image.name,
+                predicted=result["predicted"],
+                scores=[inference_pb2.LabelScore(label=label, score=score) for label, score in result["scores"]],
+            )
+            for image, result in zip(request.images, _answer(answer), strict=True)
+        ],
+    )
 
 
-async def explain(request: inference_pb2.ExplainRequest, store: Store, limits: Limits, replicas: Any,
-                  ) -> inference_pb2.ExplainResponse:
+async def explain(
+    request: inference_pb2.ExplainRequest,
+    store: Store,
+    limits: Limits,
+    replicas: Any,
+) -> inference_pb2.ExplainResponse:
     """Grad-CAM for request.target (a class or label by name; empty = each image's top prediction)."""
     model, path = _model_for(store, request.model, "Explain", EXPLAINABLE)
     check_images(request.images, limits)
     if request.target and request.target not in model.classes:
-        raise invalid(f"target {request.target!r} is not a class of model {model.ref.name}/{model.ref.version} "
-                      f"(known: {', '.join(model.classes)}); leave it empty for the top prediction")
+        raise invalid(
+            f"target {request.target!r} is not a class of model {model.ref.name}/{model.ref.version} "
+            f"(known: {', '.join(model.classes)}); leave it empty for the top prediction"
+        )
     answer = await replicas(path).explain.remote([im.data for im in request.images], request.target)
-    return inference_pb2.ExplainResponse(model=model.ref, results=[
-        inference_pb2.Heatmap(name=image.name, target=r["target"], grid_width=r["width"], grid_height=r["height"],
-                              grid=r["grid"], overlay_png=r["overlay_png"])
-        for image, r in zip(request.images, _answer(answer), strict=True)])
+    return inference_pb2.ExplainResponse(
+        model=model.ref,
+        results=[
+            inference_pb2.Heatmap(
+                name=image.name,
+                target=r["target"],
+                grid_width=r["width"],
+                grid_height=r["height"],
+                grid=r["grid"],
+                overlay_png=r["overlay_png"],
+            )
+            for image, r in zip(request.images, _answer(answer), strict=True)
+        ],
+    )

@@ -24,19 +24,33 @@ class FakeInterpretation(inference_pb2_grpc.InferenceServicer):
         results = []
         for image in request.images:
             scores = {label: 0.9 if label.encode() in image.data else 0.1 for label in ("cat", "dog")}
-            results.append(inference_pb2.LabelScores(
-                name=image.name, scores=[inference_pb2.LabelScore(label=k, score=v) for k, v in scores.items()],
-                predicted=[k for k, v in scores.items() if v > cut]))
+            results.append(
+                inference_pb2.LabelScores(
+                    name=image.name,
+                    scores=[inference_pb2.LabelScore(label=k, score=v) for k, v in scores.items()],
+                    predicted=[k for k, v in scores.items() if v > cut],
+                )
+            )
         return inference_pb2.ScoreLabelsResponse(model=common_pb2.ModelRef(name="tags", version=3), results=results)
 
     def Explain(self, request, context):
         self.requests.append(request)
         if request.target == "bird":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown target 'bird'")
-        return inference_pb2.ExplainResponse(model=common_pb2.ModelRef(name="tags", version=3), results=[
-            inference_pb2.Heatmap(name=image.name, target=request.target or "cat", grid_width=3, grid_height=2,
-                                  grid=[0, 0.5, 1, 0.25, 0.75, 0], overlay_png=image.data[::-1])
-            for image in request.images])
+        return inference_pb2.ExplainResponse(
+            model=common_pb2.ModelRef(name="tags", version=3),
+            results=[
+                inference_pb2.Heatmap(
+                    name=image.name,
+                    target=request.target or "cat",
+                    grid_width=3,
+                    grid_height=2,
+                    grid=[0, 0.5, 1, 0.25, 0.75, 0],
+                    overlay_png=image.data[::-1],
+                )
+                for image in request.images
+            ],
+        )
 
 
 def test_score_labels_with_stored_and_given_threshold(serve, tmp_path):
@@ -46,8 +60,10 @@ def test_score_labels_with_stored_and_given_threshold(serve, tmp_path):
     with Client(serve(servicer)) as client:
         stored = client.score_labels("tags", [path, b"cat and dog"], batch_size=1)
         given = client.score_labels("tags/3", [b"nothing"], threshold=0.05)
-    assert stored == [LabelScores(str(path), {"cat": 0.9, "dog": 0.1}, ["cat"], "tags/3"),
-                      LabelScores("bytes[1]", {"cat": 0.9, "dog": 0.9}, ["cat", "dog"], "tags/3")]
+    assert stored == [
+        LabelScores(str(path), {"cat": 0.9, "dog": 0.1}, ["cat"], "tags/3"),
+        LabelScores("bytes[1]", {"cat": 0.9, "dog": 0.9}, ["cat", "dog"], "tags/3"),
+    ]
     assert given[0].predicted == ["cat", "dog"]
     assert [r.HasField("threshold") for r in servicer.requests] == [False, False, True]
     assert servicer.requests[2].model == common_pb2.ModelRef(name="tags", version=3)
@@ -82,6 +98,7 @@ def test_cli_explain_writes_overlays_and_score_labels_prints(serve, tmp_path, ca
     assert (tmp_path / "b.gradcam.png").read_bytes() == b"god BBB"
     assert main(["--target", target, "--json", "score-labels", "tags", str(a), "--threshold", "0.05"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == [{"file": str(a), "model": "tags/3", "scores": {"cat": 0.9, "dog": 0.1},
-                        "predicted": ["cat", "dog"]}]
+    assert printed == [
+        {"file": str(a), "model": "tags/3", "scores": {"cat": 0.9, "dog": 0.1}, "predicted": ["cat", "dog"]}
+    ]
     assert main(["--target", target, "explain", "tags", str(a), "--class", "bird"]) == 2

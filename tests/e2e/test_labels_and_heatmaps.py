@@ -28,7 +28,7 @@ def squares(tags: list[str], seed: int, size: tuple[int, int] = (48, 40)) -> byt
     pixels = rng.integers(0, 80, (size[1], size[0], 3), dtype=np.uint8)
     for tag in tags:
         x, y = rng.integers(0, size[0] - 12), rng.integers(0, size[1] - 12)
-        pixels[y:y + 12, x:x + 12] = COLOURS[tag]
+        pixels[y : y + 12, x : x + 12] = COLOURS[tag]
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
     return buf.getvalue()
@@ -49,19 +49,28 @@ def labels_dataset(root: Path) -> Path:
 
 
 def fine_tune(api: Api, task: int, name: str, dataset_id: str) -> training_pb2.Job:
-    job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
-        task=task, model_name=name, arch="resnet18", dataset_id=dataset_id,
-        base=training_pb2.BaseModel(random_init=True), hyperparameters=HYPER), timeout=30)
+    job = api.training.CreateFineTuneJob(
+        training_pb2.CreateFineTuneJobRequest(
+            task=task,
+            model_name=name,
+            arch="resnet18",
+            dataset_id=dataset_id,
+            base=training_pb2.BaseModel(random_init=True),
+            hyperparameters=HYPER,
+        ),
+        timeout=30,
+    )
     return wait_for(api, job.id, TERMINAL, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def models(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, models_pb2.Model]]:
-    """"colours" (multi-label, from an uploaded labels CSV) and "shapes" (single-label, image folders)."""
+    """ "colours" (multi-label, from an uploaded labels CSV) and "shapes" (single-label, image folders)."""
     root = tmp_path_factory.mktemp("labels_e2e")
     api = Api(server.target)
-    ds = api.datasets.UploadDataset(upload_requests(zip_folder(labels_dataset(root)), "colours",
-                                                    layout=datasets_pb2.IMAGE_LABELS_CSV), timeout=60)
+    ds = api.datasets.UploadDataset(
+        upload_requests(zip_folder(labels_dataset(root)), "colours", layout=datasets_pb2.IMAGE_LABELS_CSV), timeout=60
+    )
     assert list(ds.summary.classes) == ["blue", "green", "red"]
     assert (ds.summary.train_items, ds.summary.valid_items) == (24, 8)
     shapes = root / "shapes"
@@ -70,28 +79,35 @@ def models(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> I
         (shapes / tag).mkdir(parents=True, exist_ok=True)
         (shapes / tag / f"{i}.png").write_bytes(squares([tag], 100 + i))
     folders = api.datasets.UploadDataset(upload_requests(zip_folder(shapes), "shapes"), timeout=60)
-    jobs = {"colours": fine_tune(api, training_pb2.MULTI_LABEL_CLASSIFICATION, "colours", ds.id),
-            "shapes": fine_tune(api, training_pb2.IMAGE_CLASSIFICATION, "shapes", folders.id)}
+    jobs = {
+        "colours": fine_tune(api, training_pb2.MULTI_LABEL_CLASSIFICATION, "colours", ds.id),
+        "shapes": fine_tune(api, training_pb2.IMAGE_CLASSIFICATION, "shapes", folders.id),
+    }
     for job in jobs.values():
         assert job.state == training_pb2.SUCCEEDED, job.error
-    yield {name: api.models.GetModel(models_pb2.GetModelRequest(ref=common_pb2.ModelRef(name=name)))
-           for name in jobs}
+    yield {name: api.models.GetModel(models_pb2.GetModelRequest(ref=common_pb2.ModelRef(name=name))) for name in jobs}
     api.close()
 
 
 def score(api: Api, images: list[bytes], threshold: float | None = None) -> inference_pb2.ScoreLabelsResponse:
-    request = inference_pb2.ScoreLabelsRequest(model=common_pb2.ModelRef(name="colours"),
-                                               images=[common_pb2.Image(data=d, name=f"im{i}")
-                                                       for i, d in enumerate(images)])
+    request = inference_pb2.ScoreLabelsRequest(
+        model=common_pb2.ModelRef(name="colours"),
+        images=[common_pb2.Image(data=d, name=f"im{i}") for i, d in enumerate(images)],
+    )
     if threshold is not None:
         request.threshold = threshold
     return api.inference.ScoreLabels(request, timeout=120)
 
 
 def explain(api: Api, model: str, images: list[bytes], target: str = "") -> inference_pb2.ExplainResponse:
-    return api.inference.Explain(inference_pb2.ExplainRequest(
-        model=common_pb2.ModelRef(name=model), target=target,
-        images=[common_pb2.Image(data=d, name=f"im{i}") for i, d in enumerate(images)]), timeout=120)
+    return api.inference.Explain(
+        inference_pb2.ExplainRequest(
+            model=common_pb2.ModelRef(name=model),
+            target=target,
+            images=[common_pb2.Image(data=d, name=f"im{i}") for i, d in enumerate(images)],
+        ),
+        timeout=120,
+    )
 
 
 def test_multi_label_model_card_and_metrics(models: dict[str, models_pb2.Model]) -> None:
@@ -104,8 +120,9 @@ def test_multi_label_model_card_and_metrics(models: dict[str, models_pb2.Model])
 
 
 def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2.Model]) -> None:
-    thresholds = dict(zip(models["colours"].classes, json.loads(models["colours"].card_json)["thresholds"],
-                          strict=True))
+    thresholds = dict(
+        zip(models["colours"].classes, json.loads(models["colours"].card_json)["thresholds"], strict=True)
+    )
     images = [squares(["red"], 7000), squares(["green", "blue"], 7001), squares([], 7002)]
     one = score(api, images[:1])
     many = score(api, images)
@@ -123,7 +140,8 @@ def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2
         scores = {s.label: s.score for s in result.scores}
         assert set(result.predicted) == {label for label, v in scores.items() if v > 0.5}
         assert [scores[label] for label in result.predicted] == sorted(
-            (scores[label] for label in result.predicted), reverse=True)
+            (scores[label] for label in result.predicted), reverse=True
+        )
 
 
 def overlay_size(heatmap: inference_pb2.Heatmap) -> tuple[int, int]:
@@ -149,7 +167,9 @@ def test_explain_single_label_by_name_and_top_prediction(api: Api, models: dict[
 def test_explain_multi_label_by_label(api: Api, models: dict[str, models_pb2.Model]) -> None:
     response = explain(api, "colours", [squares(["green"], 9000), squares(["red", "blue"], 9001)], "green")
     assert [h.target for h in response.results] == ["green", "green"] and [h.name for h in response.results] == [
-        "im0", "im1"]
+        "im0",
+        "im1",
+    ]
     assert all(len(h.grid) == h.grid_width * h.grid_height == 4 for h in response.results)
     assert overlay_size(response.results[1]) == (48, 40)
 
@@ -161,7 +181,10 @@ def test_bad_requests_get_specific_codes(api: Api, models: dict[str, models_pb2.
     assert rpc_code(explain, api, "shapes", [b"not an image"]) == grpc.StatusCode.INVALID_ARGUMENT
     assert rpc_code(explain, api, "nope", image) == grpc.StatusCode.NOT_FOUND
     assert rpc_code(score, api, image, 1.5) == grpc.StatusCode.INVALID_ARGUMENT
-    assert rpc_code(api.inference.ScoreLabels, inference_pb2.ScoreLabelsRequest(
-        model=common_pb2.ModelRef(name="shapes"), images=[common_pb2.Image(data=image[0])])) == (
-        grpc.StatusCode.INVALID_ARGUMENT)
+    assert rpc_code(
+        api.inference.ScoreLabels,
+        inference_pb2.ScoreLabelsRequest(
+            model=common_pb2.ModelRef(name="shapes"), images=[common_pb2.Image(data=image[0])]
+        ),
+    ) == (grpc.StatusCode.INVALID_ARGUMENT)
     assert rpc_code(classify, api, "colours", image) == grpc.StatusCode.INVALID_ARGUMENT

@@ -14,8 +14,7 @@ from worker.engine.heatmap_images import heat_peak
 from .localisation_images import SIZE, write_split
 
 # Random init (no ImageNet weights reach this machine): 144 training images, 6 epochs at 128 px (4x4 maps).
-LOCALISE = {"base": BaseWeights("none"), "image_size": SIZE, "batch_size": 16, "epochs": 6, "lr": 1e-2,
-            "lr_mult": 10.0}
+LOCALISE = {"base": BaseWeights("none"), "image_size": SIZE, "batch_size": 16, "epochs": 6, "lr": 1e-2, "lr_mult": 10.0}
 
 
 def inside(point: tuple[int, int], box: tuple[int, int, int, int]) -> bool:
@@ -37,11 +36,16 @@ def test_heatmap_peak_falls_on_the_object(tmp_path: Path) -> None:
     hits = sum(inside(heat_peak(e.grid, SIZE, SIZE), box) for e, (_, _, box) in zip(explained, held_out, strict=True))
     correct = sum(e.target == label for e, (_, label, _) in zip(explained, held_out, strict=True))
     generator = torch.Generator().manual_seed(0)
-    random_hits = sum(inside(heat_peak(torch.rand(e.grid.shape, generator=generator), SIZE, SIZE), box)
-                      for _ in range(20) for e, (_, _, box) in zip(explained, held_out, strict=True))
+    random_hits = sum(
+        inside(heat_peak(torch.rand(e.grid.shape, generator=generator), SIZE, SIZE), box)
+        for _ in range(20)
+        for e, (_, _, box) in zip(explained, held_out, strict=True)
+    )
     n = len(held_out)
     model_rate, random_rate = hits / n, random_hits / (20 * n)
-    print(f"\nGrad-CAM peak inside the object's box on {n} held-out images: model {model_rate:.3f}, random maps "
-          f"{random_rate:.3f}; top prediction right on {correct}/{n}; {seconds:.1f}s")
+    print(
+        f"\nGrad-CAM peak inside the object's box on {n} held-out images: model {model_rate:.3f}, random maps "
+        f"{random_rate:.3f}; top prediction right on {correct}/{n}; {seconds:.1f}s"
+    )
     assert model_rate >= 0.9, (model_rate, random_rate)
     assert random_rate < 0.35, random_rate

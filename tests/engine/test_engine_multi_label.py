@@ -19,8 +19,15 @@ from .synthetic_images import stripes
 
 # Random init (no ImageNet weights can reach this machine), so small images and a few epochs: measured on a
 # shared 2-core machine, about a minute.
-COCO = {"task": "multi_label_classification", "base": BaseWeights("none"), "image_size": 64, "batch_size": 16,
-        "epochs": 8, "lr": 1e-2, "lr_mult": 10.0}
+COCO = {
+    "task": "multi_label_classification",
+    "base": BaseWeights("none"),
+    "image_size": 64,
+    "batch_size": 16,
+    "epochs": 8,
+    "lr": 1e-2,
+    "lr_mult": 10.0,
+}
 
 
 def test_coco_tiny_f2_beats_the_label_frequency_baseline(shared_data: Path, tmp_path: Path) -> None:
@@ -43,8 +50,10 @@ def test_coco_tiny_f2_beats_the_label_frequency_baseline(shared_data: Path, tmp_
     # validation set as the model's: the best any image-blind predictor can do here.
     frequency = torch.stack([y for _, y in data.train]).mean(dim=0).expand_as(targets)
     baseline_f2 = fbeta(frequency, targets, tune_thresholds(frequency, targets, 2.0), 2.0)
-    print(f"\ncoco_tiny F2 (validation, tuned thresholds): model {model_f2:.4f}, label-frequency baseline "
-          f"{baseline_f2:.4f}; F2 at 0.5 {card['metrics']['fbeta']:.4f}; trained in {seconds:.1f}s")
+    print(
+        f"\ncoco_tiny F2 (validation, tuned thresholds): model {model_f2:.4f}, label-frequency baseline "
+        f"{baseline_f2:.4f}; F2 at 0.5 {card['metrics']['fbeta']:.4f}; trained in {seconds:.1f}s"
+    )
     assert model_f2 == pytest.approx(card["metrics"]["fbeta_tuned"], abs=1e-6)
     assert model_f2 > baseline_f2, (model_f2, baseline_f2)
 
@@ -57,20 +66,26 @@ def write_labels_csv(root: Path, rows: list[str], header: str = "fname,labels") 
 
 
 def test_labels_csv_targets_and_is_valid_split(tmp_path: Path) -> None:
-    write_labels_csv(tmp_path, [f"images/{i}.png,{'a b' if i < 2 else 'c'},{'true' if i == 5 else 'false'}"
-                                for i in range(6)], "fname,labels,is_valid")
+    write_labels_csv(
+        tmp_path,
+        [f"images/{i}.png,{'a b' if i < 2 else 'c'},{'true' if i == 5 else 'false'}" for i in range(6)],
+        "fname,labels,is_valid",
+    )
     data = scan_labels_csv(tmp_path, 0.2, 0)
     assert data.classes == ["a", "b", "c"]
     assert [p.name for p, _ in data.valid] == ["5.png"] and len(data.train) == 5
     assert data.train[0][1].tolist() == [1.0, 1.0, 0.0] and data.valid[0][1].tolist() == [0.0, 0.0, 1.0]
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (["../outside.png,a"], "outside the data set"),
-    (["images/missing.png,a"], "do not exist"),
-    (["images/0.png,"], "no labels"),
-    (["images/0.png,a,maybe"], "is_valid"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (["../outside.png,a"], "outside the data set"),
+        (["images/missing.png,a"], "do not exist"),
+        (["images/0.png,"], "no labels"),
+        (["images/0.png,a,maybe"], "is_valid"),
+    ],
+)
 def test_labels_csv_problems_are_named(tmp_path: Path, rows: list[str], message: str) -> None:
     header = "fname,labels,is_valid" if "maybe" in rows[0] else "fname,labels"
     write_labels_csv(tmp_path, rows, header)
@@ -99,10 +114,18 @@ def test_multi_label_loss_is_bce_with_smoothing_towards_half() -> None:
 
 
 def test_stored_multi_label_model_as_base_and_card(tmp_path: Path) -> None:
-    write_labels_csv(tmp_path / "data", [f"images/{i}.png,{'v' if i % 2 == 0 else 'h'}{' x' if i > 3 else ''}"
-                                         for i in range(6)])
-    cfg = {"task": "multi_label_classification", "base": BaseWeights("none"), "image_size": 32, "batch_size": 2,
-           "epochs": 1, "lr": 5e-3, "valid_pct": 0.34}
+    write_labels_csv(
+        tmp_path / "data", [f"images/{i}.png,{'v' if i % 2 == 0 else 'h'}{' x' if i > 3 else ''}" for i in range(6)]
+    )
+    cfg = {
+        "task": "multi_label_classification",
+        "base": BaseWeights("none"),
+        "image_size": 32,
+        "batch_size": 2,
+        "epochs": 1,
+        "lr": 5e-3,
+        "valid_pct": 0.34,
+    }
     first = fine_tune(FineTuneConfig(**cfg), tmp_path / "data", tmp_path / "m1")["card"]
     assert first["classes"] == ["h", "v", "x"] and len(first["thresholds"]) == 3
     assert {"accuracy", "fbeta", "fbeta_tuned", "accuracy_tuned", "valid_loss", "train_loss"} <= set(first["metrics"])

@@ -44,5 +44,7 @@ def explain(model: ImageClassifier, images: list[bytes], target: str = "") -> li
     maps, output = grad_cam(model.model, model.model.body.layer4, batch, class_score(indices))
     chosen = output.argmax(dim=1).tolist() if index < 0 else [index] * len(decoded)
     maps = maps.cpu()
-    return [Explanation(model.classes[c], grid, overlay_png(image, grid))
-            for c, grid, image in zip(chosen, maps, decoded, strict=True)]
+    return [
+        Explanation(model.classes[c], grid, overlay_png(image, grid))
+        for c, grid, image in zip(chosen, maps, decoded, strict=True)
+    ]

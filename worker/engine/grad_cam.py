@@ -32,8 +32,7 @@ def class_score(indices: torch.Tensor) -> Target:
     return target
 
 
-def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
-             target: Target) -> tuple[torch.Tensor, torch.Tensor]:
+def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, torch.Tensor]:
     """(maps (N, h, w) at the layer's resolution, each scaled to [0, 1], or all 0 where the score has no
     positive evidence; the model's output for x, detached).
 

@@ -15,8 +15,9 @@ ALPHA = 0.5
 # Jet-like colour ramp (dark blue, blue, cyan, yellow, red, dark red), hand-made so that matplotlib is not needed.
 _ANCHORS = np.array([0.0, 0.125, 0.375, 0.625, 0.875, 1.0])
 _COLOURS = np.array([[0, 0, 128], [0, 0, 255], [0, 255, 255], [255, 255, 0], [255, 0, 0], [128, 0, 0]])
-COLORMAP = np.stack([np.interp(np.linspace(0, 1, 256), _ANCHORS, _COLOURS[:, c]) for c in range(3)],
-                    axis=1).astype(np.uint8)
+COLORMAP = np.stack([np.interp(np.linspace(0, 1, 256), _ANCHORS, _COLOURS[:, c]) for c in range(3)], axis=1).astype(
+    np.uint8
+)
 """(256, 3) RGB lookup table from heat 0..1 (as 0..255) to colour."""
 
 

@@ -85,6 +85,7 @@ def scan_labels_csv(root: str | Path, valid_pct: float, seed: int) -> ImageFolde
     if not any(flag for _, _, flag in rows):
         train, valid = random_split(train, valid_pct, seed)
     if len(train) < 2 or not valid:
-        raise DatasetError(f"{csv_path}: need at least 2 training and 1 validation image, found {len(train)} and "
-                           f"{len(valid)}")
+        raise DatasetError(
+            f"{csv_path}: need at least 2 training and 1 validation image, found {len(train)} and {len(valid)}"
+        )
     return ImageFolders(labels, train, valid, skipped)

@@ -22,8 +22,13 @@ def scan_dataset(cfg: FineTuneConfig, root: str | Path) -> ImageFolders:
     return scan(root, cfg.valid_pct, cfg.seed)
 
 
-def epoch_metrics(cfg: FineTuneConfig, model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
-                  should_stop: Callable[[], bool] = never_stop) -> dict[str, float]:
+def epoch_metrics(
+    cfg: FineTuneConfig,
+    model: nn.Module,
+    batches: Iterable[Batch],
+    settings: LoopSettings,
+    should_stop: Callable[[], bool] = never_stop,
+) -> dict[str, float]:
     """valid_loss and accuracy for every task; multi-label adds fbeta (both at cfg.threshold)."""
     if cfg.task == MULTI_LABEL:
         return multi_label_metrics(model, batches, settings, cfg.threshold, cfg.fbeta_beta, should_stop)
@@ -31,14 +36,20 @@ def epoch_metrics(cfg: FineTuneConfig, model: nn.Module, batches: Iterable[Batch
     return {"valid_loss": valid_loss, "accuracy": accuracy}
 
 
-def final_card_entries(cfg: FineTuneConfig, model: nn.Module, batches: Iterable[Batch],
-                       settings: LoopSettings) -> dict[str, Any]:
+def final_card_entries(
+    cfg: FineTuneConfig, model: nn.Module, batches: Iterable[Batch], settings: LoopSettings
+) -> dict[str, Any]:
     """Multi-label: per-label thresholds tuned on the validation set for F-beta, with the metrics they reach
     (fbeta_tuned, accuracy_tuned); the served model applies them. Nothing for single-label models."""
     if cfg.task != MULTI_LABEL:
         return {}
     _, probs, targets = predict_valid(model, batches, settings)
     thresholds = tune_thresholds(probs, targets, cfg.fbeta_beta)
-    return {"thresholds": [round(float(t), 4) for t in thresholds], "fbeta_beta": cfg.fbeta_beta,
-            "tuned_metrics": {"fbeta_tuned": fbeta(probs, targets, thresholds, cfg.fbeta_beta),
-                              "accuracy_tuned": accuracy_at(probs, targets, thresholds)}}
+    return {
+        "thresholds": [round(float(t), 4) for t in thresholds],
+        "fbeta_beta": cfg.fbeta_beta,
+        "tuned_metrics": {
+            "fbeta_tuned": fbeta(probs, targets, thresholds, cfg.fbeta_beta),
+            "accuracy_tuned": accuracy_at(probs, targets, thresholds),
+        },
+    }

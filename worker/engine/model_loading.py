@@ -10,8 +10,10 @@ from .inference import ImageClassifier
 from .model_card import read_card
 from .multi_label_inference import MultiLabelClassifier
 
-SERVED_MODELS: dict[str, type[ImageClassifier]] = {IMAGE_CLASSIFICATION: ImageClassifier,
-                                                   MULTI_LABEL: MultiLabelClassifier}
+SERVED_MODELS: dict[str, type[ImageClassifier]] = {
+    IMAGE_CLASSIFICATION: ImageClassifier,
+    MULTI_LABEL: MultiLabelClassifier,
+}
 
 
 def load_model(model_dir: str | Path, device: str = "auto") -> ImageClassifier:

@@ -62,8 +62,12 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, beta: float) -> 
     return thresholds
 
 
-def predict_valid(model: torch.nn.Module, batches: Iterable[Batch], settings: LoopSettings,
-                  should_stop: Callable[[], bool] = never_stop) -> tuple[float, torch.Tensor, torch.Tensor]:
+def predict_valid(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    settings: LoopSettings,
+    should_stop: Callable[[], bool] = never_stop,
+) -> tuple[float, torch.Tensor, torch.Tensor]:
     """(mean binary cross-entropy, sigmoid scores (N, L), targets (N, L)) over all batches, on CPU."""
     total = torch.zeros((), dtype=torch.float64, device=settings.device)
     probs, targets = [], []
@@ -75,9 +79,18 @@ def predict_valid(model: torch.nn.Module, batches: Iterable[Batch], settings: Lo
     return total.item() / t.numel(), p, t
 
 
-def multi_label_metrics(model: torch.nn.Module, batches: Iterable[Batch], settings: LoopSettings, threshold: float,
-                        beta: float, should_stop: Callable[[], bool] = never_stop) -> dict[str, float]:
+def multi_label_metrics(
+    model: torch.nn.Module,
+    batches: Iterable[Batch],
+    settings: LoopSettings,
+    threshold: float,
+    beta: float,
+    should_stop: Callable[[], bool] = never_stop,
+) -> dict[str, float]:
     """Epoch metrics: valid_loss, accuracy and fbeta at one threshold for every label."""
     loss, probs, targets = predict_valid(model, batches, settings, should_stop)
-    return {"valid_loss": loss, "accuracy": accuracy_at(probs, targets, threshold),
-            "fbeta": fbeta(probs, targets, threshold, beta)}
+    return {
+        "valid_loss": loss,
+        "accuracy": accuracy_at(probs, targets, threshold),
+        "fbeta": fbeta(probs, targets, threshold, beta),
+    }

@@ -43,8 +43,12 @@ class MultiLabelClassifier(ImageClassifier):
         results = []
         for row in scores:
             over = sorted((i for i in range(len(self.classes)) if row[i] > cut[i]), key=lambda i: -row[i])
-            results.append(LabelScores([(name, float(s)) for name, s in zip(self.classes, row.tolist(), strict=True)],
-                                       [self.classes[i] for i in over]))
+            results.append(
+                LabelScores(
+                    [(name, float(s)) for name, s in zip(self.classes, row.tolist(), strict=True)],
+                    [self.classes[i] for i in over],
+                )
+            )
         return results
 
     def score_labels(self, images: list[bytes], threshold: float | None = None) -> list[LabelScores]:
