@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Left in the model tree while the pre-tenancy layout is moved under models/default/ (see below).
 MIGRATION_MARKER = ".tenancy-migration"
 
-TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION}
+TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION, "segmentation": training_pb2.SEGMENTATION}
 
 
 def describe_base(base: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import grpc
 
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, training_pb2
 from service.api.models import resolve_model
+from service.api.segmentation import segment_response
 from service.config import Limits
 from service.errors import ApiError, invalid, rpc, unimplemented
 from service.images import check_images, check_texts, set_pixel_limit
@@ -55,10 +56,18 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         raise unimplemented("ScoreLabels (multi-label scores)", "the multi-label and Grad-CAM issue")
 
     @rpc
-    async def Segment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if request.images:
-            check_images(request.images, self._limits)
-        raise unimplemented("Segment", "the segmentation (U-Net) issue")
+    async def Segment(self, request: inference_pb2.SegmentRequest,
+                      context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
+        model, path = resolve_model(self._store, request.model)
+        if model.task != training_pb2.SEGMENTATION:
+            raise invalid(f"model {model.ref.name}/{model.ref.version} is a "
+                          f"{training_pb2.Task.Name(model.task)} model; Segment needs SEGMENTATION")
+        check_images(request.images, self._limits)
+        answer = await self._handle.options(multiplexed_model_id=self._serving_id(path)).segment.remote(
+            [im.data for im in request.images], request.include_probabilities)
+        if "error" in answer:
+            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+        return segment_response(model, request.images, answer["results"])
 
     @rpc
     async def Recommend(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -45,10 +45,10 @@ def zip_folder(folder: Path, only: tuple[str, ...] = ()) -> bytes:
     return buf.getvalue()
 
 
-def upload_requests(data: bytes, name: str = "ds", sha256: str | None = None,
-                    fmt: int = datasets_pb2.ZIP) -> Iterator[datasets_pb2.UploadDatasetRequest]:
+def upload_requests(data: bytes, name: str = "ds", sha256: str | None = None, fmt: int = datasets_pb2.ZIP,
+                    layout: int = datasets_pb2.IMAGE_FOLDERS) -> Iterator[datasets_pb2.UploadDatasetRequest]:
     yield datasets_pb2.UploadDatasetRequest(header=datasets_pb2.UploadHeader(
-        name=name, layout=datasets_pb2.IMAGE_FOLDERS, format=fmt,
+        name=name, layout=layout, format=fmt,
         sha256=sha256 or hashlib.sha256(data).hexdigest(), size_bytes=len(data)))
     for i in range(0, len(data), 256 << 10):
         yield datasets_pb2.UploadDatasetRequest(chunk=data[i:i + (256 << 10)])

@@ -13,6 +13,7 @@ import torchvision
 
 from .resnet_classifier import N_LAYER_GROUPS
 
+TASKS = ("image_classification", "segmentation")
 ARCHS = ("resnet18", "resnet34", "resnet50")
 BASE_KINDS = ("torchvision", "file", "store", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -121,12 +122,15 @@ class Stage:
 class FineTuneConfig:
     """Hyperparameters of fast.ai's transfer-learning recipe; the defaults suit a pretrained ResNet at 224 px."""
 
+    task: str = "image_classification"
+    """image_classification (image folders, ResNet + head) or segmentation (image masks, U-Net)."""
     arch: str = "resnet18"
-    """Backbone: resnet18, resnet34 or resnet50."""
+    """Backbone: resnet18, resnet34 or resnet50 (the U-Net's encoder for segmentation)."""
     base: BaseWeights = field(default_factory=lambda: BaseWeights("torchvision"))
     """Pretrained weights of the body."""
     image_size: int = 224
-    """Side of the square crops fed to the network (stages may override it)."""
+    """Side of the square crops fed to the network (stages may override it); for segmentation the longer side,
+    the other one following the data set's aspect ratio."""
     batch_size: int = 32
     """Training batch size (>= 2: the head's BatchNorm needs two samples)."""
     freeze_epochs: int = 1
@@ -187,6 +191,8 @@ class FineTuneConfig:
     """auto (cuda when available, else cpu), cpu, cuda or cuda:N."""
     num_workers: int = 0
     """DataLoader worker processes (0 decodes in the training process)."""
+    void_code: str | None = None
+    """Segmentation: the class of codes.txt whose pixels are ignored; None = "Void" when there is one, "" = none."""
 
     def __post_init__(self) -> None:
         # Python callers may pass lists; tuples keep the config hashable and equal to its from_dict copy.
@@ -196,6 +202,7 @@ class FineTuneConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
+        _check_choice("task", self.task, TASKS)
         _check_choice("arch", self.arch, ARCHS)
         if not isinstance(self.base, BaseWeights):
             _fail("base", "must be a BaseWeights", self.base)
@@ -238,6 +245,10 @@ class FineTuneConfig:
         if self.device == "cpu" and self.precision == "fp16":
             _fail("precision", "fp16 needs a GPU (use bf16 or fp32 on cpu)", self.precision)
         _check_int("num_workers", self.num_workers, 0, 64)
+        if self.void_code is not None:
+            _check_str("void_code", self.void_code)
+            if self.task != "segmentation":
+                _fail("void_code", "applies to segmentation only", self.void_code)
 
     def _validate_schedule(self) -> None:
         if self.group_lrs and len(self.group_lrs) != N_LAYER_GROUPS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch.utils.data import Dataset
@@ -13,6 +14,7 @@ from .errors import DatasetError, InvalidImage
 from .images import check_image, decode_image, is_image_path
 
 Item = tuple[Path, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def _labelled(root: Path, classes: list[str], where: str, skipped: list[Path],
     return items
 
 
-def _random_split(items: list[Item], valid_pct: float, seed: int) -> tuple[list[Item], list[Item]]:
+def random_split(items: list[T], valid_pct: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, valid): valid_pct of the items (at least 1, leaving at least 2) drawn by the seed."""
     if len(items) < 3:
         raise DatasetError(f"need at least 3 images to split off a validation set, found {len(items)}")
     n_valid = min(max(1, round(len(items) * valid_pct)), len(items) - 2)
@@ -82,7 +85,7 @@ def scan_image_folders(root: str | Path, valid_pct: float, seed: int) -> ImageFo
     train = _labelled(train_dir, classes, f"training set {train_dir}", skipped, every_class=True)
     valid_dir = next((d for d in (root / "valid", root / "val") if d.is_dir()), None) if has_split else None
     if valid_dir is None:
-        train, valid = _random_split(train, valid_pct, seed)
+        train, valid = random_split(train, valid_pct, seed)
     else:
         valid = _labelled(valid_dir, classes, f"validation set {valid_dir}", skipped, every_class=False)
     if len(train) < 2:

@@ -1,4 +1,4 @@
-"""The fineserve command: upload data sets, run fine-tune jobs, inspect models and classify images."""
+"""The fineserve command: upload data sets, run fine-tune jobs, inspect models, classify and segment images."""
 
 from __future__ import annotations
 
@@ -224,6 +224,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         a.dataset,
         a.model,
         arch=a.arch,
+        task=a.task,
         base=a.base,
         epochs=a.epochs,
         freeze_epochs=a.freeze_epochs,
@@ -233,6 +234,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         precision=a.precision,
         request_id=a.request_id,
         auto_lr=a.auto_lr or None,
+        void_code=a.void_code,
     )
     if a.no_wait:
         if a.json:
@@ -394,6 +396,20 @@ def _cmd_classify(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_segment(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    results = c.segment(name, a.files, version=version, save_to=a.out)
+    if a.json:
+        _print_json([{"file": r.name, "model": r.model, "width": r.width, "height": r.height,
+                      "shares": r.shares} for r in results], out)
+        return 0
+    rows = [(r.name, f"{r.width}x{r.height}", ", ".join(f"{lb} {s:.1%}" for lb, s in r.top(a.top)))
+            for r in results]
+    out.write(_table(["FILE", "SIZE", "LARGEST CLASSES"], rows) + "\n")
+    out.write(f"masks and overlays in {a.out}\n")
+    return 0
+
+
 # -- argument parsing ---------------------------------------------------------------------------------
 
 
@@ -459,6 +475,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
     p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
     p.add_argument("--arch", default="resnet18", help="resnet18, resnet34 or resnet50 (default: resnet18)")
+    p.add_argument("--task", default="image_classification",
+                   help="image_classification or segmentation (default: image_classification)")
+    p.add_argument("--void-code", help="segmentation: the class whose pixels are ignored (default: Void if any)")
     p.add_argument(
         "--base",
         default="imagenet",
@@ -514,6 +533,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL[/VERSION]")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+
+    p = command("segment", _cmd_segment, "segment image files: masks and colour overlays to --out")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--out", default="segments", help="folder for NAME.mask.png and NAME.overlay.png (default: "
+                   "segments)")
+    p.add_argument("--top", type=int, default=3, help="classes listed per image (default: 3)")
     return parser
 
 

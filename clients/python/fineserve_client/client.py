@@ -31,6 +31,7 @@ from fineserve.v1 import (
 from .errors import DeadlineExceeded, Internal, Unavailable, from_rpc_error
 from .jobs import check_job, is_terminal
 from .progress import ProgressBar
+from .segmentation import Segmentation
 
 __all__ = ["Classification", "Client", "parse_base", "parse_model_ref", "tls_credentials"]
 
@@ -738,6 +739,44 @@ class Client:
     ) -> Classification:
         """Classify one image (a path or bytes)."""
         return self.classify(model, [image], top_k=top_k, version=version)[0]
+
+
+    @_rpc
+    def segment(
+        self,
+        model: str | common_pb2.ModelRef,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        version: int = 0,
+        *,
+        probabilities: bool = False,
+        save_to: str | os.PathLike[str] | None = None,
+        batch_size: int = _CLASSIFY_BATCH,
+    ) -> list[Segmentation]:
+        """Segment images with a segmentation model; one :class:`Segmentation` per image, in order.
+
+        Each mask is at its image's size. ``probabilities`` also fetches per-class probability maps (large).
+        ``save_to`` writes each image's mask and colour overlay there (the overlay needs Pillow).
+        """
+        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
+            raise TypeError("images must be a list")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        ref = _model_ref(model, version)
+        items = [_image(item, i) for i, item in enumerate(images)]
+        results: list[Segmentation] = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            request = inference_pb2.SegmentRequest(model=ref, images=batch, include_probabilities=probabilities)
+            response = self._call(self._inference.Segment, request)
+            if len(response.results) != len(batch):
+                raise Internal(f"the server returned {len(response.results)} results for {len(batch)} images")
+            answered = f"{response.model.name}/{response.model.version}"
+            for sent, result in zip(batch, response.results, strict=True):
+                seg = Segmentation.from_proto(result, list(response.classes), sent.name, answered)
+                if save_to is not None:
+                    seg.save(save_to, sent.data)
+                results.append(seg)
+        return results
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
