@@ -13,10 +13,8 @@ from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-from .errors import EngineError
 from .images import decode_image
-from .model_card import read_card, read_weights
-from .precision import resolve_device
+from .model_card import load_model_dir
 from .unet import ResNetUNet
 
 
@@ -79,16 +77,8 @@ class ImageSegmenter:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> ImageSegmenter:
-        card = read_card(model_dir)
-        if card.get("task") != "segmentation":
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not segmentation")
-        model = ResNetUNet(card["arch"], card["n_classes"])
-        try:
-            model.load_state_dict(read_weights(model_dir))
-        except RuntimeError as e:
-            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
-        torch_device = resolve_device(device)
-        return cls(model.eval().to(torch_device), card, torch_device)
+        return cls(*load_model_dir(model_dir, "segmentation",
+                                   lambda card: ResNetUNet(card["arch"], card["n_classes"]), device))
 
     def preprocess(self, images: list[bytes]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """((N, 3, h, w) model input, each image's (height, width)); InvalidImage names the first bad image."""
