@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +189,20 @@ def test_lr_range_test_runs_on_the_unet(scenes: Path) -> None:
     cfg = FineTuneConfig(task="segmentation", base=BaseWeights("none"), image_size=40, batch_size=3)
     result = find_lr(cfg, scenes, start_lr=1e-5, end_lr=1.0, num_batches=6)
     assert 2 <= len(result["points"]) <= 6 and 1e-5 <= result["suggestions"]["valley"] <= 1.0
+
+
+def test_segment_benchmark_quick_mode_prints_the_table() -> None:
+    """benchmarks/segment_throughput.py runs and prints its table (no timing assertions: CI machines vary)."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/segment_throughput.py", "--quick"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    print(out)
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and "x" in line.split("|")[1]]
+    assert [row[0].strip() for row in rows] == ["128x96", "480x360"]
+    assert all(float(row[-1]) > 0 for row in rows)
