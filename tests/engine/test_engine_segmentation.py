@@ -15,7 +15,16 @@ import safetensors.torch
 import torch
 from PIL import Image
 
-from worker.engine import BaseWeights, DatasetError, FineTuneConfig, Stage, find_lr, fine_tune, load_served_model
+from worker.engine import (
+    BaseWeights,
+    Cancelled,
+    DatasetError,
+    FineTuneConfig,
+    Stage,
+    find_lr,
+    fine_tune,
+    load_served_model,
+)
 from worker.engine.base_weights import load_base_weights
 from worker.engine.segmentation_data import MaskedImageDataset, input_hw, scan_image_masks
 from worker.engine.segmentation_inference import ImageSegmenter
@@ -206,3 +215,31 @@ def test_segment_benchmark_quick_mode_prints_the_table() -> None:
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and "x" in line.split("|")[1]]
     assert [row[0].strip() for row in rows] == ["128x96", "480x360"]
     assert all(float(row[-1]) > 0 for row in rows)
+
+
+def test_interrupted_segmentation_job_resumes_to_the_same_weights(scenes: Path, tmp_path: Path) -> None:
+    """Checkpoints carry the U-Net, the per-class metrics and the flip RNG across the change of image size."""
+    cfg = FineTuneConfig(
+        task="segmentation",
+        base=BaseWeights("none"),
+        image_size=40,
+        batch_size=3,
+        lr=1e-2,
+        stages=(Stage(1, 0, 20), Stage(1, 0, 40)),
+        precision="fp32",
+        device="cpu",
+    )
+    reference = fine_tune(cfg, scenes, tmp_path / "whole")
+    events: list[dict] = []
+
+    def stop() -> bool:
+        return any(e["type"] == "checkpoint" for e in events)
+
+    with pytest.raises(Cancelled):
+        fine_tune(cfg, scenes, tmp_path / "resumed", events.append, stop)
+    resumed = fine_tune(cfg, scenes, tmp_path / "resumed", events.append)
+    assert any(e["type"] == "log" and e["message"] == "resumed from checkpoint after epoch 1" for e in events)
+    assert resumed["metrics"] == reference["metrics"] and "iou:red" in resumed["metrics"]
+    expected = safetensors.torch.load_file(tmp_path / "whole" / "model.safetensors")
+    got = safetensors.torch.load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
