@@ -77,8 +77,9 @@ class ImageSegmenter:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> ImageSegmenter:
-        return cls(*load_model_dir(model_dir, "segmentation",
-                                   lambda card: ResNetUNet(card["arch"], card["n_classes"]), device))
+        return cls(
+            *load_model_dir(model_dir, "segmentation", lambda card: ResNetUNet(card["arch"], card["n_classes"]), device)
+        )
 
     def preprocess(self, images: list[bytes]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """((N, 3, h, w) model input, each image's (height, width)); InvalidImage names the first bad image."""

@@ -69,7 +69,8 @@ class UNetDecoder(nn.Module):
 
 
 class ResNetUNet(LayerGroupModel):
-    """Semantic segmentation: (N, 3, H, W) images -> (N, n_classes, H, W) per-pixel logits for any H, W (no multiple-of-32 rule).
+    """Semantic segmentation: (N, 3, H, W) images -> (N, n_classes, H, W) per-pixel logits, for any H and W
+    (no multiple-of-32 rule).
 
     The encoder is `body`, keyed like ResNetClassifier's, so load_base_weights fills it from any source and
     Grad-CAM hooks body.layer4 in both. Layer groups: stem+layer1+layer2 / layer3+layer4 / decoder.
