@@ -95,5 +95,39 @@ def summarize_labels_csv(root: Path) -> datasets_pb2.DatasetSummary:
     return datasets_pb2.DatasetSummary(classes=sorted(labels), train_items=counts[False], valid_items=counts[True])
 
 
+MASK_SUFFIXES = ("_P", "")  # the engine's rule (segmentation_data.py): labels/<stem>_P.png, else <stem>.png
+MAX_CODES = 256  # masks are 8-bit
+
+
+def summarize_image_masks(root: Path) -> datasets_pb2.DatasetSummary:
+    """images/, labels/ (a mask per image), codes.txt (a class per line), optional valid.txt (image names).
+    Headers only: pixel values are checked by the engine as it reads the masks."""
+    codes_file, images, labels = root / "codes.txt", root / "images", root / "labels"
+    if not (codes_file.is_file() and images.is_dir() and labels.is_dir()):
+        raise LayoutError("IMAGE_MASKS needs images/, labels/ and codes.txt at the top of the data set")
+    try:
+        codes = [line.strip() for line in codes_file.read_text(encoding="utf-8").rstrip().splitlines()]
+    except UnicodeDecodeError:
+        raise LayoutError("codes.txt is not UTF-8 text") from None
+    if "" in codes or len(set(codes)) != len(codes) or not 2 <= len(codes) <= MAX_CODES:
+        raise LayoutError(f"codes.txt must name 2 to {MAX_CODES} distinct classes, one per line, no blank lines")
+    names = sorted(p.name for p in images.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(names) < 3:
+        raise LayoutError(f"IMAGE_MASKS needs at least 3 images under images/, found {len(names)}")
+    missing = [n for n in names if not any((labels / f"{Path(n).stem}{s}.png").is_file() for s in MASK_SUFFIXES)]
+    if missing:
+        raise LayoutError(f"{len(missing)} image(s) without a mask, e.g. {missing[0]}: the mask of images/NAME.ext "
+                          "is labels/NAME_P.png or labels/NAME.png")
+    valid = root / "valid.txt"
+    lines = valid.read_text(encoding="utf-8", errors="replace").splitlines() if valid.is_file() else []
+    valid_names = {Path(n.strip()).name for n in lines if n.strip()}
+    unknown = sorted(valid_names - set(names))
+    if unknown:
+        raise LayoutError(f"valid.txt names images that images/ lacks: {', '.join(unknown[:5])}")
+    return datasets_pb2.DatasetSummary(classes=codes, train_items=len(names) - len(valid_names),
+                                       valid_items=len(valid_names))
+
+
 SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders,
-               datasets_pb2.IMAGE_LABELS_CSV: summarize_labels_csv}
+               datasets_pb2.IMAGE_LABELS_CSV: summarize_labels_csv,
+               datasets_pb2.IMAGE_MASKS: summarize_image_masks}

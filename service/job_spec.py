@@ -29,9 +29,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6), "threshold": (0.01, 0.99), "fbeta_beta": (0.01, 100.0),
 }
 EARLY_STOPPING_METRICS = ("valid_loss", "accuracy")
-# Task -> (the dataset layout it reads, the engine's task name).
-TASKS = {training_pb2.IMAGE_CLASSIFICATION: (datasets_pb2.IMAGE_FOLDERS, "image_classification"),
-         training_pb2.MULTI_LABEL_CLASSIFICATION: (datasets_pb2.IMAGE_LABELS_CSV, "multi_label_classification")}
+# Implemented tasks: the engine's task name and the dataset layout each one learns from.
+TASKS = {training_pb2.IMAGE_CLASSIFICATION: ("image_classification", datasets_pb2.IMAGE_FOLDERS),
+         training_pb2.MULTI_LABEL_CLASSIFICATION: ("multi_label_classification", datasets_pb2.IMAGE_LABELS_CSV),
+         training_pb2.SEGMENTATION: ("segmentation", datasets_pb2.IMAGE_MASKS)}
 
 
 def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
@@ -63,7 +64,7 @@ def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, 
         raise invalid("task is required (" + ", ".join(training_pb2.Task.Name(t) for t in TASKS) + ")")
     if req.task not in TASKS:
         raise unimplemented(f"task {training_pb2.Task.Name(req.task)}", "a later issue of the roadmap")
-    layout, task = TASKS[req.task]
+    task, layout = TASKS[req.task]
     arch = req.arch or "resnet18"
     if arch not in ARCHS:
         raise invalid(f"arch {arch!r} is not one of {', '.join(ARCHS)}")
@@ -76,10 +77,17 @@ def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, 
         raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
     dataset, dataset_path = found
     if dataset.layout != layout:
-        raise invalid(f"dataset {dataset.id} has layout {datasets_pb2.DatasetLayout.Name(dataset.layout)}; "
-                      f"{training_pb2.Task.Name(req.task)} needs {datasets_pb2.DatasetLayout.Name(layout)}")
+        raise invalid(f"dataset {dataset.id} is {datasets_pb2.DatasetLayout.Name(dataset.layout)}; task "
+                      f"{training_pb2.Task.Name(req.task)} needs a {datasets_pb2.DatasetLayout.Name(layout)} dataset")
     cfg: dict[str, Any] = {"task": task, "arch": arch, "base": _base(req.base, arch, store, roots),
                            **_hyper(req.hyperparameters)}
+    if req.hyperparameters.HasField("void_code"):
+        if task != "segmentation":
+            raise invalid("hyperparameters.void_code applies to SEGMENTATION only")
+        if req.hyperparameters.void_code and req.hyperparameters.void_code not in dataset.summary.classes:
+            raise invalid(f"hyperparameters.void_code {req.hyperparameters.void_code!r} is not a class of "
+                          f"dataset {dataset.id} (its codes.txt)")
+        cfg["void_code"] = req.hyperparameters.void_code
     if cfg["base"]["kind"] == "none" and cfg.get("epochs", 1) == 0 and not cfg.get("stages"):
         raise invalid("random_init needs epochs >= 1: a random body is trained in the unfrozen epochs")
     if req.resources.cpu_only:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 TERMINAL = {training_pb2.SUCCEEDED, training_pb2.FAILED, training_pb2.CANCELLED}
 FINE_TUNE = "fine_tune"
 FIND_LR = "find_lr"
+# An epoch event's fields that are not metrics (the rest are: losses, accuracy, a task's own such as mean_iou).
+EPOCH_FIELDS = frozenset({"type", "phase", "epoch", "epochs", "seconds"})
 # Attempts per job before a lost worker fails it (each resumes from the last checkpoint).
 MAX_ATTEMPTS = 3
 
@@ -197,7 +199,7 @@ class JobManager:
                 batches=ev["batches"], loss=ev["loss"], lr=ev.get("lr", 0.0), momentum=ev.get("momentum", 0.0),
                 group_lrs=ev.get("group_lrs", [])))
         elif kind == "epoch":
-            metrics = {k: float(ev[k]) for k in ("train_loss", "valid_loss", "accuracy", "fbeta") if k in ev}
+            metrics = {k: float(v) for k, v in ev.items() if k not in EPOCH_FIELDS and isinstance(v, int | float)}
             self._emit(job_id, epoch=training_pb2.EpochMetrics(
                 phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], metrics=metrics,
                 seconds=ev.get("seconds", 0.0)))

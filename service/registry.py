@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 MIGRATION_MARKER = ".tenancy-migration"
 
 TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION,
-         "multi_label_classification": training_pb2.MULTI_LABEL_CLASSIFICATION}
+         "multi_label_classification": training_pb2.MULTI_LABEL_CLASSIFICATION,
+         "segmentation": training_pb2.SEGMENTATION}
 
 
 def describe_base(base: dict[str, Any]) -> str:

@@ -37,13 +37,13 @@ class ModelServer:
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
 
     def _load(self, model_id: str) -> Any:
-        from worker.engine import load_model
+        from worker.engine import load_served_model
 
         root = self._root.resolve()
         path = (root / model_id).resolve()
         if root not in path.parents:
             raise ValueError(f"model id {model_id!r} is outside the model store")
-        return load_model(path)
+        return load_served_model(path)
 
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
@@ -87,3 +87,14 @@ class ModelServer:
                 part, probs = probs[: len(x)], probs[len(x):]
                 answers[i] = {"results": model.top_k(part, calls[i][2])}
         return answers
+
+    async def segment(self, images: list[bytes], probabilities: bool) -> dict[str, Any]:
+        """A segmentation per image (see segment_calls), or {"error": {...}} for input the model cannot take."""
+        model = await self._get_model(serve.get_multiplexed_model_id())
+        return await self._segment_batch((model, images, probabilities))
+
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def _segment_batch(self, calls: list[tuple[Any, list[bytes], bool]]) -> list[dict[str, Any]]:
+        from worker.segment_serving import segment_calls
+
+        return await asyncio.to_thread(segment_calls, calls)

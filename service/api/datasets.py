@@ -29,7 +29,7 @@ def _check_name_and_layout(name: str, layout: int) -> None:
     if not name or len(name) > 128 or not name.isprintable():
         raise invalid("name must be 1-128 printable characters")
     if layout == datasets_pb2.DATASET_LAYOUT_UNSPECIFIED:
-        raise invalid("layout is required (IMAGE_FOLDERS)")
+        raise invalid("layout is required (IMAGE_FOLDERS, IMAGE_MASKS)")
     if layout not in SUMMARIZERS:
         raise unimplemented(f"dataset layout {datasets_pb2.DatasetLayout.Name(layout)}",
                             "the issue of the task that uses it")

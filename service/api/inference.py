@@ -7,9 +7,10 @@ from typing import Any
 
 import grpc
 
-from fineserve.v1 import inference_pb2, inference_pb2_grpc, training_pb2
+from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
 from service.api import interpretation
 from service.api.models import resolve_model
+from service.api.segmentation import segment_response
 from service.config import Limits
 from service.errors import ApiError, invalid, rpc, unimplemented
 from service.images import check_images, check_texts, set_pixel_limit
@@ -26,21 +27,30 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self._serving_id = serving_id
         set_pixel_limit(limits.max_image_pixels)
 
+    def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, str]:
+        """(model, the replicas' model id) for an image request: a model of `task`, images within limits."""
+        model, path = resolve_model(self._store, request.model)
+        if model.task != task:
+            raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
+                          f"model; {rpc_name} needs {training_pb2.Task.Name(task)}")
+        check_images(request.images, self._limits)
+        return model, self._serving_id(path)
+
+    @staticmethod
+    def _checked(answer: dict[str, Any]) -> dict[str, Any]:
+        """A replica's answer, or its error as the gRPC status it names."""
+        if "error" in answer:
+            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+        return answer
+
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, path = resolve_model(self._store, request.model)
-        if model.task != training_pb2.IMAGE_CLASSIFICATION:
-            raise invalid(f"model {model.ref.name}/{model.ref.version} is a "
-                          f"{training_pb2.Task.Name(model.task)} model; Classify needs IMAGE_CLASSIFICATION")
-        check_images(request.images, self._limits)
+        model, model_id = self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = default 5)")
-        model_id = self._serving_id(path)
-        answer = await self._handle.options(multiplexed_model_id=model_id).classify.remote(
-            [im.data for im in request.images], request.top_k or 5)
-        if "error" in answer:
-            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+        answer = self._checked(await self._handle.options(multiplexed_model_id=model_id).classify.remote(
+            [im.data for im in request.images], request.top_k or 5))
         return inference_pb2.ClassifyResponse(
             model=model.ref,
             results=[inference_pb2.Classification(
@@ -58,10 +68,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         return await interpretation.score_labels(request, self._store, self._limits, self._replicas)
 
     @rpc
-    async def Segment(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if request.images:
-            check_images(request.images, self._limits)
-        raise unimplemented("Segment", "the segmentation (U-Net) issue")
+    async def Segment(self, request: inference_pb2.SegmentRequest,
+                      context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
+        model, model_id = self._image_model(request, training_pb2.SEGMENTATION, "Segment")
+        answer = self._checked(await self._handle.options(multiplexed_model_id=model_id).segment.remote(
+            [im.data for im in request.images], request.include_probabilities))
+        return segment_response(model, request.images, answer["results"])
 
     @rpc
     async def Recommend(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

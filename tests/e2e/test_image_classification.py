@@ -125,7 +125,7 @@ def test_bad_input_gets_specific_codes(api: Api, server: ServerProcess, trained:
         "path outside roots": (grpc.StatusCode.INVALID_ARGUMENT, lambda: api.datasets.RegisterDataset(
             datasets_pb2.RegisterDatasetRequest(name="x", layout=datasets_pb2.IMAGE_FOLDERS, uri="/etc"))),
         "later issue": (grpc.StatusCode.UNIMPLEMENTED,
-                        lambda: api.inference.Segment(inference_pb2.SegmentRequest())),
+                        lambda: api.inference.PredictText(inference_pb2.PredictTextRequest())),
     }
     before = len(list((server.data_dir / "datasets").iterdir()))
     for what, (code, call) in cases.items():

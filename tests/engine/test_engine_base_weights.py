@@ -103,12 +103,12 @@ def test_store_model_as_base_transfers_body_and_normalisation(tiny_model: Path, 
 def test_store_model_of_another_arch_or_task_is_refused(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(WeightsUnavailable, match="is a resnet18 but this job fine-tunes a resnet34"):
         load_base_weights(BaseWeights("store", path=str(tiny_model)), "resnet34", body("resnet34"))
-    other = tmp_path / "segmenter"
+    other = tmp_path / "language_model"
     other.mkdir()
     card = json.loads((tiny_model / "card.json").read_text())
-    (other / "card.json").write_text(json.dumps({**card, "task": "segmentation"}))
+    (other / "card.json").write_text(json.dumps({**card, "task": "language_model"}))
     (other / "model.safetensors").write_bytes((tiny_model / "model.safetensors").read_bytes())
-    with pytest.raises(WeightsUnavailable, match="'segmentation' model"):
+    with pytest.raises(WeightsUnavailable, match="'language_model' model"):
         load_base_weights(BaseWeights("store", path=str(other)), "resnet18", body())
     with pytest.raises(WeightsUnavailable, match="cannot use stored model"):
         load_base_weights(BaseWeights("store", path=str(tmp_path / "missing")), "resnet18", body())

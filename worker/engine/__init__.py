@@ -6,8 +6,9 @@ from .explanations import Explanation, explain
 from .grad_cam import Target, class_score, grad_cam
 from .inference import ImageClassifier
 from .lr_finder import find_lr, lr_range_test
-from .model_loading import load_model
 from .multi_label_inference import LabelScores, MultiLabelClassifier
+from .segmentation_inference import ImageSegmenter
+from .served_models import load_served_model
 from .training import fine_tune
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Explanation",
     "FineTuneConfig",
     "ImageClassifier",
+    "ImageSegmenter",
     "InvalidImage",
     "LabelScores",
     "MultiLabelClassifier",
@@ -29,6 +31,6 @@ __all__ = [
     "find_lr",
     "fine_tune",
     "grad_cam",
-    "load_model",
+    "load_served_model",
     "lr_range_test",
 ]

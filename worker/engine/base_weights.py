@@ -30,9 +30,10 @@ class LoadedBase:
 
 
 def _body_state(state: Mapping[str, object], where: str) -> dict[str, torch.Tensor]:
-    """Take fineserve keys (body.*; head.* ignored) or torchvision ones (fc.* ignored); key as torchvision."""
+    """Take fineserve keys (body.*; a classifier's head.* or a U-Net's decoder.* ignored) or torchvision ones
+    (fc.* ignored); key as torchvision."""
     if any(k.startswith("body.") for k in state):
-        body = {k.removeprefix("body."): v for k, v in state.items() if not k.startswith("head.")}
+        body = {k.removeprefix("body."): v for k, v in state.items() if k.startswith("body.")}
     else:
         body = {k: v for k, v in state.items() if not k.startswith("fc.")}
     bad = [k for k, v in body.items() if not isinstance(v, torch.Tensor)]
@@ -108,8 +109,8 @@ def _from_store(base: BaseWeights, arch: str, body: nn.Module) -> LoadedBase:
     except EngineError as e:
         raise WeightsUnavailable(f"cannot use stored model {model_dir} as base: {e}") from e
     if card.get("task") not in TASKS:
-        raise WeightsUnavailable(
-            f"stored model {model_dir} is a {card.get('task')!r} model, not one of {', '.join(TASKS)}")
+        raise WeightsUnavailable(f"stored model {model_dir} is a {card.get('task')!r} model: only "
+                                 f"{', '.join(TASKS)} models have a ResNet body to start from")
     if card.get("arch") != arch:
         raise WeightsUnavailable(
             f"stored model {model_dir} is a {card.get('arch')} but this job fine-tunes a {arch}: "

@@ -19,7 +19,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 EARLY_STOPPING_METRICS = ("", "valid_loss", "accuracy")
 IMAGE_CLASSIFICATION = "image_classification"
 MULTI_LABEL = "multi_label_classification"
-TASKS = (IMAGE_CLASSIFICATION, MULTI_LABEL)
+SEGMENTATION = "segmentation"
+TASKS = (IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION)
+"""Every task shares the ResNet body, so any of their stored models can be another's base."""
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -124,12 +126,17 @@ class Stage:
 class FineTuneConfig:
     """Hyperparameters of fast.ai's transfer-learning recipe; the defaults suit a pretrained ResNet at 224 px."""
 
+    task: str = IMAGE_CLASSIFICATION
+    """image_classification (one class per image, image-folders layout: ResNet + head, softmax + cross-entropy),
+    multi_label_classification (any number of labels per image, labels-CSV layout: sigmoid + binary cross-entropy
+    per label) or segmentation (image masks, U-Net, pixel-wise cross-entropy)."""
     arch: str = "resnet18"
-    """Backbone: resnet18, resnet34 or resnet50."""
+    """Backbone: resnet18, resnet34 or resnet50 (the U-Net's encoder for segmentation)."""
     base: BaseWeights = field(default_factory=lambda: BaseWeights("torchvision"))
     """Pretrained weights of the body."""
     image_size: int = 224
-    """Side of the square crops fed to the network (stages may override it)."""
+    """Side of the square crops fed to the network (stages may override it); for segmentation the longer side,
+    the other one following the data set's aspect ratio."""
     batch_size: int = 32
     """Training batch size (>= 2: the head's BatchNorm needs two samples)."""
     freeze_epochs: int = 1
@@ -190,16 +197,14 @@ class FineTuneConfig:
     """auto (cuda when available, else cpu), cpu, cuda or cuda:N."""
     num_workers: int = 0
     """DataLoader worker processes (0 decodes in the training process)."""
-    task: str = IMAGE_CLASSIFICATION
-    """image_classification (one class per image, image-folders layout: softmax + cross-entropy) or
-    multi_label_classification (any number of labels per image, labels-CSV layout: sigmoid + binary
-    cross-entropy per label)."""
     threshold: float = 0.5
     """Multi-label: the score over which a label counts as predicted in the epoch metrics (accuracy and F-beta
     at threshold). The saved model also carries per-label thresholds tuned on the validation set."""
     fbeta_beta: float = 2.0
     """Multi-label: beta of the F-beta metric and of the threshold tuning (2 weighs recall over precision, as
     the Planet competition did)."""
+    void_code: str | None = None
+    """Segmentation: the class of codes.txt whose pixels are ignored; None = "Void" when there is one, "" = none."""
 
     def __post_init__(self) -> None:
         # Python callers may pass lists; tuples keep the config hashable and equal to its from_dict copy.
@@ -209,6 +214,7 @@ class FineTuneConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
+        _check_choice("task", self.task, TASKS)
         _check_choice("arch", self.arch, ARCHS)
         if not isinstance(self.base, BaseWeights):
             _fail("base", "must be a BaseWeights", self.base)
@@ -251,9 +257,12 @@ class FineTuneConfig:
         if self.device == "cpu" and self.precision == "fp16":
             _fail("precision", "fp16 needs a GPU (use bf16 or fp32 on cpu)", self.precision)
         _check_int("num_workers", self.num_workers, 0, 64)
-        _check_choice("task", self.task, TASKS)
         _check_float("threshold", self.threshold, 0.0, 1.0, open_lo=True, open_hi=True)
         _check_float("fbeta_beta", self.fbeta_beta, 0.0, 100.0, open_lo=True)
+        if self.void_code is not None:
+            _check_str("void_code", self.void_code)
+            if self.task != SEGMENTATION:
+                _fail("void_code", "applies to segmentation only", self.void_code)
 
     def _validate_schedule(self) -> None:
         if self.group_lrs and len(self.group_lrs) != N_LAYER_GROUPS:

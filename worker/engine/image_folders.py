@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch.utils.data import Dataset
@@ -14,6 +15,7 @@ from .images import check_image, decode_image, is_image_path
 
 Item = tuple[Path, int | torch.Tensor]
 """A file and its target: a class index, or (labels-CSV data sets) a multi-hot float vector of labels."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,8 @@ def _labelled(root: Path, classes: list[str], where: str, skipped: list[Path],
     return items
 
 
-def random_split(items: list[Item], valid_pct: float, seed: int) -> tuple[list[Item], list[Item]]:
+def random_split(items: list[T], valid_pct: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, valid): valid_pct of the items (at least 1, leaving at least 2) drawn by the seed."""
     if len(items) < 3:
         raise DatasetError(f"need at least 3 images to split off a validation set, found {len(items)}")
     n_valid = min(max(1, round(len(items) * valid_pct)), len(items) - 2)

@@ -1,4 +1,4 @@
-"""DataLoaders over an image-folders data set at one image size (a stage with another size builds new ones)."""
+"""DataLoaders over a task's data set at one image size (a stage with another size builds new ones)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from torch.utils.data import DataLoader
 
 from .base_weights import LoadedBase
 from .config import FineTuneConfig
-from .image_folders import ImageFileDataset, ImageFolders
-from .image_transforms import train_transform, valid_transform
+from .tasks import TaskData, task_for
 
 
 def _common(cfg: FineTuneConfig, device: torch.device) -> dict[str, Any]:
@@ -19,18 +18,18 @@ def _common(cfg: FineTuneConfig, device: torch.device) -> dict[str, Any]:
     return {"num_workers": cfg.num_workers, "pin_memory": device.type == "cuda"}
 
 
-def train_loader(cfg: FineTuneConfig, data: ImageFolders, base: LoadedBase, device: torch.device,
+def train_loader(cfg: FineTuneConfig, data: TaskData, base: LoadedBase, device: torch.device,
                  image_size: int) -> DataLoader:
     """Shuffled by its own generator (see reseed_for_epoch); full batches only, since the head's BatchNorm
     cannot train on one sample."""
-    return DataLoader(ImageFileDataset(data.train, train_transform(image_size, base.mean, base.std, cfg.flip)),
+    return DataLoader(task_for(cfg).dataset(data, data.train, image_size, base, cfg, True),
                       batch_size=min(cfg.batch_size, len(data.train)), shuffle=True, drop_last=True,
                       generator=torch.Generator().manual_seed(cfg.seed), **_common(cfg, device))
 
 
-def valid_loader(cfg: FineTuneConfig, data: ImageFolders, base: LoadedBase, device: torch.device,
+def valid_loader(cfg: FineTuneConfig, data: TaskData, base: LoadedBase, device: torch.device,
                  image_size: int) -> DataLoader:
-    return DataLoader(ImageFileDataset(data.valid, valid_transform(image_size, base.mean, base.std)),
+    return DataLoader(task_for(cfg).dataset(data, data.valid, image_size, base, cfg, False),
                       batch_size=cfg.batch_size, **_common(cfg, device))
 
 

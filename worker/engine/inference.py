@@ -8,11 +8,9 @@ from typing import Any
 import torch
 
 from .config import IMAGE_CLASSIFICATION
-from .errors import EngineError
 from .image_transforms import valid_transform
 from .images import decode_image
-from .model_card import read_card, read_weights
-from .precision import resolve_device
+from .model_card import load_model_dir
 from .resnet_classifier import ResNetClassifier
 
 
@@ -35,18 +33,8 @@ class ImageClassifier:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> ImageClassifier:
-        card = read_card(model_dir)
-        if card.get("task") != cls.TASK:
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {cls.TASK}")
-        model = ResNetClassifier(card["arch"], card["n_classes"])
-        try:
-            model.load_state_dict(read_weights(model_dir))
-        except RuntimeError as e:
-            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
-        torch_device = resolve_device(device)
-        # Served weights never train: Grad-CAM then builds no autograd graph below the layer it hooks.
-        model.requires_grad_(False)
-        return cls(model.eval().to(torch_device), card, torch_device)
+        return cls(*load_model_dir(model_dir, cls.TASK,
+                                   lambda card: ResNetClassifier(card["arch"], card["n_classes"]), device))
 
     def preprocess(self, images: list[bytes]) -> torch.Tensor:
         """(N, 3, S, S) float32 model input; InvalidImage names the first image that cannot be decoded."""

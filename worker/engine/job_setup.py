@@ -13,10 +13,9 @@ import torch
 
 from .base_weights import LoadedBase, load_base_weights
 from .config import MULTI_LABEL, FineTuneConfig
-from .image_folders import ImageFolders
-from .image_tasks import scan_dataset
 from .precision import prefers_channels_last, resolve_device, resolve_precision
-from .resnet_classifier import ResNetClassifier
+from .resnet_classifier import LayerGroupModel
+from .tasks import TaskData, task_for
 
 Event = dict[str, Any]
 
@@ -31,14 +30,14 @@ class Job:
 
     device: torch.device
     precision: str
-    data: ImageFolders
+    data: TaskData
 
 
 def open_job(cfg: FineTuneConfig, dataset_dir: str | Path, on_event: Callable[[Event], None]) -> Job:
     """Everything that can fail on the request alone, checked before any model is built."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    data = scan_dataset(cfg, dataset_dir)
+    data = task_for(cfg).scan(cfg, Path(dataset_dir))
     skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
     on_event(log_event(f"data set {dataset_dir}: {len(data.classes)} {_noun(cfg)}, {len(data.train)} training and "
                        f"{len(data.valid)} validation images{skipped}"))
@@ -60,10 +59,10 @@ def private_rng(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def build_model(cfg: FineTuneConfig, job: Job,
-                on_event: Callable[[Event], None]) -> tuple[ResNetClassifier, LoadedBase]:
-    """A new head for the data set's classes on the requested body; raises WeightsUnavailable rather than
-    training from random weights that were not asked for."""
-    model = ResNetClassifier(cfg.arch, len(job.data.classes))
+                on_event: Callable[[Event], None]) -> tuple[LayerGroupModel, LoadedBase]:
+    """The task's new head (or decoder) for the data set's classes on the requested body; raises
+    WeightsUnavailable rather than training from random weights that were not asked for."""
+    model = task_for(cfg).new_model(cfg.arch, job.data)
     base = load_base_weights(cfg.base, cfg.arch, model.body)
     on_event(log_event(f"base weights: {base.description}"))
     model.to(job.device)

@@ -18,7 +18,7 @@ from .errors import Cancelled, EngineError
 from .image_loaders import reseed_for_epoch, train_loader
 from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
 from .precision import grad_scaler
-from .resnet_classifier import N_LAYER_GROUPS, ResNetClassifier
+from .resnet_classifier import N_LAYER_GROUPS, LayerGroupModel
 from .schedule import make_optimizer
 from .train_loop import Batch, LoopSettings, ignore_event, never_stop, train_step
 
@@ -159,7 +159,7 @@ def _run(model: nn.Module, batches: Iterable[Batch], opt: torch.optim.Optimizer,
     return {"points": points, "suggestions": suggest_lrs(points), "diverged": diverged}
 
 
-def job_range_test(cfg: FineTuneConfig, job: Job, model: ResNetClassifier, base: LoadedBase, *, start_lr: float,
+def job_range_test(cfg: FineTuneConfig, job: Job, model: LayerGroupModel, base: LoadedBase, *, start_lr: float,
                    end_lr: float, num_batches: int, freeze_to: int | None, on_event: Callable[[Event], None],
                    should_stop: Callable[[], bool]) -> dict[str, Any]:
     """The range test as a job runs it: the first stage's image size and freeze depth (unless freeze_to is

@@ -13,6 +13,7 @@ import safetensors.torch
 import torch
 
 from .errors import EngineError
+from .precision import resolve_device
 
 CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -63,3 +64,21 @@ def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(path)
     except Exception as e:  # safetensors reports a corrupt header as one of several exception types
         raise EngineError(f"cannot read model weights {path}: {e}") from e
+
+
+def load_model_dir(model_dir: str | Path, task: str, build: Callable[[dict[str, Any]], torch.nn.Module],
+                   device: str) -> tuple[torch.nn.Module, dict[str, Any], torch.device]:
+    """(model in eval mode on the device, card, device) for a model directory of `task`; build(card) makes the
+    empty model. EngineError for another task's model or weights that do not fit the card."""
+    card = read_card(model_dir)
+    if card.get("task") != task:
+        raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {task}")
+    model = build(card)
+    try:
+        model.load_state_dict(read_weights(model_dir))
+    except RuntimeError as e:
+        raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+    torch_device = resolve_device(device)
+    # Served weights never train: Grad-CAM then builds no autograd graph below the layer it hooks.
+    model.requires_grad_(False)
+    return model.eval().to(torch_device), card, torch_device

@@ -10,7 +10,7 @@ from torch import nn
 
 BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 N_LAYER_GROUPS = 3
-"""Length of ResNetClassifier.layer_groups(), the same for every ResNet; configs are validated against it."""
+"""Length of LayerGroupModel.layer_groups(), the same for every ResNet model; configs are validated against it."""
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -44,25 +44,25 @@ def fastai_head(n_features: int, n_classes: int) -> nn.Sequential:
     return head
 
 
-class ResNetClassifier(nn.Module):
-    """Single-label image classifier. The body is torchvision's ResNet without avgpool/fc, so its state-dict
-    keys are torchvision's prefixed by "body." and torchvision checkpoints load into it unchanged."""
+def resnet_body(arch: str) -> tuple[nn.Sequential, int]:
+    """torchvision's ResNet without avgpool/fc (keys as torchvision's) and its output channel count."""
+    resnet = torchvision.models.get_model(arch, weights=None)
+    return nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in BODY_LAYERS)), resnet.fc.in_features
 
-    def __init__(self, arch: str, n_classes: int) -> None:
-        super().__init__()
-        self.arch = arch
-        resnet = torchvision.models.get_model(arch, weights=None)
-        self.body = nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in BODY_LAYERS))
-        self.head = fastai_head(resnet.fc.in_features, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+class LayerGroupModel(nn.Module):
+    """A ResNet body plus a new part on top, trained as N_LAYER_GROUPS groups: stem + early stages, late
+    stages, the new part. Early features are generic and need the least change."""
+
+    body: nn.Sequential
+
+    def new_part(self) -> nn.Module:
+        raise NotImplementedError
 
     def layer_groups(self) -> list[nn.ModuleList]:
-        """Stem + early stages, late stages, head: early features are generic and need the least change."""
         b = self.body
         return [nn.ModuleList([b.conv1, b.bn1, b.layer1, b.layer2]), nn.ModuleList([b.layer3, b.layer4]),
-                nn.ModuleList([self.head])]
+                nn.ModuleList([self.new_part()])]
 
     def freeze_to(self, n: int, train_bn: bool = True) -> None:
         """Freeze groups before n; BatchNorm stays trainable (fast.ai's train_bn) so it adapts to new data."""
@@ -71,3 +71,20 @@ class ResNetClassifier(nn.Module):
                 trainable = i >= n or (train_bn and isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)))
                 for param in module.parameters(recurse=False):
                     param.requires_grad_(trainable)
+
+
+class ResNetClassifier(LayerGroupModel):
+    """Single-label image classifier. The body is torchvision's ResNet without avgpool/fc, so its state-dict
+    keys are torchvision's prefixed by "body." and torchvision checkpoints load into it unchanged."""
+
+    def __init__(self, arch: str, n_classes: int) -> None:
+        super().__init__()
+        self.arch = arch
+        self.body, n_features = resnet_body(arch)
+        self.head = fastai_head(n_features, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def new_part(self) -> nn.Module:
+        return self.head

@@ -21,6 +21,9 @@ from .regularisation import mixup, training_loss
 
 Event = dict[str, Any]
 Batch = tuple[torch.Tensor, torch.Tensor]
+IGNORE_INDEX = -100
+"""Targets with this value count in no loss or metric (torch's cross_entropy default): a segmentation mask's
+void pixels."""
 
 
 class Batches(Protocol):
@@ -147,13 +150,20 @@ def valid_logits(model: nn.Module, batches: Iterable[Batch], settings: LoopSetti
 
 
 def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
-             should_stop: Callable[[], bool] = never_stop) -> tuple[float, float]:
-    """Mean (unsmoothed) cross-entropy and accuracy over all batches; no mixup, no augmentation."""
+             should_stop: Callable[[], bool] = never_stop,
+             observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> tuple[float, float]:
+    """Mean (unsmoothed) cross-entropy and accuracy over all targets (images, or a mask's pixels) that are not
+    IGNORE_INDEX; no mixup, no augmentation. observe(logits, y) sees every batch, for task-specific metrics."""
     total_loss = torch.zeros((), dtype=torch.float64, device=settings.device)
     correct = torch.zeros((), dtype=torch.int64, device=settings.device)
-    count = 0
+    count = torch.zeros((), dtype=torch.int64, device=settings.device)
     for logits, y in valid_logits(model, batches, settings, should_stop):
-        total_loss += F.cross_entropy(logits, y, reduction="sum")
+        total_loss += F.cross_entropy(logits, y, reduction="sum", ignore_index=IGNORE_INDEX)
         correct += (logits.argmax(dim=1) == y).sum()
-        count += len(y)
-    return total_loss.item() / count, correct.item() / count
+        count += (y != IGNORE_INDEX).sum()
+        if observe:
+            observe(logits, y)
+    total = count.item()
+    if not total:
+        raise EngineError("the validation set has no labelled targets (every pixel is void?)")
+    return total_loss.item() / total, correct.item() / total

@@ -1,6 +1,6 @@
-"""fast.ai's transfer-learning recipe for image classification: a schedule of 1cycle stages (head only, gradual
-unfreezing, progressive resizing) with discriminative learning rates, and a checkpoint after every epoch that a
-rerun on the same out_dir resumes from."""
+"""fast.ai's transfer-learning recipe (image classification, segmentation): a schedule of 1cycle stages (head
+only, gradual unfreezing, progressive resizing) with discriminative learning rates, and a checkpoint after every
+epoch that a rerun on the same out_dir resumes from."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ from .checkpoint import (
 from .config import FineTuneConfig, Stage
 from .early_stopping import EarlyStopping
 from .image_loaders import reseed_for_epoch, train_loader, valid_loader
-from .image_tasks import epoch_metrics, final_card_entries
 from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
 from .lr_finder import job_range_test
 from .model_card import FORMAT_VERSION, save_model
 from .precision import grad_scaler
-from .resnet_classifier import ResNetClassifier
+from .resnet_classifier import LayerGroupModel
 from .schedule import group_max_lrs, make_optimizer, one_cycle
+from .tasks import task_for
 from .train_loop import LoopSettings, ignore_event, never_stop, train_epoch
 
 AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
@@ -48,7 +48,7 @@ class _Training:
     cfg: FineTuneConfig
     """With the learning rate actually used (auto_lr's choice)."""
     job: Job
-    model: ResNetClassifier
+    model: LayerGroupModel
     base: LoadedBase
     out_dir: Path
     fingerprint: str
@@ -110,8 +110,8 @@ class _Training:
             train_loss = train_epoch(model, reseed_for_epoch(train_dl, cfg.seed, self.epoch), opt, sched, scaler,
                                      self.settings, phase=phase, epoch=self.epoch, epochs=self.total_epochs,
                                      on_event=self.on_event, should_stop=self.should_stop)
-            metrics = {**epoch_metrics(cfg, model, valid_dl, self.settings, self.should_stop),
-                       "train_loss": train_loss}
+            metrics = {**task_for(cfg).epoch_metrics(cfg, job.data, model, valid_dl, self.settings,
+                                                     self.should_stop), "train_loss": train_loss}
             self.history.append(metrics)
             self.on_event({"type": "epoch", "phase": phase, "epoch": self.epoch, "epochs": self.total_epochs,
                            **metrics, "seconds": time.perf_counter() - start})
@@ -127,17 +127,17 @@ class _Training:
 
     def card(self) -> dict[str, Any]:
         """Everything needed to rebuild, serve and explain the model, as JSON."""
-        cfg, data = self.cfg, self.job.data
+        cfg, data, task = self.cfg, self.job.data, task_for(self.cfg)
         last = self.stages[-1].image_size
-        extra = final_card_entries(cfg, self.model, valid_loader(cfg, data, self.base, self.job.device, last),
-                                   self.settings)
+        extra = task.tuned_card(cfg, self.model, valid_loader(cfg, data, self.base, self.job.device, last),
+                                self.settings) if task.tuned_card else {}
         return {
             "format_version": FORMAT_VERSION,
             "task": cfg.task,
             "arch": cfg.arch,
             "classes": data.classes,
             "n_classes": len(data.classes),
-            "image_size": self.stages[-1].image_size,
+            **task.card_fields(data, last),
             "normalization": {"mean": list(self.base.mean), "std": list(self.base.std)},
             "base": {**cfg.base.to_dict(), "description": self.base.description},
             "hyperparameters": cfg.to_dict(),
@@ -156,8 +156,8 @@ class _Training:
 def fine_tune(cfg: FineTuneConfig, dataset_dir: str | Path, out_dir: str | Path,
               on_event: Callable[[Event], None] = ignore_event,
               should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
-    """Fine-tune a ResNet classifier on an image-folders data set (cfg.task "multi_label_classification": a
-    labels-CSV data set) and write model.safetensors + card.json.
+    """Fine-tune cfg.task's model (a ResNet classifier on image folders, or with sigmoid outputs on a labels CSV;
+    a U-Net on image masks) and write model.safetensors + card.json.
 
     Each stage of cfg.resolved_stages() is one 1cycle. After every epoch a checkpoint goes to
     out_dir/checkpoint/; when out_dir already holds one made for the same cfg and classes, training resumes
@@ -165,7 +165,9 @@ def fine_tune(cfg: FineTuneConfig, dataset_dir: str | Path, out_dir: str | Path,
     removed, so out_dir holds only the model.
 
     Events: {"type": "log", message}, batch events (see train_epoch; phase "stage-<i>", or "lr_find" for
-    auto_lr's range test), {"type": "epoch", phase, epoch, epochs, accuracy, valid_loss, train_loss, seconds},
+    auto_lr's range test), {"type": "epoch", phase, epoch, epochs, accuracy, valid_loss, train_loss, seconds}
+    (segmentation adds mean_iou, dice and iou:<class>, its accuracy per non-void pixel; multi-label adds fbeta,
+    with accuracy per (image, label) decision at cfg.threshold),
     {"type": "checkpoint", epoch, path}; epochs are numbered from 1 over the whole job.
     Returns {"metrics": the last epoch's {accuracy, valid_loss, train_loss}, "card": the written card,
     "epochs_trained": int} plus, with auto_lr, {"lr_finder": find_lr's result, "chosen_lr": its valley}.

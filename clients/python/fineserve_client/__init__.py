@@ -6,6 +6,7 @@
         ds = fs.upload_dataset("pets/", layout="image_folders")
         job = fs.fine_tune(ds.id, "pets", arch="resnet34", epochs=3)
         print(fs.classify("pets", ["cat.jpg", "dog.jpg"]))
+        fs.segment("roads", ["street.png"], save_to="out/")  # masks + colour overlays
 
 Depends only on grpcio and protobuf.
 """
@@ -36,6 +37,7 @@ from .errors import (
 from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal, succeeded
 from .progress import ProgressBar
+from .segmentation import Segmentation
 
 __version__ = "0.1.0"
 
@@ -66,6 +68,7 @@ __all__ = [
     "ProgressBar",
     "ResourceExhausted",
     "Resources",
+    "Segmentation",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",

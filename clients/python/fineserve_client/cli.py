@@ -1,5 +1,5 @@
-"""The fineserve command: upload data sets, run fine-tune jobs, inspect models, classify and score images and
-explain predictions with Grad-CAM heatmaps."""
+"""The fineserve command: upload data sets, run fine-tune jobs, inspect models, classify, score and segment
+images and explain predictions with Grad-CAM heatmaps."""
 
 from __future__ import annotations
 
@@ -237,6 +237,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         request_id=a.request_id,
         auto_lr=a.auto_lr or None,
         fbeta_beta=a.fbeta_beta,
+        void_code=a.void_code,
     )
     if a.no_wait:
         if a.json:
@@ -424,6 +425,20 @@ def _cmd_explain(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_segment(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    results = c.segment(name, a.files, version=version, save_to=a.out)
+    if a.json:
+        _print_json([{"file": r.name, "model": r.model, "width": r.width, "height": r.height,
+                      "shares": r.shares} for r in results], out)
+        return 0
+    rows = [(r.name, f"{r.width}x{r.height}", ", ".join(f"{lb} {s:.1%}" for lb, s in r.top(a.top)))
+            for r in results]
+    out.write(_table(["FILE", "SIZE", "LARGEST CLASSES"], rows) + "\n")
+    out.write(f"masks and overlays in {a.out}\n")
+    return 0
+
+
 # -- argument parsing ---------------------------------------------------------------------------------
 
 
@@ -490,8 +505,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
     p.add_argument("--arch", default="resnet18", help="resnet18, resnet34 or resnet50 (default: resnet18)")
     p.add_argument("--task", default="image_classification",
-                   help="image_classification or multi_label_classification (default: image_classification)")
+                   help="image_classification, multi_label_classification or segmentation (default: "
+                   "image_classification)")
     p.add_argument("--fbeta-beta", type=float, help="multi-label: beta of F-beta and of the threshold tuning (2)")
+    p.add_argument("--void-code", help="segmentation: the class whose pixels are ignored (default: Void if any)")
     p.add_argument(
         "--base",
         default="imagenet",
@@ -558,6 +575,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--class", dest="class_name", metavar="NAME",
                    help="class or label to explain (default: each image's top prediction)")
+    p = command("segment", _cmd_segment, "segment image files: masks and colour overlays to --out")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("--out", default="segments", help="folder for NAME.mask.png and NAME.overlay.png (default: "
+                   "segments)")
+    p.add_argument("--top", type=int, default=3, help="classes listed per image (default: 3)")
     return parser
 
 

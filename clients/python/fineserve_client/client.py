@@ -32,6 +32,7 @@ from .errors import DeadlineExceeded, Internal, Unavailable, from_rpc_error
 from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal
 from .progress import ProgressBar
+from .segmentation import Segmentation
 
 __all__ = ["Classification", "Client", "Heatmap", "LabelScores", "parse_base", "parse_model_ref", "tls_credentials"]
 
@@ -708,27 +709,39 @@ class Client:
         """
         if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
             raise TypeError("images must be a list; use classify_one for a single image")
+        ref = _model_ref(model, version)
+        results: list[Classification] = []
+        batches = self._image_batches(images, batch_size, self._inference.Classify,
+                                      lambda batch: inference_pb2.ClassifyRequest(model=ref, images=batch, top_k=top_k))
+        for sent, result, response in batches:
+            answered = f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
+            results.append(
+                Classification(
+                    name=result.name or sent.name,
+                    top=[(s.label, s.probability) for s in result.top],
+                    model=answered,
+                )
+            )
+        return results
+
+    def _image_batches(
+        self,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        batch_size: int,
+        rpc: Callable[..., Any],
+        request_for: Callable[[list[common_pb2.Image]], Any],
+    ) -> Iterator[tuple[common_pb2.Image, Any, Any]]:
+        """Send images in requests of at most batch_size; yield (image sent, its result, the response)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        ref = _model_ref(model, version)
         items = [_image(item, i) for i, item in enumerate(images)]
-        results: list[Classification] = []
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
-            request = inference_pb2.ClassifyRequest(model=ref, images=batch, top_k=top_k)
-            response = self._call(self._inference.Classify, request)
+            response = self._call(rpc, request_for(batch))
             if len(response.results) != len(batch):
                 raise Internal(f"the server returned {len(response.results)} results for {len(batch)} images")
-            answered = f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
             for sent, result in zip(batch, response.results, strict=True):
-                results.append(
-                    Classification(
-                        name=result.name or sent.name,
-                        top=[(s.label, s.probability) for s in result.top],
-                        model=answered,
-                    )
-                )
-        return results
+                yield sent, result, response
 
     def classify_one(
         self,
@@ -815,6 +828,37 @@ def _answered(response: Any, sent: int) -> str:
     if len(response.results) != sent:
         raise Internal(f"the server returned {len(response.results)} results for {sent} images")
     return f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
+
+
+    @_rpc
+    def segment(
+        self,
+        model: str | common_pb2.ModelRef,
+        images: Sequence[str | os.PathLike[str] | bytes],
+        version: int = 0,
+        *,
+        probabilities: bool = False,
+        save_to: str | os.PathLike[str] | None = None,
+        batch_size: int = _CLASSIFY_BATCH,
+    ) -> list[Segmentation]:
+        """Segment images with a segmentation model; one :class:`Segmentation` per image, in order.
+
+        Each mask is at its image's size. ``probabilities`` also fetches per-class probability maps (large).
+        ``save_to`` writes each image's mask and colour overlay there (the overlay needs Pillow).
+        """
+        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
+            raise TypeError("images must be a list")
+        ref = _model_ref(model, version)
+        results: list[Segmentation] = []
+        batches = self._image_batches(images, batch_size, self._inference.Segment, lambda batch: (
+            inference_pb2.SegmentRequest(model=ref, images=batch, include_probabilities=probabilities)))
+        for sent, result, response in batches:
+            answered = f"{response.model.name}/{response.model.version}"
+            seg = Segmentation.from_proto(result, list(response.classes), sent.name, answered)
+            if save_to is not None:
+                seg.save(save_to, sent.data)
+            results.append(seg)
+        return results
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:

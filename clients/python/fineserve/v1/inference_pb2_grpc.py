@@ -88,7 +88,8 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Segment(self, request, context):
-        """Segmentation masks. Not yet implemented.
+        """Segmentation: a class-index mask at each image's size, per-class pixel shares, optionally per-class
+        probability maps.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -75,7 +75,7 @@ class BaseModel(_message.Message):
     def __init__(self, torchvision: _Optional[_Union[TorchvisionWeights, _Mapping]] = ..., weights_file: _Optional[str] = ..., stored_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., random_init: _Optional[bool] = ...) -> None: ...
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("freeze_epochs", "epochs", "lr", "lr_mult", "weight_decay", "pct_start", "batch_size", "image_size", "precision", "valid_pct", "seed", "flip", "div_factor", "final_div_factor", "moms_max", "moms_min", "group_lrs", "stages", "label_smoothing", "mixup_alpha", "grad_clip", "early_stopping", "auto_lr", "threshold", "fbeta_beta")
+    __slots__ = ("freeze_epochs", "epochs", "lr", "lr_mult", "weight_decay", "pct_start", "batch_size", "image_size", "precision", "valid_pct", "seed", "flip", "div_factor", "final_div_factor", "moms_max", "moms_min", "group_lrs", "stages", "label_smoothing", "mixup_alpha", "grad_clip", "early_stopping", "auto_lr", "threshold", "fbeta_beta", "void_code")
     FREEZE_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class Hyperparameters(_message.Message):
     AUTO_LR_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FBETA_BETA_FIELD_NUMBER: _ClassVar[int]
+    VOID_CODE_FIELD_NUMBER: _ClassVar[int]
     freeze_epochs: int
     epochs: int
     lr: float
@@ -126,7 +127,8 @@ class Hyperparameters(_message.Message):
     auto_lr: bool
     threshold: float
     fbeta_beta: float
-    def __init__(self, freeze_epochs: _Optional[int] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., lr_mult: _Optional[float] = ..., weight_decay: _Optional[float] = ..., pct_start: _Optional[float] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., precision: _Optional[_Union[Precision, str]] = ..., valid_pct: _Optional[float] = ..., seed: _Optional[int] = ..., flip: _Optional[bool] = ..., div_factor: _Optional[float] = ..., final_div_factor: _Optional[float] = ..., moms_max: _Optional[float] = ..., moms_min: _Optional[float] = ..., group_lrs: _Optional[_Iterable[float]] = ..., stages: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., label_smoothing: _Optional[float] = ..., mixup_alpha: _Optional[float] = ..., grad_clip: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., auto_lr: _Optional[bool] = ..., threshold: _Optional[float] = ..., fbeta_beta: _Optional[float] = ...) -> None: ...
+    void_code: str
+    def __init__(self, freeze_epochs: _Optional[int] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., lr_mult: _Optional[float] = ..., weight_decay: _Optional[float] = ..., pct_start: _Optional[float] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., precision: _Optional[_Union[Precision, str]] = ..., valid_pct: _Optional[float] = ..., seed: _Optional[int] = ..., flip: _Optional[bool] = ..., div_factor: _Optional[float] = ..., final_div_factor: _Optional[float] = ..., moms_max: _Optional[float] = ..., moms_min: _Optional[float] = ..., group_lrs: _Optional[_Iterable[float]] = ..., stages: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., label_smoothing: _Optional[float] = ..., mixup_alpha: _Optional[float] = ..., grad_clip: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., auto_lr: _Optional[bool] = ..., threshold: _Optional[float] = ..., fbeta_beta: _Optional[float] = ..., void_code: _Optional[str] = ...) -> None: ...
 
 class TrainingStage(_message.Message):
     __slots__ = ("epochs", "freeze_to", "image_size", "lr")

@@ -1,0 +1,39 @@
+"""The segmentation half of the serving replica: several callers' images in one forward pass per model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from worker.serving import invalid
+
+
+def segment_calls(calls: list[tuple[Any, list[bytes], bool]]) -> list[dict[str, Any]]:
+    """calls: (ImageSegmenter, images, include_probabilities). Each answer is {"results": [Segmentation as a
+    dict]} or an error; a bad image fails only its own call. Inputs are resized to the model's input size, so
+    images of any sizes batch together; each mask comes back at its own image's size."""
+    import torch
+
+    from worker.engine import InvalidImage
+
+    answers: list[dict[str, Any]] = [{} for _ in calls]
+    by_model: dict[int, list[tuple[int, torch.Tensor, list[tuple[int, int]]]]] = {}
+    for i, (model, images, _) in enumerate(calls):
+        try:
+            batch, sizes = model.preprocess(images)
+        except InvalidImage as e:
+            answers[i] = invalid(f"image {e.index}: {e.reason}")
+            continue
+        by_model.setdefault(id(model), []).append((i, batch, sizes))
+    for group in by_model.values():
+        model = calls[group[0][0]][0]
+        logits = model.predict_logits(torch.cat([x for _, x, _ in group]))
+        for i, x, sizes in group:
+            part, logits = logits[: len(x)], logits[len(x) :]
+            answers[i] = {
+                "results": [
+                    dataclasses.asdict(model.segmentation(one, size, calls[i][2]))
+                    for one, size in zip(part, sizes, strict=True)
+                ]
+            }
+    return answers
