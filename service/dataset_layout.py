@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
+from service.table_layouts import CSV_LAYOUTS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 TRAIN_NAMES = ("train",)
@@ -51,4 +52,5 @@ def summarize_image_folders(root: Path) -> datasets_pb2.DatasetSummary:
                                        valid_items=sum(valid_counts.values()))
 
 
-SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders}
+SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders, **CSV_LAYOUTS}
+

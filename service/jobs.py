@@ -197,7 +197,7 @@ class JobManager:
                 batches=ev["batches"], loss=ev["loss"], lr=ev.get("lr", 0.0), momentum=ev.get("momentum", 0.0),
                 group_lrs=ev.get("group_lrs", [])))
         elif kind == "epoch":
-            metrics = {k: float(ev[k]) for k in ("train_loss", "valid_loss", "accuracy") if k in ev}
+            metrics = {k: float(ev[k]) for k in ("train_loss", "valid_loss", "accuracy", "rmse") if k in ev}
             self._emit(job_id, epoch=training_pb2.EpochMetrics(
                 phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], metrics=metrics,
                 seconds=ev.get("seconds", 0.0)))

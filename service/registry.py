@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # Left in the model tree while the pre-tenancy layout is moved under models/default/ (see below).
 MIGRATION_MARKER = ".tenancy-migration"
 
-TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION}
+TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION,
+         "collaborative_filtering": training_pb2.COLLABORATIVE_FILTERING, "tabular": training_pb2.TABULAR}
 
 
 def describe_base(base: dict[str, Any]) -> str:

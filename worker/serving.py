@@ -38,18 +38,30 @@ class ModelServer:
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
 
     def _load(self, model_id: str) -> Any:
-        from worker.engine import ImageClassifier
+        from worker.engine import EMBEDDING_LOADERS, ImageClassifier
+        from worker.engine.model_card import read_card
 
         root = self._root.resolve()
         path = (root / model_id).resolve()
         if root not in path.parents:
             raise ValueError(f"model id {model_id!r} is outside the model store")
-        return ImageClassifier.load(path)
+        return EMBEDDING_LOADERS.get(read_card(path).get("task"), ImageClassifier.load)(path)
 
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
         model = await self._get_model(serve.get_multiplexed_model_id())
         return await self._classify_batch((model, images, top_k))
+
+    async def recommend(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Collaborative filtering; one query is already a batch (users or pairs), so it is answered inline."""
+        from worker.embedding_serving import recommend
+
+        return recommend(await self._get_model(serve.get_multiplexed_model_id()), query)
+
+    async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> dict[str, Any]:
+        from worker.embedding_serving import predict_table
+
+        return predict_table(await self._get_model(serve.get_multiplexed_model_id()), rows, top_k)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _classify_batch(self, calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:

@@ -50,6 +50,8 @@ class LoopSettings:
     grad_clip: float = 0.0
     channels_last: bool = False
     """NHWC activations: what tensor cores want under mixed precision on GPU."""
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """The training loss of (output, target); None = cross-entropy with the label smoothing and mixup above."""
 
     @classmethod
     def for_job(cls, cfg: FineTuneConfig, device: torch.device, precision: str) -> LoopSettings:
@@ -73,7 +75,10 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
         mixed = (y_b, lam)
     with autocast(settings.device, settings.precision):
         logits = model(x)
-    loss = training_loss(logits.float(), y, settings.label_smoothing, mixed)
+    if settings.loss_fn is not None:
+        loss = settings.loss_fn(logits.float(), y)
+    else:
+        loss = training_loss(logits.float(), y, settings.label_smoothing, mixed)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if settings.grad_clip:
