@@ -24,10 +24,11 @@ SEEN_PREFIX = "ratings."
 
 
 def y_range_for(ratings: np.ndarray) -> tuple[float, float]:
-    """fast.ai's trick: a sigmoid never reaches its ends, so the range reaches half a star past the highest
-    rating, and as far below the lowest one (1-5 stars -> (0.5, 5.5))."""
+    """fast.ai's trick: a sigmoid never reaches its ends, so the range reaches a little (5% of the rating span)
+    past the lowest and the highest rating: 1-5 stars -> (0.8, 5.2)."""
     low, high = float(ratings.min()), float(ratings.max())
-    return low - 0.5, high + 0.5
+    margin = 0.05 * (high - low) or 0.5
+    return low - margin, high + margin
 
 
 def build_collab_model(cfg: CollabConfig, n_users: int, n_items: int, y_range: tuple[float, float]) -> nn.Module:

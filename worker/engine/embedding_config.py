@@ -76,12 +76,14 @@ def _check_layers(name: str, layers: Any) -> None:
 @dataclass(frozen=True)
 class CollabConfig(EmbeddingRecipe):
     ratings: RatingsFormat = dataclasses.field(default_factory=RatingsFormat)
+    weight_decay: float = 0.15
+    """On the factors only (biases are not decayed); fast.ai's 0.1 decays the biases too."""
     arch: str = "dot"
     """"dot": dot product + biases; "neural": concatenated embeddings through an MLP."""
     n_factors: int = 50
     """Embedding width of the dot-product model (the neural one sizes its embeddings by the tabular rule)."""
     y_range: tuple[float, ...] = ()
-    """(low, high) of the sigmoid; () = (lowest rating - 0.5 * step, highest rating + 0.5), see y_range_for."""
+    """(low, high) of the sigmoid; () = 5% of the rating span beyond each end (collab_training.y_range_for)."""
     split: str = "random"
     """"random" (seeded) or "time" (the latest valid_pct of the ratings validate)."""
     layers: tuple[int, ...] = (100,)
