@@ -32,9 +32,22 @@ def _data_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+def _has_header(path: Path) -> bool:
+    """The engine's rule: a first row whose third field (the default rating column) is not a number."""
+    with open(path, "rb") as f:
+        first = f.readline().decode("latin-1")
+    sep = max(",\t;|", key=first.count)
+    fields = first.strip().split(sep)
+    try:
+        float(fields[2])
+    except (IndexError, ValueError):
+        return True
+    return False
+
+
 def summarize_ratings(root: Path) -> datasets_pb2.DatasetSummary:
     found = _candidates(root, RATINGS_SUFFIXES, "RATINGS_CSV")
-    rows = _data_lines(found[0]) if len(found) == 1 else 0
+    rows = _data_lines(found[0]) - _has_header(found[0]) if len(found) == 1 else 0
     return datasets_pb2.DatasetSummary(train_items=rows)
 
 

@@ -24,7 +24,7 @@ def _register(api: Api, path: Path, layout: int) -> datasets_pb2.Dataset:
 def collab_job(server: ServerProcess, shared_data: Path) -> Iterator[training_pb2.Job]:
     api = Api(server.target)
     ds = _register(api, shared_data / "movie_lens_sample", datasets_pb2.RATINGS_CSV)
-    assert ds.summary.train_items == 6032  # header + 6,031 ratings
+    assert ds.summary.train_items == 6031  # ratings, header left out
     job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.COLLABORATIVE_FILTERING, model_name="movies", dataset_id=ds.id,
         hyperparameters=training_pb2.Hyperparameters(epochs=3, batch_size=64),
