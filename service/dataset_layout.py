@@ -53,4 +53,3 @@ def summarize_image_folders(root: Path) -> datasets_pb2.DatasetSummary:
 
 
 SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders, **CSV_LAYOUTS}
-

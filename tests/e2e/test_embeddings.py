@@ -1,9 +1,10 @@
 """Collaborative filtering and tabular models through real gRPC: register the data, train, Recommend and
 PredictTabular, and refuse bad input with the right status codes. Quality numbers live in the engine tests;
-these use small data and few epochs."""
+these use small data and few epochs (the table goes in as a single-CSV upload, the ratings by registration)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,13 @@ def collab_job(server: ServerProcess, shared_data: Path) -> Iterator[training_pb
 @pytest.fixture(scope="module")
 def tabular_job(server: ServerProcess, shared_data: Path) -> Iterator[training_pb2.Job]:
     api = Api(server.target)
-    ds = _register(api, shared_data / "adult_sample", datasets_pb2.TABULAR_CSV)
+    data = (shared_data / "adult_sample/adult.csv").read_bytes()
+    header = datasets_pb2.UploadHeader(name="adult", layout=datasets_pb2.TABULAR_CSV, format=datasets_pb2.CSV,
+                                       sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    chunks = [data[i:i + (1 << 20)] for i in range(0, len(data), 1 << 20)]
+    ds = api.datasets.UploadDataset(iter([datasets_pb2.UploadDatasetRequest(header=header),
+                                          *(datasets_pb2.UploadDatasetRequest(chunk=c) for c in chunks)]), timeout=120)
+    assert ds.source == "upload" and ds.summary.train_items == 32561
     job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.TABULAR, model_name="adult", dataset_id=ds.id,
         hyperparameters=training_pb2.Hyperparameters(epochs=1, batch_size=512),
