@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.engine import InvalidRow, TabularConfig, TabularPredictor, train_tabular
+from worker.engine import EngineError, InvalidRow, Recommender, TabularConfig, TabularPredictor, train_tabular
 from worker.engine.tabular_data import UNKNOWN, fit_schema
 from worker.engine.tabular_model import embedding_size
 
@@ -54,6 +54,8 @@ def test_predict_rows_as_maps(adult_model: tuple[Path, dict]) -> None:
         predictor.predict([{"agee": "30"}])
     with pytest.raises(InvalidRow, match="'age' needs a number"):
         predictor.predict([{"age": "thirty"}])
+    with pytest.raises(EngineError, match="'tabular' model, not collaborative_filtering"):
+        Recommender.load(adult_model[0])
 
 
 def test_regression_target(shared_data: Path, tmp_path: Path) -> None:

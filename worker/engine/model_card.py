@@ -63,3 +63,18 @@ def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(path)
     except Exception as e:  # safetensors reports a corrupt header as one of several exception types
         raise EngineError(f"cannot read model weights {path}: {e}") from e
+
+
+def read_card_of_task(model_dir: str | Path, task: str) -> dict[str, Any]:
+    """The card, refusing a model of another task (a loader must not half-build the wrong model)."""
+    card = read_card(model_dir)
+    if card.get("task") != task:
+        raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {task}")
+    return card
+
+
+def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], model_dir: str | Path) -> None:
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e

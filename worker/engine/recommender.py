@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from .collab_training import SEEN_PREFIX, TASK, build_collab_model
 from .embedding_config import CollabConfig
 from .errors import EngineError
-from .model_card import read_card, read_weights
+from .model_card import load_weights_into, read_card_of_task, read_weights
 from .precision import resolve_device
 
 
@@ -56,17 +56,12 @@ class Recommender:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu") -> Recommender:
-        card = read_card(model_dir)
-        if card.get("task") != TASK:
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {TASK}")
+        card = read_card_of_task(model_dir, TASK)
         cfg = CollabConfig.from_dict(card["hyperparameters"])
         model = build_collab_model(cfg, len(card["users"]), len(card["items"]), tuple(card["y_range"]))
         tensors = read_weights(model_dir)
         seen = {k.removeprefix(SEEN_PREFIX): tensors.pop(k) for k in list(tensors) if k.startswith(SEEN_PREFIX)}
-        try:
-            model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+        load_weights_into(model, tensors, model_dir)
         torch_device = resolve_device(device)
         return cls(model.to(torch_device), card, seen, torch_device)
 

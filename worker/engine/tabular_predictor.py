@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import EngineError
-from .model_card import read_card, read_weights
+from .model_card import load_weights_into, read_card_of_task, read_weights
 from .precision import resolve_device
 from .tabular_data import TabularSchema, check_row_keys
 from .tabular_model import TabularModel
@@ -25,16 +24,11 @@ class TabularPredictor:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu") -> TabularPredictor:
-        card = read_card(model_dir)
-        if card.get("task") != TASK:
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {TASK}")
+        card = read_card_of_task(model_dir, TASK)
         schema = TabularSchema.from_dict(card["schema"])
         model = TabularModel(schema.cardinalities, schema.n_continuous, len(schema.classes) or 1, card["layers"],
                              card["dropout"], card["embedding_dropout"])
-        try:
-            model.load_state_dict(read_weights(model_dir))
-        except RuntimeError as e:
-            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+        load_weights_into(model, read_weights(model_dir), model_dir)
         torch_device = resolve_device(device)
         return cls(model.to(torch_device), card, torch_device)
 
