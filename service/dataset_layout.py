@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
+from service.table_layouts import CSV_LAYOUTS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 TRAIN_NAMES = ("train",)
@@ -130,4 +131,4 @@ def summarize_image_masks(root: Path) -> datasets_pb2.DatasetSummary:
 
 SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders,
                datasets_pb2.IMAGE_LABELS_CSV: summarize_labels_csv,
-               datasets_pb2.IMAGE_MASKS: summarize_image_masks}
+               datasets_pb2.IMAGE_MASKS: summarize_image_masks, **CSV_LAYOUTS}

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
+from service.embedding_jobs import TASKS as EMBEDDING_TASKS
+from service.embedding_jobs import embedding_spec
 from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
 from service.paths import resolve_under_roots
@@ -39,11 +41,15 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roo
                    out_dir: Path) -> dict[str, Any]:
     if not MODEL_NAME.match(req.model_name):
         raise invalid(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
+    if req.task in EMBEDDING_TASKS:
+        return embedding_spec(req, store, RANGES, PRECISIONS, out_dir)
     cfg, dataset_dir = _config(req, store, roots)
     return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
 
 
 def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots: tuple[Path, ...]) -> dict[str, Any]:
+    if req.task in EMBEDDING_TASKS:
+        raise unimplemented(f"FindLearningRate for {training_pb2.Task.Name(req.task)}", "a later issue")
     cfg, dataset_dir = _config(req, store, roots)
     start, end = req.start_lr or 1e-7, req.end_lr or 10.0
     if not 0 < start < end <= 1e3:

@@ -28,7 +28,8 @@ MIGRATION_MARKER = ".tenancy-migration"
 
 TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION,
          "multi_label_classification": training_pb2.MULTI_LABEL_CLASSIFICATION,
-         "segmentation": training_pb2.SEGMENTATION}
+         "segmentation": training_pb2.SEGMENTATION,
+         "collaborative_filtering": training_pb2.COLLABORATIVE_FILTERING, "tabular": training_pb2.TABULAR}
 
 
 def describe_base(base: dict[str, Any]) -> str:

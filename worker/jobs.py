@@ -65,13 +65,18 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
 
 
 def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}. A checkpoint in out_dir is resumed."""
+    """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}, or with "embedding_task" a CollabConfig /
+    TabularConfig dict. A checkpoint in out_dir is resumed."""
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
-        from worker.engine import FineTuneConfig, fine_tune
+        from worker.engine import FineTuneConfig, fine_tune, train_embedding_task
 
-        result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
-                           on_event=on_event, should_stop=should_stop)
+        if "embedding_task" in spec:  # collaborative filtering, tabular
+            result = train_embedding_task(spec["embedding_task"], spec["config"], spec["dataset_dir"],
+                                          spec["out_dir"], on_event=on_event, should_stop=should_stop)
+        else:
+            result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
+                               on_event=on_event, should_stop=should_stop)
         return {k: result[k] for k in ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
                 if k in result}
 

@@ -60,6 +60,17 @@ class ModelServer:
         model = await self._get_model(serve.get_multiplexed_model_id())
         return await asyncio.to_thread(interpretation.explain, model, images, target)
 
+    async def recommend(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Collaborative filtering; one query is already a batch (users or pairs), so it is answered inline."""
+        from worker.embedding_serving import recommend
+
+        return recommend(await self._get_model(serve.get_multiplexed_model_id()), query)
+
+    async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> dict[str, Any]:
+        from worker.embedding_serving import predict_table
+
+        return predict_table(await self._get_model(serve.get_multiplexed_model_id()), rows, top_k)
+
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _classify_batch(self, calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._classify_calls, calls)

@@ -19,10 +19,11 @@ from service.errors import ApiError, invalid, not_found, rpc, unimplemented
 from service.ids import new_id, next_token, page_bounds
 from service.paths import check_links_inside, resolve_under_roots
 from service.store import Store, now_ts
+from service.table_layouts import CSV_LAYOUTS, store_single_csv
 from service.tenancy import current_tenant
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar"}
+FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar", datasets_pb2.CSV: "csv"}
 
 
 def _check_name_and_layout(name: str, layout: int) -> None:
@@ -96,7 +97,9 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     def _check_header(self, header: datasets_pb2.UploadHeader) -> None:
         _check_name_and_layout(header.name, header.layout)
         if header.format not in FORMATS:
-            raise invalid("format must be ZIP or TAR for image datasets")
+            raise invalid("format must be ZIP or TAR (or CSV for the CSV layouts)")
+        if header.format == datasets_pb2.CSV and header.layout not in CSV_LAYOUTS:
+            raise invalid("format CSV (a single file) is for the RATINGS_CSV and TABULAR_CSV layouts")
         if not SHA256.match(header.sha256):
             raise invalid("sha256 must be 64 lower-case hex characters")
         if header.size_bytes > self._settings.limits.max_upload_bytes:
@@ -105,6 +108,8 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                            f"{self._settings.limits.max_upload_bytes}")
 
     def _extract(self, archive: Path, fmt: str, dest: Path) -> tuple[int, int]:
+        if fmt == "csv":
+            return store_single_csv(archive, dest)
         try:
             return archives.extract(archive, fmt, dest, self._settings.limits)
         except archives.ArchiveTooLarge as e:

@@ -9,6 +9,7 @@ import grpc
 
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
 from service.api import interpretation
+from service.api.embedding_inference import recommend_query, recommend_response, tabular_response, tabular_rows
 from service.api.models import resolve_model
 from service.api.segmentation import segment_response
 from service.config import Limits
@@ -75,9 +76,35 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             [im.data for im in request.images], request.include_probabilities))
         return segment_response(model, request.images, answer["results"])
 
+    def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[Any, Any]:
+        """(model, replica handle routed to it) for a model of the given task."""
+        model, path = resolve_model(self._store, ref)
+        if model.task != task:
+            raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
+                          f"model; {rpc_name} needs {training_pb2.Task.Name(task)}")
+        return model, self._handle.options(multiplexed_model_id=self._serving_id(path))
+
+    @staticmethod
+    def _checked(answer: dict[str, Any]) -> dict[str, Any]:
+        if "error" in answer:
+            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+        return answer
+
     @rpc
-    async def Recommend(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        raise unimplemented("Recommend", "the collaborative-filtering issue")
+    async def Recommend(self, request: inference_pb2.RecommendRequest,
+                        context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
+        query = recommend_query(request)
+        model, replica = self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
+        answer = self._checked(await replica.recommend.remote(query))
+        return recommend_response(model.ref, request, query, answer)
+
+    @rpc
+    async def PredictTabular(self, request: inference_pb2.PredictTabularRequest,
+                             context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
+        rows = tabular_rows(request)
+        model, replica = self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
+        answer = self._checked(await replica.predict_tabular.remote(rows, request.top_k or 5))
+        return tabular_response(model.ref, answer)
 
     @rpc
     async def Explain(self, request: inference_pb2.ExplainRequest,

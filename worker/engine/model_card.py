@@ -66,18 +66,28 @@ def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
         raise EngineError(f"cannot read model weights {path}: {e}") from e
 
 
+def read_card_of_task(model_dir: str | Path, task: str) -> dict[str, Any]:
+    """The card, refusing a model of another task (a loader must not half-build the wrong model)."""
+    card = read_card(model_dir)
+    if card.get("task") != task:
+        raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {task}")
+    return card
+
+
+def load_weights_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], model_dir: str | Path) -> None:
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+
+
 def load_model_dir(model_dir: str | Path, task: str, build: Callable[[dict[str, Any]], torch.nn.Module],
                    device: str) -> tuple[torch.nn.Module, dict[str, Any], torch.device]:
     """(model in eval mode on the device, card, device) for a model directory of `task`; build(card) makes the
     empty model. EngineError for another task's model or weights that do not fit the card."""
-    card = read_card(model_dir)
-    if card.get("task") != task:
-        raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not {task}")
+    card = read_card_of_task(model_dir, task)
     model = build(card)
-    try:
-        model.load_state_dict(read_weights(model_dir))
-    except RuntimeError as e:
-        raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+    load_weights_into(model, read_weights(model_dir), model_dir)
     torch_device = resolve_device(device)
     # Served weights never train: Grad-CAM then builds no autograd graph below the layer it hooks.
     model.requires_grad_(False)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
+from .embedding_tasks import LOADERS as EMBEDDING_LOADERS
 from .errors import EngineError
 from .inference import ImageClassifier
 from .model_card import read_card
@@ -13,7 +14,7 @@ from .multi_label_inference import MultiLabelClassifier
 from .segmentation_inference import ImageSegmenter
 
 LOADERS = {IMAGE_CLASSIFICATION: ImageClassifier.load, MULTI_LABEL: MultiLabelClassifier.load,
-           SEGMENTATION: ImageSegmenter.load}
+           SEGMENTATION: ImageSegmenter.load, **EMBEDDING_LOADERS}
 
 
 def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:

@@ -55,6 +55,8 @@ class LoopSettings:
     """NHWC activations: what tensor cores want under mixed precision on GPU."""
     multi_label: bool = False
     """Targets are multi-hot label vectors (sigmoid + binary cross-entropy) rather than class indices."""
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    """The training loss of (output, target); None = cross-entropy with the label smoothing and mixup above."""
 
     @classmethod
     def for_job(cls, cfg: FineTuneConfig, device: torch.device, precision: str) -> LoopSettings:
@@ -78,7 +80,10 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
         mixed = (y_b, lam)
     with autocast(settings.device, settings.precision):
         logits = model(x)
-    loss = training_loss(logits.float(), y, settings.label_smoothing, mixed, settings.multi_label)
+    if settings.loss_fn is not None:
+        loss = settings.loss_fn(logits.float(), y)
+    else:
+        loss = training_loss(logits.float(), y, settings.label_smoothing, mixed, settings.multi_label)
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if settings.grad_clip:

@@ -18,6 +18,7 @@ from fineserve.v1.training_pb2 import BaseModel, Hyperparameters, Job, JobEvent,
 
 from . import errors, jobs
 from .client import Classification, Client, parse_base, parse_model_ref, tls_credentials
+from .embeddings import Recommendations, ScoredItem, TabularPrediction
 from .errors import (
     AlreadyExists,
     Cancelled,
@@ -66,9 +67,12 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ProgressBar",
+    "Recommendations",
     "ResourceExhausted",
     "Resources",
+    "ScoredItem",
     "Segmentation",
+    "TabularPrediction",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",

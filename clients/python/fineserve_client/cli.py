@@ -1,9 +1,11 @@
 """The fineserve command: upload data sets, run fine-tune jobs, inspect models, classify, score and segment
-images and explain predictions with Grad-CAM heatmaps."""
+images, explain predictions with Grad-CAM heatmaps, recommend items and predict table rows."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
 import os
 import sys
@@ -221,12 +223,27 @@ def _finish_job(job: training_pb2.Job, a: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
+def _key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:
+    """KEY=VALUE arguments as a dict (a value may itself hold "=")."""
+    values = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must be KEY=VALUE, got {pair!r}")
+        values[key] = value
+    return values
+
+
 def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    options = _key_values(a.option, "--option")
+    task = training_pb2.Task.Value(a.task.upper())
     job = c.create_fine_tune_job(
         a.dataset,
         a.model,
+        task=task,
+        collab=options if task == training_pb2.COLLABORATIVE_FILTERING else None,
+        tabular=options if task == training_pb2.TABULAR else None,
         arch=a.arch,
-        task=a.task,
         base=a.base,
         epochs=a.epochs,
         freeze_epochs=a.freeze_epochs,
@@ -436,6 +453,47 @@ def _cmd_segment(c: Client, a: argparse.Namespace, out: TextIO) -> int:
             for r in results]
     out.write(_table(["FILE", "SIZE", "LARGEST CLASSES"], rows) + "\n")
     out.write(f"masks and overlays in {a.out}\n")
+
+
+def _cmd_recommend(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    pairs = [tuple(p.split(":", 1)) for p in a.pair or ()]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError("--pair must be USER:ITEM")
+    users = a.users.split(",") if a.users else None
+    rec = c.recommend(name, a.user, users=users, similar_to=a.similar_to, pairs=pairs or None,
+                      top_by_bias=a.top_by_bias, k=a.k, popularity_fallback=a.fallback, version=version)
+    if a.json:
+        _print_json(dataclasses.asdict(rec), out)
+        return 0
+    if pairs:
+        out.write(_table(["USER", "ITEM", "RATING"], [(u, i, f"{r:.3f}") for (u, i), r in zip(pairs, rec.ratings,
+                                                                                             strict=True)]) + "\n")
+    else:
+        per_user = rec.users.items() if users else [("", rec)]
+        rows = [(user, n, item.item_id, f"{item.score:.4f}", item.title or "-")
+                for user, r in per_user for n, item in enumerate(r.items, 1)]
+        out.write(_table(["USER", "RANK", "ITEM", "SCORE", "TITLE"], rows) + "\n")
+    if rec.fallback:
+        out.write("(unknown id: the popularity fallback answered)\n")
+    return 0
+
+
+def _cmd_predict_tabular(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    rows: list[dict[str, str]] = [_key_values(row.split(","), "--row") for row in a.row or ()]
+    if a.csv:
+        with open(a.csv, newline="", encoding="utf-8") as f:
+            rows += [dict(r) for r in csv.DictReader(f)]
+    if not rows:
+        raise ValueError("give rows with --row KEY=VALUE,KEY=VALUE or --csv FILE")
+    results = c.predict_tabular(name, rows, top_k=a.top_k, version=version)
+    if a.json:
+        _print_json([dataclasses.asdict(r) for r in results], out)
+        return 0
+    table = [(n, r.label if r.top else f"{r.value:.4f}", ", ".join(f"{lb} {p:.4f}" for lb, p in r.top) or "-")
+             for n, r in enumerate(results)]
+    out.write(_table(["ROW", "PREDICTION", "PROBABILITIES"], table) + "\n")
     return 0
 
 
@@ -503,10 +561,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command("train", _cmd_train, "start a fine-tune job (and wait for it, by default)")
     p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
     p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
-    p.add_argument("--arch", default="resnet18", help="resnet18, resnet34 or resnet50 (default: resnet18)")
     p.add_argument("--task", default="image_classification",
-                   help="image_classification, multi_label_classification or segmentation (default: "
-                   "image_classification)")
+                   help="image_classification (default), multi_label_classification, segmentation, "
+                   "collaborative_filtering or tabular")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="a CollabOptions / TabularOptions field, lists comma-separated (repeatable), "
+                        "e.g. --option target=salary --option categorical=workclass,education")
+    p.add_argument("--arch", default="resnet18",
+                   help="resnet18, resnet34 or resnet50 (default: resnet18); dot or neural for collaborative_filtering")
     p.add_argument("--fbeta-beta", type=float, help="multi-label: beta of F-beta and of the threshold tuning (2)")
     p.add_argument("--void-code", help="segmentation: the class whose pixels are ignored (default: Void if any)")
     p.add_argument(
@@ -575,12 +637,30 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--class", dest="class_name", metavar="NAME",
                    help="class or label to explain (default: each image's top prediction)")
+
     p = command("segment", _cmd_segment, "segment image files: masks and colour overlays to --out")
     p.add_argument("model", metavar="MODEL[/VERSION]")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("--out", default="segments", help="folder for NAME.mask.png and NAME.overlay.png (default: "
                    "segments)")
     p.add_argument("--top", type=int, default=3, help="classes listed per image (default: 3)")
+
+    p = command("recommend", _cmd_recommend, "recommendations from a collaborative-filtering model")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--user", help="top-k items this user has not rated")
+    query.add_argument("--users", metavar="U1,U2,...", help="top-k items for each of these users (one call)")
+    query.add_argument("--similar-to", metavar="ITEM", help="the k items most similar to this one")
+    query.add_argument("--pair", action="append", metavar="USER:ITEM", help="predicted rating (repeatable)")
+    query.add_argument("--top-by-bias", action="store_true", help="the k items with the highest learnt bias")
+    p.add_argument("-k", type=int, default=10, help="items to return (default: 10)")
+    p.add_argument("--fallback", action="store_true", help="popular items for unknown ids instead of NOT_FOUND")
+
+    p = command("predict-tabular", _cmd_predict_tabular, "predict table rows with a tabular model")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("--row", action="append", metavar="KEY=VALUE,...", help="one row (repeatable)")
+    p.add_argument("--csv", metavar="FILE", help="rows from a CSV file with a header")
+    p.add_argument("--top-k", type=int, default=5, help="classes per row (default: 5)")
     return parser
 
 

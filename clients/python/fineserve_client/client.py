@@ -28,6 +28,16 @@ from fineserve.v1 import (
     training_pb2_grpc,
 )
 
+from .embeddings import (
+    EMBEDDING_TASKS,
+    Recommendations,
+    TabularPrediction,
+    options_message,
+    recommend_request,
+    recommendations,
+    tabular_predictions,
+    tabular_request,
+)
 from .errors import DeadlineExceeded, Internal, Unavailable, from_rpc_error
 from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal
@@ -487,6 +497,8 @@ class Client:
         request_id: str | None = None,
         *,
         resources: common_pb2.Resources | Mapping[str, Any] | None = None,
+        collab: training_pb2.CollabOptions | Mapping[str, Any] | None = None,
+        tabular: training_pb2.TabularOptions | Mapping[str, Any] | None = None,
         **more_hyperparameters: Any,
     ) -> training_pb2.Job:
         """Queue a fine-tune job and return it (state QUEUED).
@@ -497,6 +509,9 @@ class Client:
         ``mixup_alpha``, ``grad_clip``, ``early_stopping``, ``auto_lr``, ...) is accepted as a keyword;
         unknown names raise ``TypeError``. ``precision`` is ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         ``resources`` is a ``Resources`` message or a mapping of its fields. ``request_id`` makes the call idempotent.
+        For ``task="collaborative_filtering"`` (``arch`` ``"dot"`` or ``"neural"``) and ``task="tabular"``, ``base``
+        is not sent and ``collab`` / ``tabular`` carry the options (``CollabOptions`` / ``TabularOptions`` or a
+        mapping of their fields, e.g. ``tabular={"target": "salary", "categorical": ["workclass"]}``).
         """
         hyper = _hyperparameters(
             epochs=epochs,
@@ -507,15 +522,22 @@ class Client:
             precision=precision,
             **more_hyperparameters,
         )
+        task_id = _enum(training_pb2.Task, task, "task")
+        embedding = task_id in EMBEDDING_TASKS
         request = training_pb2.CreateFineTuneJobRequest(
-            task=_enum(training_pb2.Task, task, "task"),
+            task=task_id,
             model_name=model_name,
-            arch=arch,
-            base=parse_base(base),
+            arch="" if embedding and arch == "resnet18" else arch,
             dataset_id=dataset_id,
             hyperparameters=hyper,
             request_id=request_id or "",
         )
+        if not embedding:
+            request.base.CopyFrom(parse_base(base))
+        if collab is not None:
+            request.collab.CopyFrom(options_message(training_pb2.CollabOptions, collab))
+        if tabular is not None:
+            request.tabular.CopyFrom(options_message(training_pb2.TabularOptions, tabular))
         if resources is not None:
             request.resources.CopyFrom(
                 resources
@@ -742,6 +764,41 @@ class Client:
                 raise Internal(f"the server returned {len(response.results)} results for {len(batch)} images")
             for sent, result in zip(batch, response.results, strict=True):
                 yield sent, result, response
+
+    @_rpc
+    def recommend(
+        self,
+        model: str | common_pb2.ModelRef,
+        user_id: str | None = None,
+        *,
+        users: Sequence[str] | None = None,
+        similar_to: str | None = None,
+        pairs: Sequence[tuple[str, str]] | None = None,
+        top_by_bias: bool = False,
+        k: int = 10,
+        popularity_fallback: bool = False,
+        version: int = 0,
+    ) -> Recommendations:
+        """Ask a collaborative-filtering model one of: the top-``k`` unrated items for ``user_id`` (or for each of
+        ``users``, one batched call), the ``k`` items most similar to ``similar_to``, predicted ratings of
+        ``pairs`` of (user id, item id), or the ``k`` items with the highest learnt bias (``top_by_bias``).
+        An unknown id raises ``NotFound`` unless ``popularity_fallback`` asks for popular items instead."""
+        request = recommend_request(_model_ref(model, version), user_id, users, similar_to, pairs, top_by_bias, k,
+                                    popularity_fallback)
+        return recommendations(self._call(self._inference.Recommend, request))
+
+    @_rpc
+    def predict_tabular(
+        self,
+        model: str | common_pb2.ModelRef,
+        rows: Sequence[Mapping[str, Any]],
+        top_k: int = 5,
+        version: int = 0,
+    ) -> list[TabularPrediction]:
+        """Predict rows given as column -> value mappings with a tabular model; a missing column or ``None`` is a
+        missing value, an unseen category uses the model's "unknown" embedding, an unknown column is refused."""
+        request = tabular_request(_model_ref(model, version), rows, top_k)
+        return tabular_predictions(self._call(self._inference.PredictTabular, request))
 
     def classify_one(
         self,

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from fineserve.v1 import common_pb2 as fineserve_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66ineserve/v1/inference.proto\x12\x0c\x66ineserve.v1\x1a\x19\x66ineserve/v1/common.proto\"l\n\x0f\x43lassifyRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\r\n\x05top_k\x18\x03 \x01(\x05\"0\n\nClassScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"E\n\x0e\x43lassification\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x03top\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.ClassScore\"h\n\x10\x43lassifyResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.fineserve.v1.Classification\"\x86\x01\n\x12ScoreLabelsRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"X\n\x0bLabelScores\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06scores\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.LabelScore\x12\x11\n\tpredicted\x18\x03 \x03(\t\"h\n\x13ScoreLabelsResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12*\n\x07results\x18\x02 \x03(\x0b\x32\x19.fineserve.v1.LabelScores\"{\n\x0eSegmentRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x1d\n\x15include_probabilities\x18\x03 \x01(\x08\"*\n\nClassShare\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\",\n\x0eProbabilityMap\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0b\n\x03png\x18\x02 \x01(\x0c\"\xac\x01\n\x0cSegmentation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12(\n\x06shares\x18\x05 \x03(\x0b\x32\x18.fineserve.v1.ClassShare\x12\x33\n\rprobabilities\x18\x06 \x03(\x0b\x32\x1c.fineserve.v1.ProbabilityMap\"v\n\x0fSegmentResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.fineserve.v1.Segmentation\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\"\xdd\x01\n\x10RecommendRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\x11\n\x07user_id\x18\x02 \x01(\tH\x00\x12\x19\n\x0fsimilar_to_item\x18\x03 \x01(\tH\x00\x12,\n\x05pairs\x18\x04 \x01(\x0b\x32\x1b.fineserve.v1.UserItemPairsH\x00\x12\x15\n\x0btop_by_bias\x18\x05 \x01(\x08H\x00\x12\t\n\x01k\x18\x06 \x01(\x05\x12\x1b\n\x13popularity_fallback\x18\x07 \x01(\x08\x42\x07\n\x05query\"6\n\rUserItemPairs\x12%\n\x05pairs\x18\x01 \x03(\x0b\x32\x16.fineserve.v1.UserItem\",\n\x08UserItem\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\";\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05title\x18\x03 \x01(\t\"\x86\x01\n\x11RecommendResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.ScoredItem\x12\x0f\n\x07ratings\x18\x03 \x03(\x01\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\"l\n\x0e\x45xplainRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x0e\n\x06target\x18\x03 \x01(\t\"s\n\x07Heatmap\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x12\n\ngrid_width\x18\x03 \x01(\x05\x12\x13\n\x0bgrid_height\x18\x04 \x01(\x05\x12\x0c\n\x04grid\x18\x05 \x03(\x02\x12\x13\n\x0boverlay_png\x18\x06 \x01(\x0c\"`\n\x0f\x45xplainResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12&\n\x07results\x18\x02 \x03(\x0b\x32\x15.fineserve.v1.Heatmap\"Y\n\x12PredictTextRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\"7\n\x0eTextPrediction\x12%\n\x03top\x18\x01 \x03(\x0b\x32\x18.fineserve.v1.ClassScore\"k\n\x13PredictTextResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.fineserve.v1.TextPrediction2\xdc\x03\n\tInference\x12I\n\x08\x43lassify\x12\x1d.fineserve.v1.ClassifyRequest\x1a\x1e.fineserve.v1.ClassifyResponse\x12R\n\x0bScoreLabels\x12 .fineserve.v1.ScoreLabelsRequest\x1a!.fineserve.v1.ScoreLabelsResponse\x12\x46\n\x07Segment\x12\x1c.fineserve.v1.SegmentRequest\x1a\x1d.fineserve.v1.SegmentResponse\x12L\n\tRecommend\x12\x1e.fineserve.v1.RecommendRequest\x1a\x1f.fineserve.v1.RecommendResponse\x12\x46\n\x07\x45xplain\x12\x1c.fineserve.v1.ExplainRequest\x1a\x1d.fineserve.v1.ExplainResponse\x12R\n\x0bPredictText\x12 .fineserve.v1.PredictTextRequest\x1a!.fineserve.v1.PredictTextResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x66ineserve/v1/inference.proto\x12\x0c\x66ineserve.v1\x1a\x19\x66ineserve/v1/common.proto\"l\n\x0f\x43lassifyRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\r\n\x05top_k\x18\x03 \x01(\x05\"0\n\nClassScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\"E\n\x0e\x43lassification\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x03top\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.ClassScore\"h\n\x10\x43lassifyResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.fineserve.v1.Classification\"\x86\x01\n\x12ScoreLabelsRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x16\n\tthreshold\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"*\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\"X\n\x0bLabelScores\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06scores\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.LabelScore\x12\x11\n\tpredicted\x18\x03 \x03(\t\"h\n\x13ScoreLabelsResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12*\n\x07results\x18\x02 \x03(\x0b\x32\x19.fineserve.v1.LabelScores\"{\n\x0eSegmentRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x1d\n\x15include_probabilities\x18\x03 \x01(\x08\"*\n\nClassShare\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x01\",\n\x0eProbabilityMap\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0b\n\x03png\x18\x02 \x01(\x0c\"\xac\x01\n\x0cSegmentation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08mask_png\x18\x02 \x01(\x0c\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12(\n\x06shares\x18\x05 \x03(\x0b\x32\x18.fineserve.v1.ClassShare\x12\x33\n\rprobabilities\x18\x06 \x03(\x0b\x32\x1c.fineserve.v1.ProbabilityMap\"v\n\x0fSegmentResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.fineserve.v1.Segmentation\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\"\x85\x02\n\x10RecommendRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\x11\n\x07user_id\x18\x02 \x01(\tH\x00\x12\x19\n\x0fsimilar_to_item\x18\x03 \x01(\tH\x00\x12,\n\x05pairs\x18\x04 \x01(\x0b\x32\x1b.fineserve.v1.UserItemPairsH\x00\x12\x15\n\x0btop_by_bias\x18\x05 \x01(\x08H\x00\x12&\n\x05users\x18\x08 \x01(\x0b\x32\x15.fineserve.v1.UserIdsH\x00\x12\t\n\x01k\x18\x06 \x01(\x05\x12\x1b\n\x13popularity_fallback\x18\x07 \x01(\x08\x42\x07\n\x05query\"\x16\n\x07UserIds\x12\x0b\n\x03ids\x18\x01 \x03(\t\"a\n\x13UserRecommendations\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.ScoredItem\x12\x10\n\x08\x66\x61llback\x18\x03 \x01(\x08\"6\n\rUserItemPairs\x12%\n\x05pairs\x18\x01 \x03(\x0b\x32\x16.fineserve.v1.UserItem\",\n\x08UserItem\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\";\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\r\n\x05title\x18\x03 \x01(\t\"\xb8\x01\n\x11RecommendResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.ScoredItem\x12\x0f\n\x07ratings\x18\x03 \x03(\x01\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\x12\x30\n\x05users\x18\x05 \x03(\x0b\x32!.fineserve.v1.UserRecommendations\"q\n\nTabularRow\x12\x34\n\x06values\x18\x01 \x03(\x0b\x32$.fineserve.v1.TabularRow.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\x15PredictTabularRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12&\n\x04rows\x18\x02 \x03(\x0b\x32\x18.fineserve.v1.TabularRow\x12\r\n\x05top_k\x18\x03 \x01(\x05\"I\n\x11TabularPrediction\x12%\n\x03top\x18\x01 \x03(\x0b\x32\x18.fineserve.v1.ClassScore\x12\r\n\x05value\x18\x02 \x01(\x01\"q\n\x16PredictTabularResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\x30\n\x07results\x18\x02 \x03(\x0b\x32\x1f.fineserve.v1.TabularPrediction\"l\n\x0e\x45xplainRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12#\n\x06images\x18\x02 \x03(\x0b\x32\x13.fineserve.v1.Image\x12\x0e\n\x06target\x18\x03 \x01(\t\"s\n\x07Heatmap\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x12\n\ngrid_width\x18\x03 \x01(\x05\x12\x13\n\x0bgrid_height\x18\x04 \x01(\x05\x12\x0c\n\x04grid\x18\x05 \x03(\x02\x12\x13\n\x0boverlay_png\x18\x06 \x01(\x0c\"`\n\x0f\x45xplainResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12&\n\x07results\x18\x02 \x03(\x0b\x32\x15.fineserve.v1.Heatmap\"Y\n\x12PredictTextRequest\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\"7\n\x0eTextPrediction\x12%\n\x03top\x18\x01 \x03(\x0b\x32\x18.fineserve.v1.ClassScore\"k\n\x13PredictTextResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.fineserve.v1.TextPrediction2\xb9\x04\n\tInference\x12I\n\x08\x43lassify\x12\x1d.fineserve.v1.ClassifyRequest\x1a\x1e.fineserve.v1.ClassifyResponse\x12R\n\x0bScoreLabels\x12 .fineserve.v1.ScoreLabelsRequest\x1a!.fineserve.v1.ScoreLabelsResponse\x12\x46\n\x07Segment\x12\x1c.fineserve.v1.SegmentRequest\x1a\x1d.fineserve.v1.SegmentResponse\x12L\n\tRecommend\x12\x1e.fineserve.v1.RecommendRequest\x1a\x1f.fineserve.v1.RecommendResponse\x12[\n\x0ePredictTabular\x12#.fineserve.v1.PredictTabularRequest\x1a$.fineserve.v1.PredictTabularResponse\x12\x46\n\x07\x45xplain\x12\x1c.fineserve.v1.ExplainRequest\x1a\x1d.fineserve.v1.ExplainResponse\x12R\n\x0bPredictText\x12 .fineserve.v1.PredictTextRequest\x1a!.fineserve.v1.PredictTextResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fineserve.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TABULARROW_VALUESENTRY']._loaded_options = None
+  _globals['_TABULARROW_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_CLASSIFYREQUEST']._serialized_start=73
   _globals['_CLASSIFYREQUEST']._serialized_end=181
   _globals['_CLASSSCORE']._serialized_start=183
@@ -59,27 +61,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEGMENTRESPONSE']._serialized_start=1177
   _globals['_SEGMENTRESPONSE']._serialized_end=1295
   _globals['_RECOMMENDREQUEST']._serialized_start=1298
-  _globals['_RECOMMENDREQUEST']._serialized_end=1519
-  _globals['_USERITEMPAIRS']._serialized_start=1521
-  _globals['_USERITEMPAIRS']._serialized_end=1575
-  _globals['_USERITEM']._serialized_start=1577
-  _globals['_USERITEM']._serialized_end=1621
-  _globals['_SCOREDITEM']._serialized_start=1623
-  _globals['_SCOREDITEM']._serialized_end=1682
-  _globals['_RECOMMENDRESPONSE']._serialized_start=1685
-  _globals['_RECOMMENDRESPONSE']._serialized_end=1819
-  _globals['_EXPLAINREQUEST']._serialized_start=1821
-  _globals['_EXPLAINREQUEST']._serialized_end=1929
-  _globals['_HEATMAP']._serialized_start=1931
-  _globals['_HEATMAP']._serialized_end=2046
-  _globals['_EXPLAINRESPONSE']._serialized_start=2048
-  _globals['_EXPLAINRESPONSE']._serialized_end=2144
-  _globals['_PREDICTTEXTREQUEST']._serialized_start=2146
-  _globals['_PREDICTTEXTREQUEST']._serialized_end=2235
-  _globals['_TEXTPREDICTION']._serialized_start=2237
-  _globals['_TEXTPREDICTION']._serialized_end=2292
-  _globals['_PREDICTTEXTRESPONSE']._serialized_start=2294
-  _globals['_PREDICTTEXTRESPONSE']._serialized_end=2401
-  _globals['_INFERENCE']._serialized_start=2404
-  _globals['_INFERENCE']._serialized_end=2880
+  _globals['_RECOMMENDREQUEST']._serialized_end=1559
+  _globals['_USERIDS']._serialized_start=1561
+  _globals['_USERIDS']._serialized_end=1583
+  _globals['_USERRECOMMENDATIONS']._serialized_start=1585
+  _globals['_USERRECOMMENDATIONS']._serialized_end=1682
+  _globals['_USERITEMPAIRS']._serialized_start=1684
+  _globals['_USERITEMPAIRS']._serialized_end=1738
+  _globals['_USERITEM']._serialized_start=1740
+  _globals['_USERITEM']._serialized_end=1784
+  _globals['_SCOREDITEM']._serialized_start=1786
+  _globals['_SCOREDITEM']._serialized_end=1845
+  _globals['_RECOMMENDRESPONSE']._serialized_start=1848
+  _globals['_RECOMMENDRESPONSE']._serialized_end=2032
+  _globals['_TABULARROW']._serialized_start=2034
+  _globals['_TABULARROW']._serialized_end=2147
+  _globals['_TABULARROW_VALUESENTRY']._serialized_start=2102
+  _globals['_TABULARROW_VALUESENTRY']._serialized_end=2147
+  _globals['_PREDICTTABULARREQUEST']._serialized_start=2149
+  _globals['_PREDICTTABULARREQUEST']._serialized_end=2266
+  _globals['_TABULARPREDICTION']._serialized_start=2268
+  _globals['_TABULARPREDICTION']._serialized_end=2341
+  _globals['_PREDICTTABULARRESPONSE']._serialized_start=2343
+  _globals['_PREDICTTABULARRESPONSE']._serialized_end=2456
+  _globals['_EXPLAINREQUEST']._serialized_start=2458
+  _globals['_EXPLAINREQUEST']._serialized_end=2566
+  _globals['_HEATMAP']._serialized_start=2568
+  _globals['_HEATMAP']._serialized_end=2683
+  _globals['_EXPLAINRESPONSE']._serialized_start=2685
+  _globals['_EXPLAINRESPONSE']._serialized_end=2781
+  _globals['_PREDICTTEXTREQUEST']._serialized_start=2783
+  _globals['_PREDICTTEXTREQUEST']._serialized_end=2872
+  _globals['_TEXTPREDICTION']._serialized_start=2874
+  _globals['_TEXTPREDICTION']._serialized_end=2929
+  _globals['_PREDICTTEXTRESPONSE']._serialized_start=2931
+  _globals['_PREDICTTEXTRESPONSE']._serialized_end=3038
+  _globals['_INFERENCE']._serialized_start=3041
+  _globals['_INFERENCE']._serialized_end=3610
 # @@protoc_insertion_point(module_scope)

@@ -130,12 +130,13 @@ class SegmentResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., results: _Optional[_Iterable[_Union[Segmentation, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("model", "user_id", "similar_to_item", "pairs", "top_by_bias", "k", "popularity_fallback")
+    __slots__ = ("model", "user_id", "similar_to_item", "pairs", "top_by_bias", "users", "k", "popularity_fallback")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     SIMILAR_TO_ITEM_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     TOP_BY_BIAS_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     POPULARITY_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
@@ -143,9 +144,26 @@ class RecommendRequest(_message.Message):
     similar_to_item: str
     pairs: UserItemPairs
     top_by_bias: bool
+    users: UserIds
     k: int
     popularity_fallback: bool
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., user_id: _Optional[str] = ..., similar_to_item: _Optional[str] = ..., pairs: _Optional[_Union[UserItemPairs, _Mapping]] = ..., top_by_bias: _Optional[bool] = ..., k: _Optional[int] = ..., popularity_fallback: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., user_id: _Optional[str] = ..., similar_to_item: _Optional[str] = ..., pairs: _Optional[_Union[UserItemPairs, _Mapping]] = ..., top_by_bias: _Optional[bool] = ..., users: _Optional[_Union[UserIds, _Mapping]] = ..., k: _Optional[int] = ..., popularity_fallback: _Optional[bool] = ...) -> None: ...
+
+class UserIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UserRecommendations(_message.Message):
+    __slots__ = ("user_id", "items", "fallback")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
+    fallback: bool
+    def __init__(self, user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., fallback: _Optional[bool] = ...) -> None: ...
 
 class UserItemPairs(_message.Message):
     __slots__ = ("pairs",)
@@ -172,16 +190,57 @@ class ScoredItem(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., score: _Optional[float] = ..., title: _Optional[str] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("model", "items", "ratings", "fallback")
+    __slots__ = ("model", "items", "ratings", "fallback", "users")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     RATINGS_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
     items: _containers.RepeatedCompositeFieldContainer[ScoredItem]
     ratings: _containers.RepeatedScalarFieldContainer[float]
     fallback: bool
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., ratings: _Optional[_Iterable[float]] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    users: _containers.RepeatedCompositeFieldContainer[UserRecommendations]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ScoredItem, _Mapping]]] = ..., ratings: _Optional[_Iterable[float]] = ..., fallback: _Optional[bool] = ..., users: _Optional[_Iterable[_Union[UserRecommendations, _Mapping]]] = ...) -> None: ...
+
+class TabularRow(_message.Message):
+    __slots__ = ("values",)
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.ScalarMap[str, str]
+    def __init__(self, values: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PredictTabularRequest(_message.Message):
+    __slots__ = ("model", "rows", "top_k")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelRef
+    rows: _containers.RepeatedCompositeFieldContainer[TabularRow]
+    top_k: int
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[TabularRow, _Mapping]]] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class TabularPrediction(_message.Message):
+    __slots__ = ("top", "value")
+    TOP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    top: _containers.RepeatedCompositeFieldContainer[ClassScore]
+    value: float
+    def __init__(self, top: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., value: _Optional[float] = ...) -> None: ...
+
+class PredictTabularResponse(_message.Message):
+    __slots__ = ("model", "results")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    model: _common_pb2.ModelRef
+    results: _containers.RepeatedCompositeFieldContainer[TabularPrediction]
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TabularPrediction, _Mapping]]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
     __slots__ = ("model", "images", "target")

@@ -56,6 +56,11 @@ class InferenceStub:
                 request_serializer=fineserve_dot_v1_dot_inference__pb2.RecommendRequest.SerializeToString,
                 response_deserializer=fineserve_dot_v1_dot_inference__pb2.RecommendResponse.FromString,
                 _registered_method=True)
+        self.PredictTabular = channel.unary_unary(
+                '/fineserve.v1.Inference/PredictTabular',
+                request_serializer=fineserve_dot_v1_dot_inference__pb2.PredictTabularRequest.SerializeToString,
+                response_deserializer=fineserve_dot_v1_dot_inference__pb2.PredictTabularResponse.FromString,
+                _registered_method=True)
         self.Explain = channel.unary_unary(
                 '/fineserve.v1.Inference/Explain',
                 request_serializer=fineserve_dot_v1_dot_inference__pb2.ExplainRequest.SerializeToString,
@@ -96,7 +101,14 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Recommend(self, request, context):
-        """Recommendations from collaborative-filtering models. Not yet implemented.
+        """Recommendations from collaborative-filtering models.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PredictTabular(self, request, context):
+        """Predictions of a tabular model for rows given as column -> value maps.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +150,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.Recommend,
                     request_deserializer=fineserve_dot_v1_dot_inference__pb2.RecommendRequest.FromString,
                     response_serializer=fineserve_dot_v1_dot_inference__pb2.RecommendResponse.SerializeToString,
+            ),
+            'PredictTabular': grpc.unary_unary_rpc_method_handler(
+                    servicer.PredictTabular,
+                    request_deserializer=fineserve_dot_v1_dot_inference__pb2.PredictTabularRequest.FromString,
+                    response_serializer=fineserve_dot_v1_dot_inference__pb2.PredictTabularResponse.SerializeToString,
             ),
             'Explain': grpc.unary_unary_rpc_method_handler(
                     servicer.Explain,
@@ -260,6 +277,33 @@ class Inference:
             '/fineserve.v1.Inference/Recommend',
             fineserve_dot_v1_dot_inference__pb2.RecommendRequest.SerializeToString,
             fineserve_dot_v1_dot_inference__pb2.RecommendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PredictTabular(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fineserve.v1.Inference/PredictTabular',
+            fineserve_dot_v1_dot_inference__pb2.PredictTabularRequest.SerializeToString,
+            fineserve_dot_v1_dot_inference__pb2.PredictTabularResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -153,7 +153,7 @@ class EarlyStopping(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., patience: _Optional[int] = ..., min_delta: _Optional[float] = ...) -> None: ...
 
 class CreateFineTuneJobRequest(_message.Message):
-    __slots__ = ("task", "model_name", "arch", "base", "dataset_id", "hyperparameters", "resources", "request_id")
+    __slots__ = ("task", "model_name", "arch", "base", "dataset_id", "hyperparameters", "resources", "request_id", "collab", "tabular")
     TASK_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +162,8 @@ class CreateFineTuneJobRequest(_message.Message):
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLAB_FIELD_NUMBER: _ClassVar[int]
+    TABULAR_FIELD_NUMBER: _ClassVar[int]
     task: Task
     model_name: str
     arch: str
@@ -170,7 +172,61 @@ class CreateFineTuneJobRequest(_message.Message):
     hyperparameters: Hyperparameters
     resources: _common_pb2.Resources
     request_id: str
-    def __init__(self, task: _Optional[_Union[Task, str]] = ..., model_name: _Optional[str] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    collab: CollabOptions
+    tabular: TabularOptions
+    def __init__(self, task: _Optional[_Union[Task, str]] = ..., model_name: _Optional[str] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ..., collab: _Optional[_Union[CollabOptions, _Mapping]] = ..., tabular: _Optional[_Union[TabularOptions, _Mapping]] = ...) -> None: ...
+
+class CollabOptions(_message.Message):
+    __slots__ = ("ratings_file", "separator", "user_column", "item_column", "rating_column", "timestamp_column", "items_file", "items_separator", "item_id_column", "title_column", "n_factors", "y_range", "split", "layers")
+    RATINGS_FILE_FIELD_NUMBER: _ClassVar[int]
+    SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    USER_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    ITEM_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    RATING_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FILE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    TITLE_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    N_FACTORS_FIELD_NUMBER: _ClassVar[int]
+    Y_RANGE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    ratings_file: str
+    separator: str
+    user_column: str
+    item_column: str
+    rating_column: str
+    timestamp_column: str
+    items_file: str
+    items_separator: str
+    item_id_column: str
+    title_column: str
+    n_factors: int
+    y_range: _containers.RepeatedScalarFieldContainer[float]
+    split: str
+    layers: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ratings_file: _Optional[str] = ..., separator: _Optional[str] = ..., user_column: _Optional[str] = ..., item_column: _Optional[str] = ..., rating_column: _Optional[str] = ..., timestamp_column: _Optional[str] = ..., items_file: _Optional[str] = ..., items_separator: _Optional[str] = ..., item_id_column: _Optional[str] = ..., title_column: _Optional[str] = ..., n_factors: _Optional[int] = ..., y_range: _Optional[_Iterable[float]] = ..., split: _Optional[str] = ..., layers: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class TabularOptions(_message.Message):
+    __slots__ = ("target", "categorical", "continuous", "regression", "data_file", "separator", "layers", "dropout")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    CATEGORICAL_FIELD_NUMBER: _ClassVar[int]
+    CONTINUOUS_FIELD_NUMBER: _ClassVar[int]
+    REGRESSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FILE_FIELD_NUMBER: _ClassVar[int]
+    SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    DROPOUT_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    categorical: _containers.RepeatedScalarFieldContainer[str]
+    continuous: _containers.RepeatedScalarFieldContainer[str]
+    regression: bool
+    data_file: str
+    separator: str
+    layers: _containers.RepeatedScalarFieldContainer[int]
+    dropout: float
+    def __init__(self, target: _Optional[str] = ..., categorical: _Optional[_Iterable[str]] = ..., continuous: _Optional[_Iterable[str]] = ..., regression: _Optional[bool] = ..., data_file: _Optional[str] = ..., separator: _Optional[str] = ..., layers: _Optional[_Iterable[int]] = ..., dropout: _Optional[float] = ...) -> None: ...
 
 class FindLearningRateRequest(_message.Message):
     __slots__ = ("task", "arch", "base", "dataset_id", "hyperparameters", "start_lr", "end_lr", "num_batches", "freeze_to", "resources", "request_id")

@@ -1,0 +1,87 @@
+"""Recommend and PredictTabular requests: checked here, answered by the serving replicas as plain dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fineserve.v1 import common_pb2, inference_pb2
+from service.errors import invalid
+
+DEFAULT_K = 10
+MAX_K = 1000
+MAX_USERS = 1000
+MAX_PAIRS = 10_000
+MAX_ROWS = 1000
+MAX_ID_CHARS = 256
+
+
+def _ids(values: Any, what: str) -> list[str]:
+    for n, value in enumerate(values):
+        if not value or len(value) > MAX_ID_CHARS:
+            raise invalid(f"{what}[{n}] must be 1-{MAX_ID_CHARS} characters")
+    return list(values)
+
+
+def recommend_query(request: inference_pb2.RecommendRequest) -> dict[str, Any]:
+    """The replica's query dict; INVALID_ARGUMENT for a missing query, bad k or oversized batches."""
+    if not 0 <= request.k <= MAX_K:
+        raise invalid(f"k must be in [0, {MAX_K}] (0 = {DEFAULT_K})")
+    query: dict[str, Any] = {"k": request.k or DEFAULT_K, "fallback": request.popularity_fallback}
+    which = request.WhichOneof("query")
+    if which is None:
+        raise invalid("a query is required: user_id, users, similar_to_item, pairs or top_by_bias")
+    if which == "user_id":
+        query.update(kind="users", users=_ids([request.user_id], "user_id"))
+    elif which == "users":
+        if not 1 <= len(request.users.ids) <= MAX_USERS:
+            raise invalid(f"users.ids needs 1 to {MAX_USERS} user ids")
+        query.update(kind="users", users=_ids(request.users.ids, "users.ids"))
+    elif which == "similar_to_item":
+        query.update(kind="similar", item=_ids([request.similar_to_item], "similar_to_item")[0])
+    elif which == "pairs":
+        pairs = request.pairs.pairs
+        if not 1 <= len(pairs) <= MAX_PAIRS:
+            raise invalid(f"pairs needs 1 to {MAX_PAIRS} (user_id, item_id) pairs")
+        query.update(kind="pairs", pairs=list(zip(_ids([p.user_id for p in pairs], "pairs.user_id"),
+                                                  _ids([p.item_id for p in pairs], "pairs.item_id"), strict=True)))
+    else:
+        if not request.top_by_bias:
+            raise invalid("top_by_bias must be true when it is the chosen query")
+        query.update(kind="bias")
+    return query
+
+
+def _scored(items: list[list[Any]]) -> list[inference_pb2.ScoredItem]:
+    return [inference_pb2.ScoredItem(item_id=item, score=score, title=title) for item, score, title in items]
+
+
+def recommend_response(ref: common_pb2.ModelRef, request: inference_pb2.RecommendRequest, query: dict[str, Any],
+                       answer: dict[str, Any]) -> inference_pb2.RecommendResponse:
+    """A user_id query answers in items/fallback, a users query in users; the others in items or ratings."""
+    response = inference_pb2.RecommendResponse(model=ref)
+    if request.WhichOneof("query") == "users":
+        response.users.extend(
+            inference_pb2.UserRecommendations(user_id=u, items=_scored(a["items"]), fallback=a["fallback"])
+            for u, a in zip(query["users"], answer["users"], strict=True))
+        return response
+    if "users" in answer:
+        answer = answer["users"][0]
+    response.items.extend(_scored(answer.get("items", [])))
+    response.ratings.extend(answer.get("ratings", []))
+    response.fallback = answer["fallback"]
+    return response
+
+
+def tabular_rows(request: inference_pb2.PredictTabularRequest) -> list[dict[str, str]]:
+    if not 1 <= len(request.rows) <= MAX_ROWS:
+        raise invalid(f"rows needs 1 to {MAX_ROWS} rows (column -> value maps)")
+    if request.top_k < 0:
+        raise invalid("top_k must be >= 0 (0 = default 5)")
+    return [dict(row.values) for row in request.rows]
+
+
+def tabular_response(ref: common_pb2.ModelRef, answer: dict[str, Any]) -> inference_pb2.PredictTabularResponse:
+    return inference_pb2.PredictTabularResponse(model=ref, results=[
+        inference_pb2.TabularPrediction(value=r.get("value", 0.0), top=[
+            inference_pb2.ClassScore(label=label, probability=p) for label, p in r.get("top", [])])
+        for r in answer["results"]])

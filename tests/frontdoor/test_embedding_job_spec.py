@@ -1,0 +1,72 @@
+"""CreateFineTuneJob requests for collaborative filtering and tabular models: what the front door accepts and
+the worker spec it builds, and what it refuses before anything is queued (no Ray, no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fineserve.v1 import datasets_pb2, training_pb2
+from service.errors import ApiError
+from service.job_spec import find_lr_spec, fine_tune_spec
+from service.store import Store, TenantStore
+
+Req = training_pb2.CreateFineTuneJobRequest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TenantStore:
+    ratings = tmp_path / "ratings"
+    ratings.mkdir()
+    (ratings / "u.data").write_text("1\t2\t3\t0\n")
+    (ratings / "u.item").write_text("2|Some film\n")
+    s = Store(tmp_path / "f.db")
+    s.put_dataset(datasets_pb2.Dataset(id="ds-r", name="r", layout=datasets_pb2.RATINGS_CSV, tenant="default"),
+                  str(ratings))
+    s.put_dataset(datasets_pb2.Dataset(id="ds-t", name="t", layout=datasets_pb2.TABULAR_CSV, tenant="default"),
+                  str(tmp_path))
+    return s.for_tenant("default")
+
+
+def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> dict:
+    return fine_tune_spec(Req(model_name="m", **fields), store, (), tmp_path / "out")
+
+
+def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
+    spec = _spec(store, tmp_path, task=training_pb2.COLLABORATIVE_FILTERING, dataset_id="ds-r", arch="neural",
+                 hyperparameters=training_pb2.Hyperparameters(epochs=3, weight_decay=0.2),
+                 collab=training_pb2.CollabOptions(items_file="u.item", y_range=[0.5, 5.5], split="time"))
+    assert spec["embedding_task"] == "collaborative_filtering"
+    cfg = spec["config"]
+    assert cfg["arch"] == "neural" and cfg["epochs"] == 3 and cfg["weight_decay"] == 0.2
+    assert cfg["ratings"]["items_file"] == "u.item" and cfg["y_range"] == [0.5, 5.5] and cfg["split"] == "time"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-t"}, "needs RATINGS_CSV"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r", "arch": "resnet18"}, "not one of dot"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "base": training_pb2.BaseModel(torchvision=training_pb2.TorchvisionWeights())}, "train from scratch"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(items_file="../f.db")}, "not a file inside"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(y_range=[5, 1])}, "low < high"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(separator="::")}, "one character"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "hyperparameters": training_pb2.Hyperparameters(mixup_alpha=0.4)}, "mixup_alpha do not apply"),
+    ({"task": training_pb2.TABULAR, "dataset_id": "ds-t"}, "tabular.target is required"),
+    ({"task": training_pb2.TABULAR, "dataset_id": "ds-t",
+      "tabular": training_pb2.TabularOptions(target="y", continuous=["y"])}, "only one of"),
+    ({"task": training_pb2.TABULAR, "dataset_id": "nope", "tabular": training_pb2.TabularOptions(target="y")},
+     "not found"),
+])
+def test_bad_requests_are_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
+    with pytest.raises(ApiError, match=message):
+        _spec(store, tmp_path, **fields)
+
+
+def test_find_lr_is_not_offered_for_embedding_tasks(store: TenantStore) -> None:
+    with pytest.raises(ApiError, match="FindLearningRate for TABULAR"):
+        find_lr_spec(training_pb2.FindLearningRateRequest(task=training_pb2.TABULAR, dataset_id="ds-t"), store, ())
