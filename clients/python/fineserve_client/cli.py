@@ -453,6 +453,7 @@ def _cmd_segment(c: Client, a: argparse.Namespace, out: TextIO) -> int:
             for r in results]
     out.write(_table(["FILE", "SIZE", "LARGEST CLASSES"], rows) + "\n")
     out.write(f"masks and overlays in {a.out}\n")
+    return 0
 
 
 def _cmd_recommend(c: Client, a: argparse.Namespace, out: TextIO) -> int:

@@ -736,12 +736,11 @@ class Client:
         batches = self._image_batches(images, batch_size, self._inference.Classify,
                                       lambda batch: inference_pb2.ClassifyRequest(model=ref, images=batch, top_k=top_k))
         for sent, result, response in batches:
-            answered = f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
             results.append(
                 Classification(
                     name=result.name or sent.name,
                     top=[(s.label, s.probability) for s in result.top],
-                    model=answered,
+                    model=_answered(response),
                 )
             )
         return results
@@ -754,6 +753,8 @@ class Client:
         request_for: Callable[[list[common_pb2.Image]], Any],
     ) -> Iterator[tuple[common_pb2.Image, Any, Any]]:
         """Send images in requests of at most batch_size; yield (image sent, its result, the response)."""
+        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
+            raise TypeError("images must be a list of paths or bytes")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         items = [_image(item, i) for i, item in enumerate(images)]
@@ -825,17 +826,18 @@ class Client:
         ``predicted`` holds the labels over the thresholds tuned at training time, or over ``threshold``
         (0-1) for every label when given.
         """
-        results: list[LabelScores] = []
-        for batch, ref in self._image_batches(model, images, version, batch_size):
+        ref = _model_ref(model, version)
+
+        def request_for(batch: list[common_pb2.Image]) -> inference_pb2.ScoreLabelsRequest:
             request = inference_pb2.ScoreLabelsRequest(model=ref, images=batch)
             if threshold is not None:
                 request.threshold = threshold
-            response = self._call(self._inference.ScoreLabels, request)
-            answered = _answered(response, len(batch))
-            results += [LabelScores(name=r.name or sent.name, scores={s.label: s.score for s in r.scores},
-                                    predicted=list(r.predicted), model=answered)
-                        for sent, r in zip(batch, response.results, strict=True)]
-        return results
+            return request
+
+        return [LabelScores(name=r.name or sent.name, scores={s.label: s.score for s in r.scores},
+                            predicted=list(r.predicted), model=_answered(response))
+                for sent, r, response in self._image_batches(images, batch_size, self._inference.ScoreLabels,
+                                                             request_for)]
 
     @_rpc
     def explain(
@@ -852,40 +854,20 @@ class Client:
         :class:`Heatmap` per image. With ``save_overlays``, each path input's overlay PNG is written next to
         it (``photo.jpg`` -> ``photo.gradcam.png``); ``Heatmap.save_overlay`` writes one anywhere.
         """
+        ref = _model_ref(model, version)
         results: list[Heatmap] = []
-        for batch, ref in self._image_batches(model, images, version, batch_size):
-            response = self._call(self._inference.Explain,
-                                  inference_pb2.ExplainRequest(model=ref, images=batch, target=target))
-            answered = _answered(response, len(batch))
-            for sent, r in zip(batch, response.results, strict=True):
-                w = r.grid_width
-                grid = [list(r.grid[row * w:(row + 1) * w]) for row in range(r.grid_height)]
-                results.append(Heatmap(r.name or sent.name, r.target, grid, r.overlay_png, answered))
+        batches = self._image_batches(
+            images, batch_size, self._inference.Explain,
+            lambda batch: inference_pb2.ExplainRequest(model=ref, images=batch, target=target))
+        for sent, r, response in batches:
+            w = r.grid_width
+            grid = [list(r.grid[row * w:(row + 1) * w]) for row in range(r.grid_height)]
+            results.append(Heatmap(r.name or sent.name, r.target, grid, r.overlay_png, _answered(response)))
         if save_overlays:
             for item, heatmap in zip(images, results, strict=True):
                 if isinstance(item, (str, os.PathLike)):
                     heatmap.save_overlay(overlay_path(item))
         return results
-
-    def _image_batches(
-        self, model: str | common_pb2.ModelRef, images: Sequence[Any], version: int, batch_size: int
-    ) -> Iterator[tuple[list[common_pb2.Image], common_pb2.ModelRef]]:
-        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
-            raise TypeError("images must be a list of paths or bytes")
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        ref = _model_ref(model, version)
-        items = [_image(item, i) for i, item in enumerate(images)]
-        for start in range(0, len(items), batch_size):
-            yield items[start : start + batch_size], ref
-
-
-def _answered(response: Any, sent: int) -> str:
-    """The "name/version" that answered, after checking there is one result per image sent."""
-    if len(response.results) != sent:
-        raise Internal(f"the server returned {len(response.results)} results for {sent} images")
-    return f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
-
 
     @_rpc
     def segment(
@@ -903,19 +885,21 @@ def _answered(response: Any, sent: int) -> str:
         Each mask is at its image's size. ``probabilities`` also fetches per-class probability maps (large).
         ``save_to`` writes each image's mask and colour overlay there (the overlay needs Pillow).
         """
-        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)):
-            raise TypeError("images must be a list")
         ref = _model_ref(model, version)
         results: list[Segmentation] = []
         batches = self._image_batches(images, batch_size, self._inference.Segment, lambda batch: (
             inference_pb2.SegmentRequest(model=ref, images=batch, include_probabilities=probabilities)))
         for sent, result, response in batches:
-            answered = f"{response.model.name}/{response.model.version}"
-            seg = Segmentation.from_proto(result, list(response.classes), sent.name, answered)
+            seg = Segmentation.from_proto(result, list(response.classes), sent.name, _answered(response))
             if save_to is not None:
                 seg.save(save_to, sent.data)
             results.append(seg)
         return results
+
+
+def _answered(response: Any) -> str:
+    """The "name/version" that answered an inference call."""
+    return f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
