@@ -42,17 +42,17 @@ def _write(folder: Path, images: list[Image.Image], rng: random.Random, limit: i
 
 def write_transfer_datasets(camvid: Path, out: Path, pretrain_classes: tuple[str, ...],
                             target_classes: tuple[str, ...], *, test_photos: int, pretrain_per_class: int,
-                            shots: int, test_per_class: int, seed: int = 0) -> tuple[Path, Path]:
+                            shots: int, test_per_class: int, sample_seed: int = 0) -> tuple[Path, Path]:
     """Write out/pretrain/<class> (pretrain classes, training photos) and out/target/{train,valid}/<class>
     (target classes: `shots` patches per class from the training photos, up to `test_per_class` from the
-    held-out photos)."""
-    rng = random.Random(seed)
+    held-out photos). The photo split is fixed; sample_seed draws the patches."""
     photos = sorted(p.name for p in (camvid / "images").iterdir())
-    rng.shuffle(photos)
+    random.Random(0).shuffle(photos)
     held_out, training = photos[:test_photos], photos[test_photos:]
     for name, images in _patches(camvid, training, pretrain_classes).items():
-        _write(out / "pretrain" / name, images, rng, pretrain_per_class)
+        _write(out / "pretrain" / name, images, random.Random(sample_seed), pretrain_per_class)
     train, test = _patches(camvid, training, target_classes), _patches(camvid, held_out, target_classes)
+    rng = random.Random(sample_seed)  # the target sets do not depend on how many pretraining patches were drawn
     for name in target_classes:
         if len(train[name]) < shots or not test[name]:
             raise ValueError(f"camvid_tiny has too few {name} patches: {len(train[name])} for training, "
