@@ -188,3 +188,18 @@ def test_bad_requests_get_specific_codes(api: Api, models: dict[str, models_pb2.
         ),
     ) == (grpc.StatusCode.INVALID_ARGUMENT)
     assert rpc_code(classify, api, "colours", image) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_task_and_dataset_layout_must_match(api: Api, models: dict[str, models_pb2.Model]) -> None:
+    for task, model in (
+        (training_pb2.MULTI_LABEL_CLASSIFICATION, "shapes"),
+        (training_pb2.IMAGE_CLASSIFICATION, "colours"),
+    ):
+        request = training_pb2.CreateFineTuneJobRequest(
+            task=task,
+            model_name="mismatch",
+            dataset_id=models[model].dataset_id,
+            base=training_pb2.BaseModel(random_init=True),
+            hyperparameters=HYPER,
+        )
+        assert rpc_code(api.training.CreateFineTuneJob, request, timeout=30) == grpc.StatusCode.INVALID_ARGUMENT
