@@ -14,7 +14,7 @@ from service.errors import ApiError, invalid
 from service.images import check_images
 from service.store import Store
 
-EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASSIFICATION)
+EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASSIFICATION, training_pb2.SEGMENTATION)
 
 
 def _model_for(store: Store, ref: Any, rpc: str, tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:

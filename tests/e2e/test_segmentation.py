@@ -157,6 +157,27 @@ def test_mask_has_input_size_and_codes(
         assert abs(probs.sum(0) - 255).max() <= len(codes) // 2 + 1  # each map rounded to 1/255
 
 
+def test_explain_a_class_region(api: Api, trained: tuple[training_pb2.Job, float], camvid: Path) -> None:
+    """Grad-CAM of a segmentation model: a class's predicted region by name, or the largest class by default;
+    the overlay spans the whole input, which the U-Net sees whole."""
+    sources = sorted((camvid / "images").glob("*.png"))[:2]
+    images = [common_pb2.Image(data=p.read_bytes(), name=p.name) for p in sources]
+    named = api.inference.Explain(inference_pb2.ExplainRequest(model=common_pb2.ModelRef(name="camvid"),
+                                                                images=images, target="Road"), timeout=300)
+    default = api.inference.Explain(inference_pb2.ExplainRequest(model=common_pb2.ModelRef(name="camvid"),
+                                                                  images=images[:1]), timeout=300)
+    assert [h.target for h in named.results] == ["Road", "Road"] and default.results[0].target
+    for heatmap in [*named.results, *default.results]:
+        assert len(heatmap.grid) == heatmap.grid_width * heatmap.grid_height > 0
+        assert 0.0 <= min(heatmap.grid) <= max(heatmap.grid) <= 1.0
+        with Image.open(io.BytesIO(heatmap.overlay_png)) as overlay:
+            assert overlay.size == (128, 96)
+    with pytest.raises(grpc.RpcError) as refused:
+        api.inference.Explain(inference_pb2.ExplainRequest(model=common_pb2.ModelRef(name="camvid"), images=images,
+                                                           target="Unicorn"), timeout=60)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_segmentation_refusals(
     api: Api, trained: tuple[training_pb2.Job, float], camvid: Path, server: ServerProcess
 ) -> None:

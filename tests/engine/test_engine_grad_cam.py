@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from worker.engine import ImageClassifier, class_score, explain, grad_cam
+from worker.engine.grad_cam import region_score
 from worker.engine.heatmap_images import heat_peak, overlay_png, seen_box
 from worker.engine.resnet_classifier import ResNetClassifier
 
@@ -95,3 +96,16 @@ def test_overlay_colours_the_seen_square_where_the_map_is_hot() -> None:
         assert hot[0] > hot[2] and cold[2] > cold[0]  # red where the map is 1, blue where it is 0
     x, y = heat_peak(grid, 60, 40)
     assert x >= 30 and y < 20  # in the hot quarter of the seen square
+
+
+def test_region_score_sums_a_class_over_its_predicted_pixels() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5)
+    predicted = logits.argmax(dim=1)
+    scores = region_score(torch.tensor([1, -1]))(logits)
+    assert torch.allclose(scores[0], logits[0, 1][predicted[0] == 1].sum())
+    largest = int(torch.bincount(predicted[1].flatten(), minlength=3).argmax())
+    assert torch.allclose(scores[1], logits[1, largest][predicted[1] == largest].sum())
+    absent = torch.zeros(1, 3, 2, 2)
+    absent[:, 0] = 1.0  # every pixel is class 0: class 2's region is empty
+    assert region_score(torch.tensor([2]))(absent).item() == 0.0

@@ -21,6 +21,7 @@ from worker.engine import (
     DatasetError,
     FineTuneConfig,
     Stage,
+    explain,
     find_lr,
     fine_tune,
     load_served_model,
@@ -191,6 +192,14 @@ def test_fine_tune_unet_from_a_stored_classifier_then_serve(scenes: Path, tiny_m
         assert (probs.max(0) - np.take_along_axis(probs, np.array(mask)[None].astype(int), 0)[0]).max() <= 1
     again = served.segment(inputs[:1])[0]
     assert again.mask_png == results[0].mask_png and again.probabilities == []
+
+    # Grad-CAM of a class's predicted region: a map per image, an overlay over the whole input
+    heatmaps = explain(served, inputs, "red") + explain(served, inputs[:1])
+    for e, size in zip(heatmaps, [(40, 30), (57, 23), (120, 90), (40, 30)], strict=True):
+        assert 0.0 <= float(e.grid.min()) <= float(e.grid.max()) <= 1.0 and e.grid.dim() == 2
+        with Image.open(io.BytesIO(e.overlay_png)) as overlay:
+            assert overlay.size == size
+    assert [e.target for e in heatmaps[:3]] == ["red"] * 3 and heatmaps[3].target in CODES
     assert json.loads((tmp_path / "model" / "card.json").read_text())["task"] == "segmentation"
 
 

@@ -1,5 +1,6 @@
-"""Grad-CAM explanations of a served image classifier (single- or multi-label): for each image, the map of
-the last convolutional stage for a class or label (or the top-scoring one), and an overlay PNG."""
+"""Grad-CAM explanations of a served image model: for each image, the map of the last convolutional stage
+(ResNet layer4, the classifiers' body and the U-Net's encoder alike) for a class or label (or the top-scoring
+one; for segmentation, the class covering most pixels), and an overlay PNG."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .grad_cam import class_score, grad_cam
+from .grad_cam import class_score, grad_cam, region_score
 from .heatmap_images import overlay_png
 from .images import decode_image
 from .inference import ImageClassifier
+from .segmentation_inference import ImageSegmenter
 
 
 @dataclass(frozen=True)
@@ -32,19 +34,26 @@ def target_index(classes: list[str], target: str) -> int:
     return classes.index(target)
 
 
-def explain(model: ImageClassifier, images: list[bytes], target: str = "") -> list[Explanation]:
+def explain(model: ImageClassifier | ImageSegmenter, images: list[bytes], target: str = "") -> list[Explanation]:
     """One batched forward and backward pass for every image; InvalidImage names an undecodable image and
-    ValueError an unknown target."""
+    ValueError an unknown target. A segmentation target is the class's predicted region (region_score)."""
     index = target_index(model.classes, target)
     decoded = [decode_image(data, i) for i, data in enumerate(images)]
     if not decoded:
         return []
     batch = torch.stack([model.transform(image) for image in decoded]).to(model.device)
     indices = torch.full((len(decoded),), index)
-    maps, output = grad_cam(model.model, model.model.body.layer4, batch, class_score(indices))
-    chosen = output.argmax(dim=1).tolist() if index < 0 else [index] * len(decoded)
+    segmenting = isinstance(model, ImageSegmenter)
+    score = region_score(indices) if segmenting else class_score(indices)
+    maps, output = grad_cam(model.model, model.model.body.layer4, batch, score)
+    if index >= 0:
+        chosen = [index] * len(decoded)
+    elif segmenting:
+        chosen = torch.mode(output.argmax(dim=1).flatten(1), dim=1).values.tolist()
+    else:
+        chosen = output.argmax(dim=1).tolist()
     maps = maps.cpu()
     return [
-        Explanation(model.classes[c], grid, overlay_png(image, grid))
+        Explanation(model.classes[c], grid, overlay_png(image, grid, (0, 0, *image.size) if segmenting else None))
         for c, grid, image in zip(chosen, maps, decoded, strict=True)
     ]

@@ -6,8 +6,8 @@ the whole batch go through one forward and one backward pass (a library's per-im
 backward starting at the hooked layer, so nothing below it keeps activations or computes gradients.
 
 The score is pluggable: a Target maps the model's output to one scalar per image. Classifiers use the logit
-of a class (class_score); a segmentation model can pass a target that sums a class's logits over its
-predicted region, with no change here.
+of a class (class_score); segmentation models sum a class's logits over the pixels predicted as it
+(region_score, as Vinogradova et al. 2020 adapt Grad-CAM to segmentation).
 """
 
 from __future__ import annotations
@@ -28,6 +28,22 @@ def class_score(indices: torch.Tensor) -> Target:
     def target(output: torch.Tensor) -> torch.Tensor:
         chosen = torch.where(indices.to(output.device) >= 0, indices.to(output.device), output.argmax(dim=1))
         return output.gather(1, chosen[:, None]).squeeze(1)
+
+    return target
+
+
+def region_score(indices: torch.Tensor) -> Target:
+    """For (N, C, H, W) per-pixel logits: the sum of class indices[i]'s logits over the pixels image i predicts
+    as that class (0 where it predicts none, which gives an all-zero map); an index of -1 takes the class that
+    covers most of the image's pixels."""
+
+    def target(output: torch.Tensor) -> torch.Tensor:
+        predicted = output.argmax(dim=1)
+        largest = torch.mode(predicted.flatten(1), dim=1).values
+        wanted = indices.to(output.device)
+        chosen = torch.where(wanted >= 0, wanted, largest)
+        logits = output.gather(1, chosen[:, None, None, None].expand(-1, 1, *output.shape[2:])).squeeze(1)
+        return (logits * (predicted == chosen[:, None, None])).sum(dim=(1, 2))
 
     return target
 

@@ -29,24 +29,28 @@ def seen_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def heat_at_size(grid: torch.Tensor, side: int) -> np.ndarray:
-    """The (h, w) map resampled bilinearly (pixel centres aligned) to (side, side) float32."""
+Box = tuple[int, int, int, int]
+
+
+def heat_at_size(grid: torch.Tensor, width: int, height: int) -> np.ndarray:
+    """The (h, w) map resampled bilinearly (pixel centres aligned) to (height, width) float32."""
     image = Image.fromarray(grid.detach().cpu().float().numpy(), mode="F")
-    return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float32)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def heat_peak(grid: torch.Tensor, width: int, height: int) -> tuple[int, int]:
     """(x, y) in input pixels of the map's maximum once stretched over the seen box."""
-    left, top, right, _ = seen_box(width, height)
-    heat = heat_at_size(grid, right - left)
+    left, top, right, bottom = seen_box(width, height)
+    heat = heat_at_size(grid, right - left, bottom - top)
     y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
     return left + int(x), top + int(y)
 
 
-def overlay_png(image: Image.Image, grid: torch.Tensor) -> bytes:
-    """PNG of the coloured map blended over the seen box of image (RGB), the rest of the image unchanged."""
-    left, top, right, bottom = seen_box(*image.size)
-    heat = heat_at_size(grid, right - left)
+def overlay_png(image: Image.Image, grid: torch.Tensor, box: Box | None = None) -> bytes:
+    """PNG of the coloured map blended over box (default: the classifiers' seen box; a segmentation model sees
+    the whole image) of image (RGB), the rest of the image unchanged."""
+    left, top, right, bottom = box or seen_box(*image.size)
+    heat = heat_at_size(grid, right - left, bottom - top)
     colour = COLORMAP[np.clip(np.rint(heat * 255), 0, 255).astype(np.uint8)].astype(np.float32)
     region = np.asarray(image.convert("RGB").crop((left, top, right, bottom)), dtype=np.float32)
     blended = np.rint((1 - ALPHA) * region + ALPHA * colour).astype(np.uint8)

@@ -87,10 +87,14 @@ class ImageSegmenter:
         for i, data in enumerate(images):
             image = decode_image(data, i)
             sizes.append((image.height, image.width))
-            x = TF.resize(TF.to_tensor(image), self.input_hw, antialias=True)
-            tensors.append(TF.normalize(x, self.mean, self.std))
+            tensors.append(self.transform(image))
         batch = torch.stack(tensors) if tensors else torch.empty(0, 3, *self.input_hw)
         return batch, sizes
+
+    def transform(self, image: Image.Image) -> torch.Tensor:
+        """(3, h, w) model input of a decoded image: the whole image, resized to the model's input size."""
+        x = TF.resize(TF.to_tensor(image), self.input_hw, antialias=True)
+        return TF.normalize(x, self.mean, self.std)
 
     def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) float32 per-pixel logits on CPU; on CPU one image per forward pass, so an image's answer

@@ -115,7 +115,8 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Explain(self, request, context):
-        """Grad-CAM activation heatmaps of the last convolutional stage (single- and multi-label models).
+        """Grad-CAM activation heatmaps of the last convolutional stage (single-label, multi-label and segmentation
+        models; for segmentation the score is a class's logits summed over the pixels predicted as it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
