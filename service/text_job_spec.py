@@ -1,6 +1,6 @@
 """Validates LANGUAGE_MODEL and TEXT_CLASSIFICATION job requests into the worker's text job spec.
 
-Kept beside job_spec.py (the image path) because text jobs take another layout (TEXT_CSV), another
+Kept beside job_spec.py (the image path), which calls it: text jobs take another layout (TEXT_CSV), another
 architecture (awd_lstm), other base weights and other layer groups; the shared numeric bounds come from there.
 """
 
@@ -11,8 +11,6 @@ from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid, not_found, unimplemented
-from service.ids import MODEL_NAME
-from service.job_spec import PRECISIONS, RANGES
 from service.paths import resolve_under_roots
 from service.store import Store
 
@@ -29,12 +27,11 @@ TEXT_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def text_fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
-                        out_dir: Path) -> dict[str, Any]:
-    """{"text_task", "config": TextConfig dict, "dataset_dir", "out_dir"}."""
+def text_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
+              ranges: dict[str, tuple[float, float]], precisions: dict[int, str], out_dir: Path) -> dict[str, Any]:
+    """{"text_task", "config": TextConfig dict, "dataset_dir", "out_dir"}; ranges and precisions are
+    job_spec's, for the hyperparameters text jobs share with image jobs."""
     task = TEXT_TASKS[req.task]
-    if not MODEL_NAME.match(req.model_name):
-        raise invalid(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
     if req.arch not in ("", ARCH):
         raise invalid(f"arch {req.arch!r}: {task} jobs use {ARCH!r}")
     if len(req.request_id) > 128:
@@ -49,13 +46,15 @@ def text_fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store
         raise invalid(f"dataset {dataset.id} is not a TEXT_CSV dataset, which {task} jobs need")
     if task == "text_classification" and len(dataset.summary.classes) < 2:
         raise invalid(f"dataset {dataset.id} has {len(dataset.summary.classes)} label(s); a classifier needs 2+")
-    cfg = {"task": task, "base": _base(req.base, task, store, roots), **_hyper(req.hyperparameters, req.text)}
+    cfg = {"task": task, "base": _base(req.base, task, store, roots),
+           **_hyper(req.hyperparameters, req.text, ranges, precisions)}
     if req.resources.cpu_only:
         cfg["device"] = "cpu"
     return {"text_task": task, "config": cfg, "dataset_dir": dataset_path, "out_dir": str(out_dir)}
 
 
-def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions) -> dict[str, Any]:
+def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
+           ranges: dict[str, tuple[float, float]], precisions: dict[int, str]) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     for name in IMAGE_ONLY:
         if hp.HasField(name):
@@ -64,7 +63,7 @@ def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions) -> 
         raise invalid("group_lrs, auto_lr and early_stopping do not apply to text jobs yet")
     for name in SHARED:
         if hp.HasField(name):
-            low, high = RANGES[name]
+            low, high = ranges[name]
             value = getattr(hp, name)
             if not low <= value <= high:
                 raise invalid(f"hyperparameters.{name}={value} is outside [{low:g}, {high:g}]")
@@ -77,7 +76,7 @@ def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions) -> 
             cfg[name] = value
     if cfg.get("moms_min", 0.7) > cfg.get("moms_max", 0.8):
         raise invalid("hyperparameters.moms_min must not exceed moms_max")
-    cfg["precision"] = PRECISIONS[hp.precision]
+    cfg["precision"] = precisions[hp.precision]
     if hp.stages:
         cfg["stages"] = [_stage(i, s) for i, s in enumerate(hp.stages)]
     elif cfg.get("epochs", 3) + cfg.get("freeze_epochs", 1) == 0:

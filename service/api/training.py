@@ -16,7 +16,6 @@ from service.jobs import FIND_LR, FINE_TUNE, JobManager
 from service.registry import Registry
 from service.store import Store, now_ts
 from service.tenancy import current_tenant
-from service.text_job_spec import TEXT_TASKS, text_fine_tune_spec
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServicer):
@@ -34,8 +33,6 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         store = self._store.for_tenant(job.tenant)
         if job.kind == FIND_LR:
             return find_lr_spec(job.lr_request, store, self._roots)
-        if job.request.task in TEXT_TASKS:
-            return text_fine_tune_spec(job.request, store, self._roots, self._registry.staging_dir(job.id))
         return fine_tune_spec(job.request, store, self._roots, self._registry.staging_dir(job.id))
 
     def _own_job(self, job_id: str) -> training_pb2.Job:
