@@ -129,6 +129,13 @@ def summarize_image_masks(root: Path) -> datasets_pb2.DatasetSummary:
                                        valid_items=len(valid_names))
 
 
+def summarize_text_csv(root: Path) -> datasets_pb2.DatasetSummary:
+    from service.text_layout import summarize  # imported here: text_layout imports LayoutError from this module
+
+    return summarize(root)
+
+
 SUMMARIZERS = {datasets_pb2.IMAGE_FOLDERS: summarize_image_folders,
                datasets_pb2.IMAGE_LABELS_CSV: summarize_labels_csv,
-               datasets_pb2.IMAGE_MASKS: summarize_image_masks, **CSV_LAYOUTS}
+               datasets_pb2.IMAGE_MASKS: summarize_image_masks, datasets_pb2.TEXT_CSV: summarize_text_csv,
+               **CSV_LAYOUTS}

@@ -16,6 +16,7 @@ from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
 from service.paths import resolve_under_roots
 from service.store import Store
+from service.text_job_spec import TEXT_TASKS, text_spec
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 N_GROUPS = 3  # layer groups of every ResNet: stem+layer1+layer2 / layer3+layer4 / head
@@ -43,6 +44,8 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roo
         raise invalid(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
     if req.task in EMBEDDING_TASKS:
         return embedding_spec(req, store, RANGES, PRECISIONS, out_dir)
+    if req.task in TEXT_TASKS:
+        return text_spec(req, store, roots, RANGES, PRECISIONS, out_dir)
     cfg, dataset_dir = _config(req, store, roots)
     return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
 

@@ -29,7 +29,8 @@ MIGRATION_MARKER = ".tenancy-migration"
 TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION,
          "multi_label_classification": training_pb2.MULTI_LABEL_CLASSIFICATION,
          "segmentation": training_pb2.SEGMENTATION,
-         "collaborative_filtering": training_pb2.COLLABORATIVE_FILTERING, "tabular": training_pb2.TABULAR}
+         "collaborative_filtering": training_pb2.COLLABORATIVE_FILTERING, "tabular": training_pb2.TABULAR,
+         "language_model": training_pb2.LANGUAGE_MODEL, "text_classification": training_pb2.TEXT_CLASSIFICATION}
 
 
 def describe_base(base: dict[str, Any]) -> str:

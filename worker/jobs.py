@@ -66,14 +66,18 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
 
 def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
     """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}, or with "embedding_task" a CollabConfig /
-    TabularConfig dict. A checkpoint in out_dir is resumed."""
+    TabularConfig dict, or with "text_task" ("language_model", "text_classification") a TextConfig dict. A
+    checkpoint in out_dir is resumed (text jobs start over)."""
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, fine_tune, train_embedding_task
+        from worker.engine.text_training import run_text_job
 
         if "embedding_task" in spec:  # collaborative filtering, tabular
             result = train_embedding_task(spec["embedding_task"], spec["config"], spec["dataset_dir"],
                                           spec["out_dir"], on_event=on_event, should_stop=should_stop)
+        elif "text_task" in spec:
+            result = run_text_job(spec, on_event, should_stop)
         else:
             result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
                                on_event=on_event, should_stop=should_stop)

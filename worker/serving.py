@@ -45,6 +45,14 @@ class ModelServer:
             raise ValueError(f"model id {model_id!r} is outside the model store")
         return load_served_model(path)
 
+    async def predict_text(self, texts: list[str], top_k: int) -> dict[str, Any]:
+        """(label, probability) pairs per text, most probable first (top_k of them; 0 = all)."""
+        model = await self._get_model(serve.get_multiplexed_model_id())
+        try:
+            return {"results": await asyncio.to_thread(model.predict, texts, top_k)}
+        except ValueError as e:
+            return invalid(str(e))
+
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
         model = await self._get_model(serve.get_multiplexed_model_id())

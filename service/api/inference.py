@@ -13,7 +13,7 @@ from service.api.embedding_inference import recommend_query, recommend_response,
 from service.api.models import resolve_model
 from service.api.segmentation import segment_response
 from service.config import Limits
-from service.errors import ApiError, invalid, rpc, unimplemented
+from service.errors import ApiError, invalid, rpc
 from service.images import check_images, check_texts, set_pixel_limit
 from service.store import Store
 
@@ -112,7 +112,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         return await interpretation.explain(request, self._store, self._limits, self._replicas)
 
     @rpc
-    async def PredictText(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if request.texts:
-            check_texts(request.texts, self._limits)
-        raise unimplemented("PredictText", "the ULMFiT text issue")
+    async def PredictText(self, request: inference_pb2.PredictTextRequest,
+                          context: grpc.aio.ServicerContext) -> inference_pb2.PredictTextResponse:
+        check_texts(request.texts, self._limits)
+        model, path = resolve_model(self._store, request.model)
+        if model.task != training_pb2.TEXT_CLASSIFICATION:
+            raise invalid(f"model {model.ref.name}/{model.ref.version} is a "
+                          f"{training_pb2.Task.Name(model.task)} model; PredictText needs TEXT_CLASSIFICATION")
+        if request.top_k < 0:
+            raise invalid("top_k must be >= 0 (0 = every class)")
+        answer = self._checked(await self._replicas(path).predict_text.remote(list(request.texts), request.top_k))
+        return inference_pb2.PredictTextResponse(model=model.ref, results=[
+            inference_pb2.TextPrediction(top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
+            for top in answer["results"]])

@@ -124,8 +124,10 @@ def test_bad_input_gets_specific_codes(api: Api, server: ServerProcess, trained:
                         lambda: api.training.GetJob(training_pb2.GetJobRequest(id="job-nope"))),
         "path outside roots": (grpc.StatusCode.INVALID_ARGUMENT, lambda: api.datasets.RegisterDataset(
             datasets_pb2.RegisterDatasetRequest(name="x", layout=datasets_pb2.IMAGE_FOLDERS, uri="/etc"))),
-        "later issue": (grpc.StatusCode.UNIMPLEMENTED,
-                        lambda: api.inference.PredictText(inference_pb2.PredictTextRequest())),
+        "no texts": (grpc.StatusCode.INVALID_ARGUMENT,
+                     lambda: api.inference.PredictText(inference_pb2.PredictTextRequest())),
+        "later issue": (grpc.StatusCode.UNIMPLEMENTED, lambda: api.training.FindLearningRate(
+            training_pb2.FindLearningRateRequest(task=training_pb2.LANGUAGE_MODEL, dataset_id="ds-nope"))),
     }
     before = len(list((server.data_dir / "datasets").iterdir()))
     for what, (code, call) in cases.items():

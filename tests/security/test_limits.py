@@ -68,16 +68,17 @@ def test_image_limits(secure: SecureServer, alice_model: Trained) -> None:
     assert len(ok.results) == 8
 
 
-def test_text_limits(secure: SecureServer) -> None:
+def test_text_limits(secure: SecureServer, alice_model: Trained) -> None:
     alice = secure.stubs("alice")
     ref = common_pb2.ModelRef(name="pets")
     _refused(alice.code(alice.inference.PredictText, inference_pb2.PredictTextRequest(model=ref, texts=["x" * 1001])),
              "max_text_chars=1000")
     _refused(alice.code(alice.inference.PredictText, inference_pb2.PredictTextRequest(model=ref, texts=["x"] * 5)),
              "max_texts_per_request=4")
-    # within the limits the RPC says what it says today (not implemented yet)
-    code, _ = alice.code(alice.inference.PredictText, inference_pb2.PredictTextRequest(model=ref, texts=["x" * 1000]))
-    assert code == grpc.StatusCode.UNIMPLEMENTED
+    # within the limits the request reaches the model check: "pets" is an image model
+    code, details = alice.code(alice.inference.PredictText, inference_pb2.PredictTextRequest(model=ref,
+                                                                                            texts=["x" * 1000]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "TEXT_CLASSIFICATION" in details, details
 
 
 def test_upload_limits(secure: SecureServer) -> None:

@@ -12,9 +12,10 @@ from .inference import ImageClassifier
 from .model_card import read_card
 from .multi_label_inference import MultiLabelClassifier
 from .segmentation_inference import ImageSegmenter
+from .text_inference import TextClassifierModel
 
 LOADERS = {IMAGE_CLASSIFICATION: ImageClassifier.load, MULTI_LABEL: MultiLabelClassifier.load,
-           SEGMENTATION: ImageSegmenter.load, **EMBEDDING_LOADERS}
+           SEGMENTATION: ImageSegmenter.load, "text_classification": TextClassifierModel.load, **EMBEDDING_LOADERS}
 
 
 def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:

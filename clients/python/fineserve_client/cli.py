@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
 
 from . import __version__
-from .client import Client, parse_model_ref
+from .client import Classification, Client, parse_model_ref
 from .errors import FineserveError, JobFailed
 from .interpretation import overlay_path
 from .jobs import check_job, is_terminal
@@ -387,9 +387,18 @@ def _cmd_delete_dataset(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_predict_text(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    name, version = parse_model_ref(a.model)
+    texts = list(a.texts) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    return _print_classifications(c.predict_text(name, texts, top_k=a.top_k, version=version), a, out)
+
+
 def _cmd_classify(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     name, version = parse_model_ref(a.model)
-    results = c.classify(name, a.files, top_k=a.top_k, version=version)
+    return _print_classifications(c.classify(name, a.files, top_k=a.top_k, version=version), a, out)
+
+
+def _print_classifications(results: list[Classification], a: argparse.Namespace, out: TextIO) -> int:
     if a.json:
         _print_json(
             [
@@ -662,6 +671,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--row", action="append", metavar="KEY=VALUE,...", help="one row (repeatable)")
     p.add_argument("--csv", metavar="FILE", help="rows from a CSV file with a header")
     p.add_argument("--top-k", type=int, default=5, help="classes per row (default: 5)")
+
+    p = command("predict-text", _cmd_predict_text, "classify texts with a ULMFiT text classifier")
+    p.add_argument("model", metavar="MODEL[/VERSION]")
+    p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify (none: one per line on stdin)")
+    p.add_argument("--top-k", type=int, default=0, help="labels per text (default: all)")
     return parser
 
 

@@ -896,6 +896,37 @@ class Client:
             results.append(seg)
         return results
 
+    @_rpc
+    def predict_text(
+        self,
+        model: str | common_pb2.ModelRef,
+        texts: str | Sequence[str],
+        top_k: int = 0,
+        version: int = 0,
+        *,
+        batch_size: int = _CLASSIFY_BATCH,
+    ) -> list[Classification]:
+        """Classify texts with a TEXT_CLASSIFICATION (ULMFiT) model: one :class:`Classification` per text, in
+        order, named ``text[i]``, with ``top_k`` labels (0: every label) most probable first. An empty text is
+        ``InvalidArgument``."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        ref = _model_ref(model, version)
+        results: list[Classification] = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            request = inference_pb2.PredictTextRequest(model=ref, texts=batch, top_k=top_k)
+            response = self._call(self._inference.PredictText, request)
+            if len(response.results) != len(batch):
+                raise Internal(f"the server returned {len(response.results)} results for {len(batch)} texts")
+            results.extend(
+                Classification(name=f"text[{start + i}]", top=[(s.label, s.probability) for s in result.top],
+                               model=_answered(response))
+                for i, result in enumerate(response.results)
+            )
+        return results
+
 
 def _answered(response: Any) -> str:
     """The "name/version" that answered an inference call."""

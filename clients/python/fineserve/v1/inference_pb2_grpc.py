@@ -123,7 +123,8 @@ class InferenceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PredictText(self, request, context):
-        """Text classification. Not yet implemented.
+        """Text classification with a TEXT_CLASSIFICATION model: labels with probabilities per text, most probable
+        first (top_k: default all classes). An empty text is INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -130,6 +130,28 @@ class Hyperparameters(_message.Message):
     void_code: str
     def __init__(self, freeze_epochs: _Optional[int] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., lr_mult: _Optional[float] = ..., weight_decay: _Optional[float] = ..., pct_start: _Optional[float] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., precision: _Optional[_Union[Precision, str]] = ..., valid_pct: _Optional[float] = ..., seed: _Optional[int] = ..., flip: _Optional[bool] = ..., div_factor: _Optional[float] = ..., final_div_factor: _Optional[float] = ..., moms_max: _Optional[float] = ..., moms_min: _Optional[float] = ..., group_lrs: _Optional[_Iterable[float]] = ..., stages: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., label_smoothing: _Optional[float] = ..., mixup_alpha: _Optional[float] = ..., grad_clip: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., auto_lr: _Optional[bool] = ..., threshold: _Optional[float] = ..., fbeta_beta: _Optional[float] = ..., void_code: _Optional[str] = ...) -> None: ...
 
+class TextOptions(_message.Message):
+    __slots__ = ("emb_size", "hidden_size", "n_layers", "max_vocab", "min_freq", "bptt", "max_len", "drop_mult", "group_lr_ratio")
+    EMB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HIDDEN_SIZE_FIELD_NUMBER: _ClassVar[int]
+    N_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_VOCAB_FIELD_NUMBER: _ClassVar[int]
+    MIN_FREQ_FIELD_NUMBER: _ClassVar[int]
+    BPTT_FIELD_NUMBER: _ClassVar[int]
+    MAX_LEN_FIELD_NUMBER: _ClassVar[int]
+    DROP_MULT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_LR_RATIO_FIELD_NUMBER: _ClassVar[int]
+    emb_size: int
+    hidden_size: int
+    n_layers: int
+    max_vocab: int
+    min_freq: int
+    bptt: int
+    max_len: int
+    drop_mult: float
+    group_lr_ratio: float
+    def __init__(self, emb_size: _Optional[int] = ..., hidden_size: _Optional[int] = ..., n_layers: _Optional[int] = ..., max_vocab: _Optional[int] = ..., min_freq: _Optional[int] = ..., bptt: _Optional[int] = ..., max_len: _Optional[int] = ..., drop_mult: _Optional[float] = ..., group_lr_ratio: _Optional[float] = ...) -> None: ...
+
 class TrainingStage(_message.Message):
     __slots__ = ("epochs", "freeze_to", "image_size", "lr")
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
@@ -153,7 +175,7 @@ class EarlyStopping(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., patience: _Optional[int] = ..., min_delta: _Optional[float] = ...) -> None: ...
 
 class CreateFineTuneJobRequest(_message.Message):
-    __slots__ = ("task", "model_name", "arch", "base", "dataset_id", "hyperparameters", "resources", "request_id", "collab", "tabular")
+    __slots__ = ("task", "model_name", "arch", "base", "dataset_id", "hyperparameters", "resources", "request_id", "collab", "tabular", "text")
     TASK_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +186,7 @@ class CreateFineTuneJobRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     COLLAB_FIELD_NUMBER: _ClassVar[int]
     TABULAR_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     task: Task
     model_name: str
     arch: str
@@ -174,7 +197,8 @@ class CreateFineTuneJobRequest(_message.Message):
     request_id: str
     collab: CollabOptions
     tabular: TabularOptions
-    def __init__(self, task: _Optional[_Union[Task, str]] = ..., model_name: _Optional[str] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ..., collab: _Optional[_Union[CollabOptions, _Mapping]] = ..., tabular: _Optional[_Union[TabularOptions, _Mapping]] = ...) -> None: ...
+    text: TextOptions
+    def __init__(self, task: _Optional[_Union[Task, str]] = ..., model_name: _Optional[str] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ..., collab: _Optional[_Union[CollabOptions, _Mapping]] = ..., tabular: _Optional[_Union[TabularOptions, _Mapping]] = ..., text: _Optional[_Union[TextOptions, _Mapping]] = ...) -> None: ...
 
 class CollabOptions(_message.Message):
     __slots__ = ("ratings_file", "separator", "user_column", "item_column", "rating_column", "timestamp_column", "items_file", "items_separator", "item_id_column", "title_column", "n_factors", "y_range", "split", "layers")

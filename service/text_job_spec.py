@@ -1,0 +1,124 @@
+"""Validates LANGUAGE_MODEL and TEXT_CLASSIFICATION job requests into the worker's text job spec.
+
+Kept beside job_spec.py (the image path), which calls it: text jobs take another layout (TEXT_CSV), another
+architecture (awd_lstm), other base weights and other layer groups; the shared numeric bounds come from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fineserve.v1 import datasets_pb2, training_pb2
+from service.errors import invalid, not_found, unimplemented
+from service.paths import resolve_under_roots
+from service.store import Store
+
+TEXT_TASKS = {training_pb2.LANGUAGE_MODEL: "language_model", training_pb2.TEXT_CLASSIFICATION: "text_classification"}
+ARCH = "awd_lstm"
+# Hyperparameters that text jobs take (the others are image-only and refused when set).
+SHARED = ("freeze_epochs", "epochs", "lr", "weight_decay", "pct_start", "batch_size", "valid_pct", "seed",
+          "div_factor", "final_div_factor", "moms_max", "moms_min", "grad_clip")
+IMAGE_ONLY = ("lr_mult", "image_size", "flip", "label_smoothing", "mixup_alpha", "threshold", "fbeta_beta", "void_code")
+TEXT_RANGES: dict[str, tuple[float, float]] = {
+    "emb_size": (2, 4096), "hidden_size": (2, 8192), "n_layers": (1, 8), "max_vocab": (16, 1_000_000),
+    "min_freq": (1, 1_000_000), "bptt": (8, 10_000), "max_len": (8, 100_000), "drop_mult": (0.0, 2.0),
+    "group_lr_ratio": (1.0, 100.0),
+}
+
+
+def text_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
+              ranges: dict[str, tuple[float, float]], precisions: dict[int, str], out_dir: Path) -> dict[str, Any]:
+    """{"text_task", "config": TextConfig dict, "dataset_dir", "out_dir"}; ranges and precisions are
+    job_spec's, for the hyperparameters text jobs share with image jobs."""
+    task = TEXT_TASKS[req.task]
+    if req.arch not in ("", ARCH):
+        raise invalid(f"arch {req.arch!r}: {task} jobs use {ARCH!r}")
+    if len(req.request_id) > 128:
+        raise invalid("request_id is longer than 128 characters")
+    if req.resources.workers > 1:
+        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
+    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
+    if found is None:
+        raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
+    dataset, dataset_path = found
+    if dataset.layout != datasets_pb2.TEXT_CSV:
+        raise invalid(f"dataset {dataset.id} is not a TEXT_CSV dataset, which {task} jobs need")
+    if task == "text_classification" and len(dataset.summary.classes) < 2:
+        raise invalid(f"dataset {dataset.id} has {len(dataset.summary.classes)} label(s); a classifier needs 2+")
+    cfg = {"task": task, "base": _base(req.base, task, store, roots),
+           **_hyper(req.hyperparameters, req.text, ranges, precisions)}
+    if req.resources.cpu_only:
+        cfg["device"] = "cpu"
+    return {"text_task": task, "config": cfg, "dataset_dir": dataset_path, "out_dir": str(out_dir)}
+
+
+def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
+           ranges: dict[str, tuple[float, float]], precisions: dict[int, str]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    for name in IMAGE_ONLY:
+        if hp.HasField(name):
+            raise invalid(f"hyperparameters.{name} does not apply to text jobs")
+    if hp.group_lrs or hp.auto_lr or hp.early_stopping.metric:
+        raise invalid("group_lrs, auto_lr and early_stopping do not apply to text jobs yet")
+    for name in SHARED:
+        if hp.HasField(name):
+            low, high = ranges[name]
+            value = getattr(hp, name)
+            if not low <= value <= high:
+                raise invalid(f"hyperparameters.{name}={value} is outside [{low:g}, {high:g}]")
+            cfg[name] = value
+    for name, (low, high) in TEXT_RANGES.items():
+        if text.HasField(name):
+            value = getattr(text, name)
+            if not low <= value <= high:
+                raise invalid(f"text.{name}={value} is outside [{low:g}, {high:g}]")
+            cfg[name] = value
+    if cfg.get("moms_min", 0.7) > cfg.get("moms_max", 0.8):
+        raise invalid("hyperparameters.moms_min must not exceed moms_max")
+    cfg["precision"] = precisions[hp.precision]
+    if hp.stages:
+        cfg["stages"] = [_stage(i, s) for i, s in enumerate(hp.stages)]
+    elif cfg.get("epochs", 3) + cfg.get("freeze_epochs", 1) == 0:
+        raise invalid("epochs and freeze_epochs are both 0: the job would train nothing")
+    return cfg
+
+
+def _stage(i: int, s: training_pb2.TrainingStage) -> dict[str, Any]:
+    """freeze_to is checked against the model's group count by the engine (it depends on n_layers)."""
+    if not 1 <= s.epochs <= 1000:
+        raise invalid(f"stages[{i}].epochs must be in [1, 1000]")
+    if not 0 <= s.freeze_to <= 10:
+        raise invalid(f"stages[{i}].freeze_to must be in [0, 10]")
+    if s.image_size:
+        raise invalid(f"stages[{i}].image_size does not apply to text jobs")
+    if not 0 <= s.lr <= 10:
+        raise invalid(f"stages[{i}].lr must be in [0, 10] (0 = the default rule)")
+    return {"epochs": s.epochs, "freeze_to": s.freeze_to, "lr": s.lr}
+
+
+def _base(base: training_pb2.BaseModel, task: str, store: Store, roots: tuple[Path, ...]) -> dict[str, str]:
+    which = base.WhichOneof("source")
+    if which is None:
+        raise invalid("base is required: stored_model (a LANGUAGE_MODEL), weights_file (WT103 layout, language "
+                      "models only) or random_init=true")
+    if which == "torchvision":
+        raise invalid("torchvision weights are image backbones; text jobs take stored_model, weights_file or "
+                      "random_init")
+    if which == "weights_file":
+        if task != "language_model":
+            raise invalid("a classifier's encoder comes from a stored LANGUAGE_MODEL (base.stored_model)")
+        return {"kind": "file", "path": str(resolve_under_roots(base.weights_file, roots, "base.weights_file"))}
+    if which == "stored_model":
+        ref = base.stored_model
+        found = store.get_model(ref.name, ref.version)
+        if found is None:
+            raise not_found(f"base model {ref.name}/{ref.version or 'latest'} not found")
+        model, path = found
+        if model.task != training_pb2.LANGUAGE_MODEL:
+            raise invalid(f"base model {ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
+                          "model; text jobs start from a LANGUAGE_MODEL")
+        return {"kind": "store", "path": path, "name": f"{ref.name}/{model.ref.version}"}
+    if not base.random_init:
+        raise invalid("base.random_init must be true when it is the chosen source")
+    return {"kind": "none"}

@@ -1,0 +1,62 @@
+"""CreateFineTuneJob requests for LANGUAGE_MODEL and TEXT_CLASSIFICATION: the worker spec the front door builds,
+and what it refuses before anything is queued (no Ray, no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fineserve.v1 import datasets_pb2, training_pb2
+from service.errors import ApiError
+from service.job_spec import fine_tune_spec
+from service.store import Store, TenantStore
+
+Req = training_pb2.CreateFineTuneJobRequest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TenantStore:
+    s = Store(tmp_path / "f.db")
+    s.put_dataset(datasets_pb2.Dataset(id="ds-text", name="t", layout=datasets_pb2.TEXT_CSV, tenant="default",
+                                       summary=datasets_pb2.DatasetSummary(classes=["neg", "pos"])), str(tmp_path))
+    s.put_dataset(datasets_pb2.Dataset(id="ds-img", name="i", layout=datasets_pb2.IMAGE_FOLDERS, tenant="default"),
+                  str(tmp_path))
+    return s.for_tenant("default")
+
+
+def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> dict:
+    return fine_tune_spec(Req(**{"model_name": "m", "dataset_id": "ds-text", **fields}), store, (tmp_path,),
+                          tmp_path / "out")
+
+
+def test_language_model_spec(store: TenantStore, tmp_path: Path) -> None:
+    spec = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
+                 hyperparameters=training_pb2.Hyperparameters(epochs=2, lr=3e-3),
+                 text=training_pb2.TextOptions(emb_size=16, n_layers=2, bptt=20))
+    assert spec["text_task"] == "language_model"
+    cfg = spec["config"]
+    assert cfg["base"] == {"kind": "none"} and cfg["epochs"] == 2 and cfg["lr"] == 3e-3
+    assert (cfg["emb_size"], cfg["n_layers"], cfg["bptt"]) == (16, 2, 20) and "hidden_size" not in cfg
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "dataset_id": "ds-img"}, "not a TEXT_CSV"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True), "arch": "resnet18"},
+     "awd_lstm"),
+    ({"task": training_pb2.LANGUAGE_MODEL}, "base is required"),
+    ({"task": training_pb2.LANGUAGE_MODEL,
+      "base": training_pb2.BaseModel(torchvision=training_pb2.TorchvisionWeights())}, "image backbones"),
+    ({"task": training_pb2.TEXT_CLASSIFICATION, "base": training_pb2.BaseModel(weights_file="x.safetensors")},
+     "stored LANGUAGE_MODEL"),
+    ({"task": training_pb2.TEXT_CLASSIFICATION,
+      "base": training_pb2.BaseModel(stored_model={"name": "nope"})}, "not found"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "hyperparameters": training_pb2.Hyperparameters(image_size=64)}, "image_size does not apply"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "text": training_pb2.TextOptions(bptt=2)}, "text.bptt=2"),
+])
+def test_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
+    with pytest.raises(ApiError, match=message):
+        _spec(store, tmp_path, **fields)

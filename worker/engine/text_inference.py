@@ -1,0 +1,59 @@
+"""Serving a ULMFiT text classifier from its model directory (safetensors + card with the vocabulary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .awd_lstm import AWDLSTMSize, TextClassifier
+from .errors import EngineError
+from .model_card import read_card, read_weights
+from .precision import resolve_device
+from .text_data import pad_left
+from .text_tokenizer import Vocab
+from .text_training import classifier_inputs
+
+
+class TextClassifierModel:
+    """A loaded classifier in eval mode; each text is read on its own (no padding), so its probabilities do
+    not depend on what it is batched with."""
+
+    def __init__(self, model: TextClassifier, card: dict[str, Any], device: torch.device) -> None:
+        self.model = model
+        self.card = card
+        self.classes: list[str] = list(card["classes"])
+        self.vocab = Vocab.from_list(card["vocab"])
+        self.device = device
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto") -> TextClassifierModel:
+        card = read_card(model_dir)
+        if card.get("task") != "text_classification":
+            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not text_classification")
+        model = TextClassifier(AWDLSTMSize(**card["size"]), card["n_classes"], pad_id=1)
+        try:
+            model.load_state_dict(read_weights(model_dir))
+        except RuntimeError as e:
+            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
+        torch_device = resolve_device(device)
+        return cls(model.eval().to(torch_device), card, torch_device)
+
+    def predict_proba(self, texts: list[str]) -> torch.Tensor:
+        """(N, C) softmax probabilities; ValueError for an empty text."""
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise ValueError(f"text {i} is empty")
+        ids = classifier_inputs(texts, self.vocab, self.card["max_len"])
+        with torch.inference_mode():
+            logits = [self.model(pad_left([x], self.vocab.pad_id).to(self.device)) for x in ids]
+        return torch.cat(logits).float().softmax(dim=1).cpu() if logits else torch.empty(0, len(self.classes))
+
+    def predict(self, texts: list[str], top_k: int = 0) -> list[list[tuple[str, float]]]:
+        """Per text, (label, probability) pairs, most probable first: top_k of them, or all for 0."""
+        probs = self.predict_proba(texts)
+        k = min(top_k or len(self.classes), len(self.classes))
+        values, indices = probs.topk(k, dim=1)
+        return [[(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True)]
+                for row_i, row_p in zip(indices, values, strict=True)]

@@ -1,0 +1,199 @@
+"""ULMFiT's stages as jobs: fine_tune_language_model (stages 1-2: pretrain or fine-tune the AWD-LSTM language
+model on a corpus) and fine_tune_text_classifier (stage 3: its encoder + a pooling head, gradual unfreezing).
+Both run the image recipe's pieces: schedule.py's discriminative AdamW and 1cycle, train_loop's epochs."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .awd_lstm import AWDLSTMSize, LanguageModel, TextClassifier
+from .errors import DatasetError
+from .job_setup import Event, log_event, private_rng
+from .model_card import FORMAT_VERSION, save_model
+from .precision import grad_scaler, resolve_device, resolve_precision
+from .schedule import group_max_lrs, make_optimizer, one_cycle
+from .text_base_weights import TIED_DECODER, LMWeights, load_lm_weights, remap_vocab
+from .text_config import TextConfig
+from .text_data import LMStreams, SortedTextBatches, TextCsv, read_text_csv, tokenize_all
+from .text_tokenizer import Vocab
+from .train_loop import LoopSettings, ignore_event, never_stop, train_epoch, validate
+
+Metrics = dict[str, float]
+
+
+def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: Any, valid: Any, settings: LoopSettings,
+               on_event: Callable[[Event], None], should_stop: Callable[[], bool],
+               metrics: Callable[[float, float], Metrics]) -> list[Metrics]:
+    """Each resolved stage as one 1cycle at its freeze depth with discriminative rates; metrics(valid_loss,
+    accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch."""
+    history: list[Metrics] = []
+    stages = cfg.resolved_stages()
+    total = sum(s.epochs for s in stages)
+    for index, stage in enumerate(stages):
+        model.freeze_to(stage.freeze_to)
+        groups = model.layer_groups()
+        max_lrs = group_max_lrs(cfg, stage, len(groups))  # type: ignore[arg-type]
+        on_event(log_event(f"stage {index}: {stage.epochs} epoch(s), groups before {stage.freeze_to} frozen, peak "
+                           "lr per layer group " + ", ".join(f"{lr:.3g}" for lr in max_lrs)))
+        opt = make_optimizer(groups, cfg)  # type: ignore[arg-type]
+        sched = one_cycle(opt, cfg, max_lrs, stage.epochs * len(train))  # type: ignore[arg-type]
+        scaler = grad_scaler(settings.device, settings.precision)
+        for _ in range(stage.epochs):
+            epoch = len(history) + 1
+            start = time.perf_counter()
+            train.set_epoch(epoch)
+            _reset(model)
+            train_loss = train_epoch(model, train, opt, sched, scaler, settings, phase=f"stage-{index}",
+                                     epoch=epoch, epochs=total, on_event=on_event, should_stop=should_stop)
+            _reset(model)
+            valid_loss, accuracy = validate(model, valid, settings, should_stop)
+            history.append({**metrics(valid_loss, accuracy), "train_loss": train_loss})
+            on_event({"type": "epoch", "phase": f"stage-{index}", "epoch": epoch, "epochs": total, **history[-1],
+                      "seconds": time.perf_counter() - start})
+    return history
+
+
+def _reset(model: nn.Module) -> None:
+    if isinstance(model, LanguageModel):
+        model.reset()
+
+
+def _lm_metrics(valid_loss: float, accuracy: float) -> Metrics:
+    return {"valid_loss": valid_loss, "accuracy": accuracy, "perplexity": math.exp(min(valid_loss, 50.0))}
+
+
+def _clas_metrics(valid_loss: float, accuracy: float) -> Metrics:
+    return {"valid_loss": valid_loss, "accuracy": accuracy}
+
+
+def _setup(cfg: TextConfig, dataset_dir: str | Path, on_event: Callable[[Event], None]
+           ) -> tuple[LoopSettings, TextCsv, LMWeights | None]:
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    data = read_text_csv(dataset_dir, cfg.valid_pct, cfg.seed)
+    on_event(log_event(f"data set {dataset_dir}: {len(data.train)} training and {len(data.valid)} validation texts"))
+    on_event(log_event(f"device {device}, precision {precision} (requested {cfg.precision})"))
+    base = load_lm_weights(cfg.base)
+    on_event(log_event(f"base weights: {base.description if base else 'none (random initialisation)'}"))
+    return LoopSettings(device, precision, grad_clip=cfg.grad_clip), data, base
+
+
+def _card(cfg: TextConfig, task: str, size: AWDLSTMSize, vocab: Vocab, history: list[Metrics],
+          base: LMWeights | None, data: TextCsv, settings: LoopSettings, **extra: Any) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION, "task": task, "arch": "awd_lstm",
+        "size": {"vocab_size": size.vocab_size, "emb_size": size.emb_size, "hidden_size": size.hidden_size,
+                 "n_layers": size.n_layers},
+        "vocab": list(vocab.itos), "max_len": cfg.max_len, **extra,
+        "base": {**cfg.base.to_dict(), "description": base.description if base else "random initialisation"},
+        "hyperparameters": cfg.to_dict(), "stages": [s.to_dict() for s in cfg.resolved_stages()],
+        "epochs_trained": len(history), "metrics": history[-1],
+        "dataset": {"train_texts": len(data.train), "valid_texts": len(data.valid)},
+        "precision": settings.precision, "versions": {"torch": torch.__version__},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
+                             on_event: Callable[[Event], None] = ignore_event,
+                             should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """Stages 1-2: a vocabulary from the corpus (labels ignored, see lm_split), the base's rows mapped onto
+    it, then the stages; writes model.safetensors + card.json (vocab included). Returns {metrics, card,
+    epochs_trained}; metrics are valid_loss, perplexity, accuracy (next token) and train_loss."""
+    settings, data, base = _setup(cfg, dataset_dir, on_event)
+    train_texts, valid_texts = lm_split([r.text for r in data.train + data.valid], cfg.valid_pct, cfg.seed)
+    on_event(log_event(f"language model corpus: every text, labelled or not; {len(train_texts)} to train on, "
+                       f"{len(valid_texts)} ({cfg.valid_pct:.0%}) held out for perplexity"))
+    train_tokens = tokenize_all(train_texts)
+    vocab = Vocab.build(train_tokens, cfg.max_vocab, cfg.min_freq)
+    shape = base.size() if base else AWDLSTMSize(0, cfg.emb_size, cfg.hidden_size, cfg.n_layers)
+    size = AWDLSTMSize(len(vocab), shape.emb_size, shape.hidden_size, shape.n_layers)
+    on_event(log_event(f"vocabulary {len(vocab)} tokens; AWD-LSTM {size.emb_size}/{size.hidden_size}/"
+                       f"{size.n_layers}"))
+    train = LMStreams([vocab.numericalize(t) for t in train_tokens], cfg.batch_size, cfg.bptt, True, cfg.seed)
+    valid = LMStreams([vocab.numericalize(t) for t in tokenize_all(valid_texts)],
+                      min(cfg.batch_size, 16), cfg.bptt, False)
+    with private_rng(cfg.seed, settings.device):
+        model = LanguageModel(size, cfg.drop_mult, vocab.pad_id)
+        if base:
+            known = sum(base.vocab.index(t) is not None for t in vocab.itos)
+            model.load_state_dict(remap_vocab(base, vocab), strict=False)
+            on_event(log_event(f"{known} of {len(vocab)} tokens known to the base; the rest start from its mean"))
+        model.to(settings.device)
+        history = run_stages(cfg, model, train, valid, settings, on_event, should_stop, _lm_metrics)
+    card = _card(cfg, "language_model", size, vocab, history, base, data, settings)
+    save_model(out_dir, lm_state(model), card)
+    on_event(log_event(f"saved language model to {out_dir}"))
+    return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+
+
+def lm_split(texts: list[str], valid_pct: float, seed: int) -> tuple[list[str], list[str]]:
+    """ULMFiT's language-model corpus is every text (the classifier's validation texts too: their labels are
+    never read); a seeded valid_pct of them measures perplexity."""
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    n_valid = max(1, round(len(texts) * valid_pct))
+    return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
+
+
+def lm_state(model: LanguageModel) -> dict[str, torch.Tensor]:
+    """The state to save: the tied decoder weight is the embedding, stored once."""
+    return {k: v for k, v in model.state_dict().items() if k != TIED_DECODER}
+
+
+def classifier_inputs(texts: list[str], vocab: Vocab, max_len: int) -> list[list[int]]:
+    """Token ids of each text, at most max_len of them (its beginning)."""
+    return [vocab.numericalize(t)[:max_len] for t in tokenize_all(texts)]
+
+
+def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
+                              on_event: Callable[[Event], None] = ignore_event,
+                              should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """Stage 3: the base language model's encoder (and vocabulary) + a concat-pooling head trained on the labelled
+    rows with gradual unfreezing. With base "none" the encoder is random and the vocabulary built from the
+    training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
+    settings, data, base = _setup(cfg, dataset_dir, on_event)
+    train_rows = [r for r in data.train if r.label]
+    classes = data.classes
+    if len(classes) < 2:
+        raise DatasetError(f"text classification needs at least 2 labels among the training rows (found {classes})")
+    valid_rows = [r for r in data.valid if r.label in classes]
+    if not valid_rows:
+        raise DatasetError("no validation row has a label seen in training")
+    vocab = base.vocab if base else Vocab.build(tokenize_all([r.text for r in train_rows]), cfg.max_vocab,
+                                                cfg.min_freq)
+    size = base.size() if base else AWDLSTMSize(len(vocab), cfg.emb_size, cfg.hidden_size, cfg.n_layers)
+    index = {c: i for i, c in enumerate(classes)}
+    train = SortedTextBatches(classifier_inputs([r.text for r in train_rows], vocab, cfg.max_len),
+                              [index[r.label] for r in train_rows], cfg.batch_size, vocab.pad_id, True, cfg.seed)
+    valid = SortedTextBatches(classifier_inputs([r.text for r in valid_rows], vocab, cfg.max_len),
+                              [index[r.label] for r in valid_rows], cfg.batch_size, vocab.pad_id, False)
+    with private_rng(cfg.seed, settings.device):
+        model = TextClassifier(size, len(classes), cfg.drop_mult, vocab.pad_id)
+        if base:
+            encoder = {k.removeprefix("encoder."): v for k, v in base.state.items() if k.startswith("encoder.")}
+            model.encoder.load_state_dict(encoder)
+        model.to(settings.device)
+        history = run_stages(cfg, model, train, valid, settings, on_event, should_stop, _clas_metrics)
+    card = _card(cfg, "text_classification", size, vocab, history, base, data, settings, classes=classes,
+                 n_classes=len(classes))
+    save_model(out_dir, model.state_dict(), card)
+    on_event(log_event(f"saved text classifier to {out_dir}"))
+    return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+
+
+def run_text_job(spec: dict[str, Any], on_event: Callable[[Event], None] = ignore_event,
+                 should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """A worker spec {"text_task", "config", "dataset_dir", "out_dir"} run by the stage its task names."""
+    cfg = TextConfig.from_dict({**spec["config"], "task": spec["text_task"]})
+    run = fine_tune_language_model if cfg.task == "language_model" else fine_tune_text_classifier
+    return run(cfg, spec["dataset_dir"], spec["out_dir"], on_event, should_stop)
