@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import invalid, not_found, unimplemented
+from service.errors import invalid
+from service.job_dataset import check_common, job_dataset
 from service.store import Store
 
 TASKS = {training_pb2.COLLABORATIVE_FILTERING: ("collaborative_filtering", datasets_pb2.RATINGS_CSV, ("dot", "neural")),
@@ -31,17 +32,8 @@ def embedding_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, ran
         raise invalid(f"arch {arch!r} is not one of {', '.join(archs)} for {training_pb2.Task.Name(req.task)}")
     if req.base.WhichOneof("source") not in (None, "random_init"):
         raise invalid(f"{training_pb2.Task.Name(req.task)} models train from scratch: leave base unset")
-    if req.resources.workers > 1:
-        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
-    if len(req.request_id) > 128:
-        raise invalid("request_id is longer than 128 characters")
-    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
-    if found is None:
-        raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
-    dataset, dataset_path = found
-    if dataset.layout != layout:
-        raise invalid(f"dataset {dataset.id} is {datasets_pb2.DatasetLayout.Name(dataset.layout)}; "
-                      f"{training_pb2.Task.Name(req.task)} needs {datasets_pb2.DatasetLayout.Name(layout)}")
+    check_common(req)
+    _, dataset_path = job_dataset(req, store, layout)
     cfg = _recipe(req.hyperparameters, ranges, precisions)
     root = Path(dataset_path)
     if task == "collaborative_filtering":

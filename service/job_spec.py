@@ -14,6 +14,7 @@ from service.embedding_jobs import TASKS as EMBEDDING_TASKS
 from service.embedding_jobs import embedding_spec
 from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
+from service.job_dataset import check_common, job_dataset
 from service.paths import resolve_under_roots
 from service.store import Store
 from service.text_job_spec import TEXT_TASKS, text_spec
@@ -77,17 +78,8 @@ def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, 
     arch = req.arch or "resnet18"
     if arch not in ARCHS:
         raise invalid(f"arch {arch!r} is not one of {', '.join(ARCHS)}")
-    if len(req.request_id) > 128:
-        raise invalid("request_id is longer than 128 characters")
-    if req.resources.workers > 1:
-        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
-    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
-    if found is None:
-        raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
-    dataset, dataset_path = found
-    if dataset.layout != layout:
-        raise invalid(f"dataset {dataset.id} is {datasets_pb2.DatasetLayout.Name(dataset.layout)}; task "
-                      f"{training_pb2.Task.Name(req.task)} needs a {datasets_pb2.DatasetLayout.Name(layout)} dataset")
+    check_common(req)
+    dataset, dataset_path = job_dataset(req, store, layout)
     cfg: dict[str, Any] = {"task": task, "arch": arch, "base": _base(req.base, arch, store, roots),
                            **_hyper(req.hyperparameters)}
     if req.hyperparameters.HasField("void_code"):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import invalid, not_found, unimplemented
+from service.errors import invalid, not_found
+from service.job_dataset import check_common, job_dataset
 from service.paths import resolve_under_roots
 from service.store import Store
 
@@ -34,16 +35,8 @@ def text_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: t
     task = TEXT_TASKS[req.task]
     if req.arch not in ("", ARCH):
         raise invalid(f"arch {req.arch!r}: {task} jobs use {ARCH!r}")
-    if len(req.request_id) > 128:
-        raise invalid("request_id is longer than 128 characters")
-    if req.resources.workers > 1:
-        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
-    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
-    if found is None:
-        raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
-    dataset, dataset_path = found
-    if dataset.layout != datasets_pb2.TEXT_CSV:
-        raise invalid(f"dataset {dataset.id} is not a TEXT_CSV dataset, which {task} jobs need")
+    check_common(req)
+    dataset, dataset_path = job_dataset(req, store, datasets_pb2.TEXT_CSV)
     if task == "text_classification" and len(dataset.summary.classes) < 2:
         raise invalid(f"dataset {dataset.id} has {len(dataset.summary.classes)} label(s); a classifier needs 2+")
     cfg = {"task": task, "base": _base(req.base, task, store, roots),

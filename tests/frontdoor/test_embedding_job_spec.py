@@ -44,7 +44,7 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-t"}, "needs RATINGS_CSV"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-t"}, "needs a RATINGS_CSV dataset"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r", "arch": "resnet18"}, "not one of dot"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
       "base": training_pb2.BaseModel(torchvision=training_pb2.TorchvisionWeights())}, "train from scratch"),

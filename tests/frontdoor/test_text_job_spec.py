@@ -42,7 +42,7 @@ def test_language_model_spec(store: TenantStore, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
-      "dataset_id": "ds-img"}, "not a TEXT_CSV"),
+      "dataset_id": "ds-img"}, "needs a TEXT_CSV dataset"),
     ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True), "arch": "resnet18"},
      "awd_lstm"),
     ({"task": training_pb2.LANGUAGE_MODEL}, "base is required"),

@@ -1,0 +1,29 @@
+"""What every fine-tune request is checked for, whatever its task: its id and worker count, and a dataset of the
+layout the task learns from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fineserve.v1 import datasets_pb2, training_pb2
+from service.errors import invalid, not_found, unimplemented
+from service.store import Store
+
+
+def check_common(req: Any) -> None:
+    if len(req.request_id) > 128:
+        raise invalid("request_id is longer than 128 characters")
+    if req.resources.workers > 1:
+        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
+
+
+def job_dataset(req: Any, store: Store, layout: int) -> tuple[datasets_pb2.Dataset, str]:
+    """(dataset, its directory): NOT_FOUND for an unknown id, INVALID_ARGUMENT for another layout."""
+    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
+    if found is None:
+        raise not_found(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
+    dataset, dataset_path = found
+    if dataset.layout != layout:
+        raise invalid(f"dataset {dataset.id} is {datasets_pb2.DatasetLayout.Name(dataset.layout)}; task "
+                      f"{training_pb2.Task.Name(req.task)} needs a {datasets_pb2.DatasetLayout.Name(layout)} dataset")
+    return dataset, dataset_path
