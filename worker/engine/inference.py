@@ -14,6 +14,13 @@ from .model_card import load_model_dir
 from .resnet_classifier import ResNetClassifier
 
 
+def top_classes(probs: torch.Tensor, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
+    """Per row of (N, C) probabilities, the k (at most C) (class, probability) pairs, most likely first."""
+    values, indices = probs.topk(min(k, len(classes)), dim=1)
+    return [[(classes[i], p) for i, p in zip(row_i, row_p, strict=True)]
+            for row_i, row_p in zip(indices.tolist(), values.tolist(), strict=True)]
+
+
 class ImageClassifier:
     """A loaded model in eval mode. On CPU (fp32) the same bytes give bit-identical probabilities.
 
@@ -67,9 +74,7 @@ class ImageClassifier:
         """Per row, the k (at most the number of classes) (class, probability) pairs, most likely first."""
         if k < 1:
             raise ValueError(f"top_k must be >= 1 (got {k})")
-        values, indices = probs.topk(min(k, len(self.classes)), dim=1)
-        return [[(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True)]
-                for row_i, row_p in zip(indices, values, strict=True)]
+        return top_classes(probs, self.classes, k)
 
     def classify(self, images: list[bytes], top_k: int = 5) -> list[list[tuple[str, float]]]:
         return self.top_k(self.predict_proba(images), top_k)

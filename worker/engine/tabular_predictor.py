@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .inference import top_classes
 from .model_card import load_weights_into, read_card_of_task, read_weights
 from .precision import resolve_device
 from .tabular_data import TabularSchema, check_row_keys
@@ -44,6 +45,4 @@ class TabularPredictor:
         if self.schema.regression:
             stats = self.schema.target_stats
             return [{"value": v * stats["std"] + stats["mean"]} for v in out[:, 0].tolist()]
-        values, indices = out.softmax(dim=1).topk(min(max(top_k, 1), len(self.schema.classes)), dim=1)
-        return [{"top": [(self.schema.classes[i], p) for p, i in zip(pv, iv, strict=True)]}
-                for pv, iv in zip(values.tolist(), indices.tolist(), strict=True)]
+        return [{"top": top} for top in top_classes(out.softmax(dim=1), self.schema.classes, max(top_k, 1))]

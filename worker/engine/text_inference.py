@@ -8,9 +8,8 @@ from typing import Any
 import torch
 
 from .awd_lstm import AWDLSTMSize, TextClassifier
-from .errors import EngineError
-from .model_card import read_card, read_weights
-from .precision import resolve_device
+from .inference import top_classes
+from .model_card import load_model_dir
 from .text_data import pad_left
 from .text_tokenizer import Vocab
 from .text_training import classifier_inputs
@@ -29,16 +28,10 @@ class TextClassifierModel:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> TextClassifierModel:
-        card = read_card(model_dir)
-        if card.get("task") != "text_classification":
-            raise EngineError(f"{model_dir} holds a {card.get('task')!r} model, not text_classification")
-        model = TextClassifier(AWDLSTMSize(**card["size"]), card["n_classes"], pad_id=1)
-        try:
-            model.load_state_dict(read_weights(model_dir))
-        except RuntimeError as e:
-            raise EngineError(f"weights in {model_dir} do not match its card: {e}") from e
-        torch_device = resolve_device(device)
-        return cls(model.eval().to(torch_device), card, torch_device)
+        def build(card: dict[str, Any]) -> TextClassifier:
+            return TextClassifier(AWDLSTMSize(**card["size"]), card["n_classes"], pad_id=1)
+
+        return cls(*load_model_dir(model_dir, "text_classification", build, device))
 
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
         """(N, C) softmax probabilities; ValueError for an empty text."""
@@ -52,8 +45,4 @@ class TextClassifierModel:
 
     def predict(self, texts: list[str], top_k: int = 0) -> list[list[tuple[str, float]]]:
         """Per text, (label, probability) pairs, most probable first: top_k of them, or all for 0."""
-        probs = self.predict_proba(texts)
-        k = min(top_k or len(self.classes), len(self.classes))
-        values, indices = probs.topk(k, dim=1)
-        return [[(self.classes[i], p) for i, p in zip(row_i.tolist(), row_p.tolist(), strict=True)]
-                for row_i, row_p in zip(indices, values, strict=True)]
+        return top_classes(self.predict_proba(texts), self.classes, top_k or len(self.classes))
