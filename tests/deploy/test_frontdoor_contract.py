@@ -1,0 +1,213 @@
+"""The manifests agree with what the front door actually reads: its FINESERVE_* variables (taken from
+service/config.py's own parser, not from a second list), its port, its health service, its files and Ray.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import service.config
+from deploy.manifests import K8S, OVERLAYS, load_yaml_docs, one
+from service.auth import parse_keys
+from service.config import Settings, parse_settings
+
+PREFIX = "FINESERVE_"
+
+
+class _RecordingEnviron(dict[str, str]):
+    """An environment that remembers which FINESERVE_* names were looked up."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if key.startswith(PREFIX):
+            self.read.add(key)
+        return super().get(key, default)
+
+
+def parse_with_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[Settings, set[str]]:
+    """Settings the front door builds from `env` alone (no flags), and the FINESERVE_* names it looked up."""
+    environ = _RecordingEnviron(env)
+    monkeypatch.setattr(service.config, "os", types.SimpleNamespace(environ=environ))
+    return parse_settings([]), environ.read
+
+
+def frontdoor(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(Deployment, its pod spec, the front-door container)."""
+    deployment = one(docs, "Deployment", "fineserve-frontdoor")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return deployment, pod, container
+
+
+def container_env(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    """The environment Kubernetes gives the container: envFrom ConfigMaps, then literal env entries."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(one(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    for var in container.get("env", []):
+        assert "value" in var, f"{var['name']}: only literal values are expected here"
+        env[var["name"]] = var["value"]
+    return env
+
+
+def mount_of(pod: dict[str, Any], container: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volume, volumeMount) of the container's mount that holds `path`."""
+    for m in container.get("volumeMounts", []):
+        if path == Path(m["mountPath"]) or Path(m["mountPath"]) in path.parents:
+            (volume,) = [v for v in pod["volumes"] if v["name"] == m["name"]]
+            return volume, m
+    raise AssertionError(f"{path} is on no volume of container {container['name']}")
+
+
+def probe_ports(container: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """probe name -> (handler, port)."""
+    out = {}
+    for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert name in container, f"no {name}"
+        ((handler, spec),) = [(k, v) for k, v in container[name].items() if k in ("grpc", "tcpSocket", "httpGet",
+                                                                                   "exec")]
+        out[name] = (handler, spec["port"])
+    return out
+
+
+def test_env_names_are_all_read_by_the_front_door(monkeypatch: pytest.MonkeyPatch,
+                                                  rendered: dict[str, list[dict[str, Any]]]) -> None:
+    _, known = parse_with_env(monkeypatch, {})
+    assert {"FINESERVE_PORT", "FINESERVE_DATA_DIR", "FINESERVE_RAY_ADDRESS"} <= known, known
+    for overlay, docs in rendered.items():
+        _, _, container = frontdoor(docs)
+        named = {k for k in container_env(docs, container) if k.startswith(PREFIX)}
+        assert named, overlay
+        assert named <= known, f"{overlay}: the front door reads no {sorted(named - known)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ports_probes_and_service_match_the_front_door(overlay: str, monkeypatch: pytest.MonkeyPatch,
+                                                       rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered[overlay]
+    _, _, container = frontdoor(docs)
+    settings, _ = parse_with_env(monkeypatch, container_env(docs, container))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": settings.port}, (ports, settings.port)
+    probes = probe_ports(container)
+    # The kubelet's gRPC probe speaks plaintext only: with TLS it can only check the port accepts connections.
+    expected = "tcpSocket" if settings.tls_cert else "grpc"
+    assert probes == {name: (expected, settings.port) for name in probes}, (probes, settings)
+    for name in probes:
+        # No service name: grpc.health.v1's overall status, which the front door sets SERVING once started.
+        assert container[name].get(expected, {}).get("service", "") == ""
+    service = one(docs, "Service", "fineserve")
+    pod_labels = one(docs, "Deployment", "fineserve-frontdoor")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (svc_port,) = service["spec"]["ports"]
+    assert ports[svc_port["targetPort"]] == settings.port
+    policy = one(docs, "NetworkPolicy", "fineserve-frontdoor")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    open_ports = {p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule for p in rule["ports"]}
+    assert open_ports == {settings.port}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_files_and_storage_match_the_front_door(overlay: str, monkeypatch: pytest.MonkeyPatch,
+                                                rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered[overlay]
+    _, pod, container = frontdoor(docs)
+    settings, _ = parse_with_env(monkeypatch, container_env(docs, container))
+    # The data dir is the RWX claim, mounted at the same path in every Ray container (jobs use its paths).
+    volume, _ = mount_of(pod, container, settings.data_dir)
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    pvc = one(docs, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    cluster = one(docs, "RayCluster")
+    groups = [cluster["spec"]["headGroupSpec"], *cluster["spec"]["workerGroupSpecs"]]
+    for group in groups:
+        ray_pod = group["template"]["spec"]
+        for ray_container in ray_pod["containers"]:
+            ray_volume, _ = mount_of(ray_pod, ray_container, settings.data_dir)
+            assert ray_volume["persistentVolumeClaim"]["claimName"] == claim, group.get("groupName", "head")
+    assert settings.allowed_roots and all(settings.data_dir in r.parents for r in settings.allowed_roots)
+    # API keys: a file of the fineserve-api-keys Secret, whose example content the front door accepts.
+    assert settings.api_keys_file is not None, "the manifests must not run the front door in open mode"
+    volume, mount = mount_of(pod, container, settings.api_keys_file)
+    assert volume["secret"]["secretName"] == "fineserve-api-keys" and mount.get("readOnly")
+    examples = {d["metadata"]["name"]: d for d in load_yaml_docs(K8S / "examples" / "secrets.example.yaml")}
+    keys_text = examples["fineserve-api-keys"]["stringData"][settings.api_keys_file.name]
+    assert parse_keys(keys_text)
+    if settings.tls_cert is not None:
+        for path, key in ((settings.tls_cert, "tls.crt"), (settings.tls_key, "tls.key")):
+            assert path is not None and path.name == key
+            volume, _ = mount_of(pod, container, path)
+            assert volume["secret"]["secretName"] == "fineserve-tls"
+            assert examples["fineserve-tls"]["type"] == "kubernetes.io/tls"
+    # A read-only root with the scratch the front door writes (Ray's session dir under /tmp, HOME).
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    env = container_env(docs, container)
+    for path in (Path("/tmp"), Path(env["HOME"])):
+        assert "emptyDir" in mount_of(pod, container, path)[0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_front_door_joins_the_raycluster(overlay: str, monkeypatch: pytest.MonkeyPatch,
+                                             rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered[overlay]
+    _, pod, container = frontdoor(docs)
+    env = container_env(docs, container)
+    settings, _ = parse_with_env(monkeypatch, env)
+    # Ray Client (ray://) cannot carry the streaming generator tasks and Serve handles service/ray_backend.py
+    # uses, so the entrypoint makes the pod a Ray node and the front door connects to it with "auto".
+    assert settings.ray_address == "auto"
+    entrypoint = (Path(__file__).resolve().parents[2] / "deploy" / "docker" / "fineserve-frontdoor").read_text()
+    assert "RAY_HEAD_ADDRESS" in entrypoint and "python -m service" in entrypoint
+    cluster = one(docs, "RayCluster")
+    (head,) = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    gcs = {p["name"]: p["containerPort"] for p in head["ports"]}["gcs-server"]
+    # KubeRay names the head's Service <RayCluster name>-head-svc.
+    assert env["RAY_HEAD_ADDRESS"] == f"{cluster['metadata']['name']}-head-svc:{gcs}"
+    assert pod["terminationGracePeriodSeconds"] > settings.grace_seconds
+    assert cluster["spec"]["enableInTreeAutoscaling"] is True
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], group["groupName"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_one_front_door_replica_and_a_budget_that_allows_it_to_move(
+        overlay: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Not the issue's >= 2 replicas: the SQLite job store and per-process job driver allow exactly one front
+    door at a time (deploy/README.md), and a rolling update would briefly run two."""
+    docs = rendered[overlay]
+    deployment, _, _ = frontdoor(docs)
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pdb = one(docs, "PodDisruptionBudget", "fineserve-frontdoor")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # With one replica, minAvailable: 1 (or maxUnavailable: 0) would block every drain of its node.
+    assert pdb["spec"].get("maxUnavailable", 0) >= 1 or pdb["spec"].get("minAvailable", 1) == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gpu_workers_only_where_the_overlay_says(overlay: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    cluster = one(rendered[overlay], "RayCluster")
+    gpu_groups = {}
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        (ray_container,) = group["template"]["spec"]["containers"]
+        gpus = ray_container["resources"].get("limits", {}).get("nvidia.com/gpu", 0)
+        if gpus:
+            gpu_groups[group["groupName"]] = ray_container["image"]
+    if overlay == "gpu":
+        assert gpu_groups and all(image.endswith(":cuda") for image in gpu_groups.values()), gpu_groups
+    else:
+        assert not gpu_groups, gpu_groups
+
+
+def test_recording_environ_sees_what_parse_settings_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, read = parse_with_env(monkeypatch, {"FINESERVE_PORT": "6000", "FINESERVE_BOGUS": "1"})
+    assert settings.port == 6000 and "FINESERVE_PORT" in read and "FINESERVE_BOGUS" not in read
