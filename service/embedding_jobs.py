@@ -11,7 +11,7 @@ from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid
-from service.job_dataset import check_common, job_dataset
+from service.job_dataset import check_common, in_ranges, job_dataset
 from service.store import Store
 
 TASKS = {training_pb2.COLLABORATIVE_FILTERING: ("collaborative_filtering", datasets_pb2.RATINGS_CSV, ("dot", "neural")),
@@ -53,14 +53,7 @@ def _recipe(hp: training_pb2.Hyperparameters, ranges: dict[str, tuple[float, flo
     if refused:
         raise invalid(f"hyperparameters {', '.join(refused)} do not apply to embedding models (they use "
                       f"{', '.join(USED)}, precision)")
-    cfg: dict[str, Any] = {}
-    for name in USED:
-        if hp.HasField(name):
-            value = getattr(hp, name)
-            low, high = ranges[name]
-            if not low <= value <= high:
-                raise invalid(f"hyperparameters.{name}={value} is outside [{low:g}, {high:g}]")
-            cfg[name] = value
+    cfg = in_ranges(hp, ranges, "hyperparameters", USED)
     if cfg.get("epochs", 1) < 1:
         raise invalid("hyperparameters.epochs must be >= 1")
     if cfg.get("moms_min", 0.85) > cfg.get("moms_max", 0.95):

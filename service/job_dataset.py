@@ -1,8 +1,9 @@
-"""What every fine-tune request is checked for, whatever its task: its id and worker count, and a dataset of the
-layout the task learns from."""
+"""What every fine-tune request is checked for, whatever its task: its id and worker count, a dataset of the
+layout the task learns from, and numeric fields within their ranges."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
@@ -27,3 +28,18 @@ def job_dataset(req: Any, store: Store, layout: int) -> tuple[datasets_pb2.Datas
         raise invalid(f"dataset {dataset.id} is {datasets_pb2.DatasetLayout.Name(dataset.layout)}; task "
                       f"{training_pb2.Task.Name(req.task)} needs a {datasets_pb2.DatasetLayout.Name(layout)} dataset")
     return dataset, dataset_path
+
+
+def in_ranges(msg: Any, ranges: Mapping[str, tuple[float, float]], where: str,
+              names: Iterable[str] | None = None) -> dict[str, Any]:
+    """The fields of msg that are set, among names (default: every field in ranges), each checked against its
+    [low, high] range; INVALID_ARGUMENT names the first one outside it."""
+    values: dict[str, Any] = {}
+    for name in ranges if names is None else names:
+        if msg.HasField(name):
+            low, high = ranges[name]
+            value = getattr(msg, name)
+            if not low <= value <= high:
+                raise invalid(f"{where}.{name}={value} is outside [{low:g}, {high:g}]")
+            values[name] = value
+    return values

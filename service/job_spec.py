@@ -14,7 +14,7 @@ from service.embedding_jobs import TASKS as EMBEDDING_TASKS
 from service.embedding_jobs import embedding_spec
 from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
-from service.job_dataset import check_common, job_dataset
+from service.job_dataset import check_common, in_ranges, job_dataset
 from service.paths import resolve_under_roots
 from service.store import Store
 from service.text_job_spec import TEXT_TASKS, text_spec
@@ -97,13 +97,7 @@ def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, 
 
 
 def _hyper(hp: training_pb2.Hyperparameters) -> dict[str, Any]:
-    cfg: dict[str, Any] = {}
-    for name, (low, high) in RANGES.items():
-        if hp.HasField(name):
-            value = getattr(hp, name)
-            if not low <= value <= high:
-                raise invalid(f"hyperparameters.{name}={value} is outside [{low:g}, {high:g}]")
-            cfg[name] = value
+    cfg = in_ranges(hp, RANGES, "hyperparameters")
     if cfg.get("moms_min", 0.85) > cfg.get("moms_max", 0.95):
         raise invalid("hyperparameters.moms_min must not exceed moms_max")
     if hp.HasField("flip"):
