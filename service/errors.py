@@ -27,6 +27,13 @@ def not_found(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.NOT_FOUND, message)
 
 
+def replica_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """A serving replica's answer, or its {"error": {code, message}} raised as the gRPC status it names."""
+    if "error" in answer:
+        raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+    return answer
+
+
 def unimplemented(what: str, issue: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNIMPLEMENTED,
                     f"{what} is not implemented yet (planned: {issue}); see the README for what works")

@@ -10,10 +10,10 @@ import grpc
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
 from service.api import interpretation
 from service.api.embedding_inference import recommend_query, recommend_response, tabular_response, tabular_rows
-from service.api.models import resolve_model
+from service.api.models import resolve_model_for
 from service.api.segmentation import segment_response
 from service.config import Limits
-from service.errors import ApiError, invalid, rpc
+from service.errors import invalid, replica_answer, rpc
 from service.images import check_images, check_texts, set_pixel_limit
 from service.store import Store
 
@@ -28,40 +28,29 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self._serving_id = serving_id
         set_pixel_limit(limits.max_image_pixels)
 
-    def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, str]:
-        """(model, the replicas' model id) for an image request: a model of `task`, images within limits."""
-        model, path = resolve_model(self._store, request.model)
-        if model.task != task:
-            raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
-                          f"model; {rpc_name} needs {training_pb2.Task.Name(task)}")
-        check_images(request.images, self._limits)
-        return model, self._serving_id(path)
+    def _replicas(self, path: str) -> Any:
+        """The serving handle routed to the replicas holding (or loading) the model at path."""
+        return self._handle.options(multiplexed_model_id=self._serving_id(path))
 
-    @staticmethod
-    def _checked(answer: dict[str, Any]) -> dict[str, Any]:
-        """A replica's answer, or its error as the gRPC status it names."""
-        if "error" in answer:
-            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
-        return answer
+    def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
+        """(model, replicas routed to it) for an image request: a model of `task`, images within limits."""
+        model, path = resolve_model_for(self._store, request.model, rpc_name, (task,))
+        check_images(request.images, self._limits)
+        return model, self._replicas(path)
 
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, model_id = self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
+        model, replicas = self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = default 5)")
-        answer = self._checked(await self._handle.options(multiplexed_model_id=model_id).classify.remote(
-            [im.data for im in request.images], request.top_k or 5))
+        answer = replica_answer(await replicas.classify.remote([im.data for im in request.images], request.top_k or 5))
         return inference_pb2.ClassifyResponse(
             model=model.ref,
             results=[inference_pb2.Classification(
                 name=image.name,
                 top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
                 for image, top in zip(request.images, answer["results"], strict=True)])
-
-    def _replicas(self, path: str) -> Any:
-        """The serving handle routed to the replicas holding (or loading) the model at path."""
-        return self._handle.options(multiplexed_model_id=self._serving_id(path))
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
@@ -71,31 +60,22 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
-        model, model_id = self._image_model(request, training_pb2.SEGMENTATION, "Segment")
-        answer = self._checked(await self._handle.options(multiplexed_model_id=model_id).segment.remote(
-            [im.data for im in request.images], request.include_probabilities))
+        model, replicas = self._image_model(request, training_pb2.SEGMENTATION, "Segment")
+        answer = replica_answer(await replicas.segment.remote([im.data for im in request.images],
+                                                              request.include_probabilities))
         return segment_response(model, request.images, answer["results"])
 
-    def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[Any, Any]:
-        """(model, replica handle routed to it) for a model of the given task."""
-        model, path = resolve_model(self._store, ref)
-        if model.task != task:
-            raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
-                          f"model; {rpc_name} needs {training_pb2.Task.Name(task)}")
-        return model, self._handle.options(multiplexed_model_id=self._serving_id(path))
-
-    @staticmethod
-    def _checked(answer: dict[str, Any]) -> dict[str, Any]:
-        if "error" in answer:
-            raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
-        return answer
+    def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
+        """(model, replicas routed to it) for a model of the given task."""
+        model, path = resolve_model_for(self._store, ref, rpc_name, (task,))
+        return model, self._replicas(path)
 
     @rpc
     async def Recommend(self, request: inference_pb2.RecommendRequest,
                         context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
         query = recommend_query(request)
         model, replica = self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
-        answer = self._checked(await replica.recommend.remote(query))
+        answer = replica_answer(await replica.recommend.remote(query))
         return recommend_response(model.ref, request, query, answer)
 
     @rpc
@@ -103,7 +83,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
         model, replica = self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
-        answer = self._checked(await replica.predict_tabular.remote(rows, request.top_k or 5))
+        answer = replica_answer(await replica.predict_tabular.remote(rows, request.top_k or 5))
         return tabular_response(model.ref, answer)
 
     @rpc
@@ -115,13 +95,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     async def PredictText(self, request: inference_pb2.PredictTextRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.PredictTextResponse:
         check_texts(request.texts, self._limits)
-        model, path = resolve_model(self._store, request.model)
-        if model.task != training_pb2.TEXT_CLASSIFICATION:
-            raise invalid(f"model {model.ref.name}/{model.ref.version} is a "
-                          f"{training_pb2.Task.Name(model.task)} model; PredictText needs TEXT_CLASSIFICATION")
+        model, replicas = self._replica_for(request.model, training_pb2.TEXT_CLASSIFICATION, "PredictText")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = every class)")
-        answer = self._checked(await self._replicas(path).predict_text.remote(list(request.texts), request.top_k))
+        answer = replica_answer(await replicas.predict_text.remote(list(request.texts), request.top_k))
         return inference_pb2.PredictTextResponse(model=model.ref, results=[
             inference_pb2.TextPrediction(top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
             for top in answer["results"]])

@@ -5,32 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import grpc
-
-from fineserve.v1 import inference_pb2, models_pb2, training_pb2
-from service.api.models import resolve_model
+from fineserve.v1 import inference_pb2, training_pb2
+from service.api.models import resolve_model_for
 from service.config import Limits
-from service.errors import ApiError, invalid
+from service.errors import invalid, replica_answer
 from service.images import check_images
 from service.store import Store
 
 EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASSIFICATION, training_pb2.SEGMENTATION)
-
-
-def _model_for(store: Store, ref: Any, rpc: str, tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
-    model, path = resolve_model(store, ref)
-    if model.task not in tasks:
-        raise invalid(
-            f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
-            f"model; {rpc} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks)
-        )
-    return model, path
-
-
-def _answer(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    if "error" in answer:
-        raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
-    return answer["results"]
 
 
 async def score_labels(
@@ -40,7 +22,7 @@ async def score_labels(
     replicas: Any,
 ) -> inference_pb2.ScoreLabelsResponse:
     """replicas(path) is the serving handle bound to the model directory."""
-    model, path = _model_for(store, request.model, "ScoreLabels", (training_pb2.MULTI_LABEL_CLASSIFICATION,))
+    model, path = resolve_model_for(store, request.model, "ScoreLabels", (training_pb2.MULTI_LABEL_CLASSIFICATION,))
     check_images(request.images, limits)
     threshold = request.threshold if request.HasField("threshold") else None
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
@@ -54,7 +36,7 @@ async def score_labels(
                 predicted=result["predicted"],
                 scores=[inference_pb2.LabelScore(label=label, score=score) for label, score in result["scores"]],
             )
-            for image, result in zip(request.images, _answer(answer), strict=True)
+            for image, result in zip(request.images, replica_answer(answer)["results"], strict=True)
         ],
     )
 
@@ -66,7 +48,7 @@ async def explain(
     replicas: Any,
 ) -> inference_pb2.ExplainResponse:
     """Grad-CAM for request.target (a class or label by name; empty = each image's top prediction)."""
-    model, path = _model_for(store, request.model, "Explain", EXPLAINABLE)
+    model, path = resolve_model_for(store, request.model, "Explain", EXPLAINABLE)
     check_images(request.images, limits)
     if request.target and request.target not in model.classes:
         raise invalid(
@@ -85,6 +67,6 @@ async def explain(
                 grid=r["grid"],
                 overlay_png=r["overlay_png"],
             )
-            for image, r in zip(request.images, _answer(answer), strict=True)
+            for image, r in zip(request.images, replica_answer(answer)["results"], strict=True)
         ],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc
+from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc, training_pb2
 from service.errors import invalid, not_found, rpc
 from service.ids import next_token, page_bounds
 from service.registry import Registry
@@ -25,6 +25,16 @@ def resolve_model(store: Store, ref: common_pb2.ModelRef) -> tuple[models_pb2.Mo
     if found is None:
         raise not_found(f"model {ref.name}/{ref.version or 'latest'} not found")
     return found
+
+
+def resolve_model_for(store: Store, ref: common_pb2.ModelRef, rpc_name: str,
+                      tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
+    """resolve_model, refusing (INVALID_ARGUMENT) a model of a task that rpc_name cannot serve."""
+    model, path = resolve_model(store, ref)
+    if model.task not in tasks:
+        raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
+                      f"model; {rpc_name} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks))
+    return model, path
 
 
 class ModelsServicer(models_pb2_grpc.ModelsServicer):
