@@ -25,6 +25,11 @@ Event = dict[str, Any]
 
 def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event."""
+    # torch imports torch._dynamo lazily, when the first optimiser is built. Importing it here, in the worker's
+    # main thread, keeps that import out of the engine threads: two of them importing it at once (a cancelled
+    # job's thread finishing its batch while the worker starts the next job) can leave it partially initialised.
+    import torch._dynamo  # noqa: F401
+
     from worker.engine import EngineError
 
     yield {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
