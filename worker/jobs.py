@@ -21,14 +21,16 @@ from typing import Any
 BATCH_EVENT_INTERVAL_S = 0.5
 
 Event = dict[str, Any]
+_TORCH_IMPORT = threading.Lock()
 
 
 def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event."""
-    # torch imports torch._dynamo lazily, when the first optimiser is built. Importing it here, in the worker's
-    # main thread, keeps that import out of the engine threads: two of them importing it at once (a cancelled
-    # job's thread finishing its batch while the worker starts the next job) can leave it partially initialised.
-    import torch._dynamo  # noqa: F401
+    # torch imports torch._dynamo (and torch._inductor, which imports it back) lazily, when the first optimiser
+    # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
+    # fail every later job there, so every job imports it up front, one at a time.
+    with _TORCH_IMPORT:
+        import torch._dynamo  # noqa: F401
 
     from worker.engine import EngineError
 
