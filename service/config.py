@@ -43,6 +43,13 @@ class Settings:
     job_cpus: float = 0.0
     # CPUs for a local Ray instance; 0 = all of this machine's.
     local_ray_cpus: int = 0
+    # Jobs handed to Ray at once, in all and per tenant (0 = no cap: Ray's resources alone decide); the rest
+    # wait in QUEUED, in order, with their queue position visible.
+    max_running_jobs: int = 0
+    max_running_jobs_per_tenant: int = 4
+    # A running job whose worker sends nothing (workers send heartbeats) for this long is treated as lost:
+    # its worker is killed and the job resumes from its last checkpoint.
+    job_lease_seconds: float = 120.0
     # Models each serving replica keeps loaded (LRU).
     models_per_replica: int = 4
     grace_seconds: float = 20.0
@@ -75,6 +82,14 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                    help="directory RegisterDataset may point into (repeatable; env: colon-separated)")
     p.add_argument("--job-cpus", type=float, default=float(_env("JOB_CPUS", str(d.job_cpus))))
     p.add_argument("--local-ray-cpus", type=int, default=int(_env("LOCAL_RAY_CPUS", str(d.local_ray_cpus))))
+    p.add_argument("--max-running-jobs", type=int, default=int(_env("MAX_RUNNING_JOBS", str(d.max_running_jobs))),
+                   help="jobs running at once (0 = as many as Ray's resources allow)")
+    p.add_argument("--max-running-jobs-per-tenant", type=int,
+                   default=int(_env("MAX_RUNNING_JOBS_PER_TENANT", str(d.max_running_jobs_per_tenant))),
+                   help="one tenant's jobs running at once (0 = no cap); the rest wait in QUEUED")
+    p.add_argument("--job-lease-seconds", type=float,
+                   default=float(_env("JOB_LEASE_SECONDS", str(d.job_lease_seconds))),
+                   help="a running job silent this long (no event, no heartbeat) is resumed elsewhere")
     p.add_argument("--models-per-replica", type=int,
                    default=int(_env("MODELS_PER_REPLICA", str(d.models_per_replica))))
     p.add_argument("--grace-seconds", type=float, default=float(_env("GRACE_SECONDS", str(d.grace_seconds))))
@@ -116,6 +131,10 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if not a.max_archive_ratio >= 1:
         p.error("--max-archive-ratio must be at least 1")
+    if a.max_running_jobs < 0 or a.max_running_jobs_per_tenant < 0:
+        p.error("--max-running-jobs and --max-running-jobs-per-tenant must be >= 0 (0 = no cap)")
+    if not a.job_lease_seconds >= 1:
+        p.error("--job-lease-seconds must be at least 1")
     roots = a.allowed_root
     if roots is None:
         roots = [Path(r) for r in _env("ALLOWED_ROOTS", "").split(":") if r]
@@ -127,6 +146,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         allowed_roots=tuple(Path(r).resolve() for r in roots),
         job_cpus=a.job_cpus,
         local_ray_cpus=a.local_ray_cpus,
+        max_running_jobs=a.max_running_jobs,
+        max_running_jobs_per_tenant=a.max_running_jobs_per_tenant,
+        job_lease_seconds=a.job_lease_seconds,
         models_per_replica=a.models_per_replica,
         grace_seconds=a.grace_seconds,
         limits=Limits(

@@ -4,6 +4,10 @@ States move QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED. Every change is
 first, so WatchJob from any sequence number, and a server restart, see the same history. Fine-tune jobs
 checkpoint after every epoch into their staging directory; a lost worker or a service restart runs the job
 again and the engine resumes from that checkpoint.
+
+A queued job waits in the JobQueue (running caps) and then in Ray (resources). A running job holds a lease
+that every worker event renews (workers send heartbeats when they have nothing else to say); a job whose
+lease runs out (a hung or stopped worker, a partitioned node) is treated like one whose worker died.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
+
 from fineserve.v1 import training_pb2
-from service.errors import not_found
+from service.errors import ApiError, not_found
+from service.job_queue import JobQueue
 from service.ray_backend import RayBackend
 from service.registry import Registry
 from service.store import Store, now_ts
@@ -28,13 +35,22 @@ FIND_LR = "find_lr"
 EPOCH_FIELDS = frozenset({"type", "phase", "epoch", "epochs", "seconds"})
 # Attempts per job before a lost worker fails it (each resumes from the last checkpoint).
 MAX_ATTEMPTS = 3
+# Heartbeats per lease: a worker sends one when it has sent nothing else for lease / HEARTBEATS_PER_LEASE.
+HEARTBEATS_PER_LEASE = 4
+
+
+class LeaseExpired(Exception):
+    """A running job's worker sent nothing (not even a heartbeat) for a whole lease."""
 
 
 class JobManager:
-    def __init__(self, store: Store, backend: RayBackend, registry: Registry) -> None:
+    def __init__(self, store: Store, backend: RayBackend, registry: Registry, queue: JobQueue | None = None,
+                 lease_s: float = 120.0) -> None:
         self._store = store
         self._backend = backend
         self._registry = registry
+        self._queue = queue or JobQueue()
+        self._lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._gens: dict[str, Any] = {}
         self._cancel_requested: set[str] = set()
@@ -43,12 +59,14 @@ class JobManager:
 
     # public API
     def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+        if why := self._backend.unschedulable(*self._ask(job)):
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, why)
         stored = self._store.put_job(job, request_id)
         if stored.id != job.id:
             return stored  # idempotent repeat
         self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason="accepted"))
-        self._start(job.id, spec)
-        return job
+        self._enqueue(job, spec)
+        return self.get(job.id)
 
     def resume_unfinished(self, spec_for: Any) -> int:
         """Re-queue what a previous run left QUEUED/RUNNING; spec_for(job) rebuilds its spec."""
@@ -60,7 +78,7 @@ class JobManager:
             self._emit(job.id, state=training_pb2.StateChange(
                 state=training_pb2.QUEUED,
                 reason="re-queued after a service restart; resumes from its last checkpoint"))
-            self._start(job.id, spec_for(job))
+            self._enqueue(job, spec_for(job))
         return len(jobs)
 
     def get(self, job_id: str) -> training_pb2.Job:
@@ -73,6 +91,10 @@ class JobManager:
         job = self.get(job_id)
         if job.state in TERMINAL:
             return job
+        if self._queue.remove(job_id):  # never handed to Ray
+            self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request while queued")
+            self._registry.discard_staging(job_id)
+            return self.get(job_id)
         self._cancel_requested.add(job_id)
         gen = self._gens.get(job_id)
         if gen is not None:
@@ -116,8 +138,19 @@ class JobManager:
             await asyncio.wait(set(self._tasks.values()), timeout=grace)
 
     # internals
-    def _start(self, job_id: str, spec: dict[str, Any]) -> None:
-        self._tasks[job_id] = asyncio.get_running_loop().create_task(self._run(job_id, spec))
+    def _enqueue(self, job: training_pb2.Job, spec: dict[str, Any]) -> None:
+        self._queue.push(job.id, job.tenant, {**spec, "heartbeat_s": self._lease_s / HEARTBEATS_PER_LEASE})
+        self._dispatch()
+        if reason := self._queue.held_back(job.id):
+            self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason=reason))
+
+    def _dispatch(self) -> None:
+        """Hand to Ray every queued job the running caps now allow."""
+        if self._stopping:
+            return
+        for waiting in self._queue.admit():
+            self._tasks[waiting.job_id] = asyncio.get_running_loop().create_task(
+                self._run(waiting.job_id, waiting.spec))
 
     def _emit(self, job_id: str, **event: Any) -> None:
         self._store.append_event(training_pb2.JobEvent(job_id=job_id, time=now_ts(), **event))
@@ -139,35 +172,46 @@ class JobManager:
         self._store.update_job(job)
         self._emit(job_id, state=training_pb2.StateChange(state=state, reason=reason))
 
-    async def _run(self, job_id: str, spec: dict[str, Any]) -> None:
-        job = self.get(job_id)
+    def _ask(self, job: training_pb2.Job) -> tuple[float, float]:
+        """(CPUs, GPUs) the job asks Ray for: the request's, else the server's defaults (a GPU when there is one)."""
         resources = job.request.resources if job.kind == FINE_TUNE else job.lr_request.resources
         gpus = resources.gpus_per_worker
         if gpus == 0 and not resources.cpu_only and self._backend.cluster_gpus() > 0:
             gpus = 1.0
-        cpus = self._backend.job_cpus(resources.cpus_per_worker)
+        return self._backend.job_cpus(resources.cpus_per_worker), gpus
+
+    async def _run(self, job_id: str, spec: dict[str, Any]) -> None:
+        job = self.get(job_id)
+        cpus, gpus = self._ask(job)
         try:
             while True:
                 try:
                     gen = self._backend.submit(job.kind, spec, cpus, gpus)
                     self._gens[job_id] = gen
-                    async for ref in gen:
-                        if await self._handle(job_id, await ref):
+                    running = False
+                    # No lease while Ray is still waiting for resources: a queued job may wait indefinitely.
+                    while (ev := await self._next_event(gen, self._lease_s if running else None)) is not None:
+                        running = running or ev["type"] == "started"
+                        if await self._handle(job_id, ev):
                             return
                     self._set_state(job_id, training_pb2.FAILED, "the worker ended without a result")
                     return
                 except Exception as e:
+                    if isinstance(e, LeaseExpired):
+                        self._backend.cancel(gen, force=True)
                     if self._stopping:
                         self._set_state(job_id, training_pb2.QUEUED,
                                         "service stopping: job re-queued for the next start")
                     elif job_id in self._cancel_requested:
                         self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
-                    elif self._backend.is_worker_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
+                    elif self._is_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
                         log.warning("job %s lost its worker: %s; resuming", job_id, e)
                         self._set_state(job_id, training_pb2.QUEUED, (
-                            f"worker lost ({type(e).__name__}); resuming from the last checkpoint "
-                            f"(attempt {self.get(job_id).attempts + 1} of {MAX_ATTEMPTS})"))
+                            f"worker lost ({e if isinstance(e, LeaseExpired) else type(e).__name__}); resuming "
+                            f"from the last checkpoint (attempt {self.get(job_id).attempts + 1} of {MAX_ATTEMPTS})"))
                         continue
+                    elif isinstance(e, LeaseExpired):
+                        self._set_state(job_id, training_pb2.FAILED, f"worker lost ({e}) on the last attempt")
                     else:
                         log.warning("job %s failed in Ray: %s", job_id, e)
                         self._set_state(job_id, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
@@ -176,8 +220,28 @@ class JobManager:
             self._gens.pop(job_id, None)
             self._tasks.pop(job_id, None)
             self._cancel_requested.discard(job_id)
+            self._queue.finished(job_id)
             if self.get(job_id).state in (training_pb2.FAILED, training_pb2.CANCELLED):
                 self._registry.discard_staging(job_id)
+            self._dispatch()
+
+    def _is_lost(self, error: Exception) -> bool:
+        return isinstance(error, LeaseExpired) or self._backend.is_worker_lost(error)
+
+    async def _next_event(self, gen: Any, lease_s: float | None) -> dict[str, Any] | None:
+        """The worker's next event (None at its end); LeaseExpired when none comes within lease_s."""
+
+        async def next_event() -> dict[str, Any] | None:
+            try:
+                ref = await gen.__anext__()
+            except StopAsyncIteration:
+                return None
+            return await ref
+
+        try:
+            return await asyncio.wait_for(next_event(), lease_s)
+        except TimeoutError:
+            raise LeaseExpired(f"no heartbeat for {lease_s:g} s") from None
 
     async def _handle(self, job_id: str, ev: dict[str, Any]) -> bool:
         """Apply one worker event; True once the job has reached a terminal state."""

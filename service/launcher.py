@@ -70,5 +70,11 @@ class ServerProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def kill(self) -> int:
+        """SIGKILL, as a crashed node or an OOM kill would: no graceful stop, jobs are left RUNNING."""
+        assert self.proc is not None
+        self.proc.kill()
+        return self.proc.wait()
+
     def log_tail(self, n: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""

@@ -67,9 +67,22 @@ class RayBackend:
         """Returns Ray's ObjectRefGenerator of the job's events."""
         return self._entrypoints[kind].options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
 
+    def unschedulable(self, cpus: float, gpus: float) -> str:
+        """Why a local Ray can never run a job asking for this much ("" if it can). A cluster may grow (its
+        autoscaler sees the waiting job), so there the job waits in QUEUED instead."""
+        if not self._local:
+            return ""
+        total = ray.cluster_resources()
+        for name, ask in (("CPU", cpus), ("GPU", gpus)):
+            if ask > total.get(name, 0.0):
+                return (f"the job asks for {ask:g} {name}(s) but this server's Ray has {total.get(name, 0.0):g}; "
+                        "ask for less (resources.cpus_per_worker / gpus_per_worker)")
+        return ""
+
     @staticmethod
-    def cancel(gen: Any) -> None:
-        ray.cancel(gen)
+    def cancel(gen: Any, force: bool = False) -> None:
+        """force: kill the worker process (a hung or unreachable one) instead of interrupting the job."""
+        ray.cancel(gen, force=force)
 
     @staticmethod
     def is_worker_lost(error: Exception) -> bool:

@@ -28,6 +28,7 @@ from service.audit import configure as configure_audit
 from service.auth import KeysFileError, KeyStore
 from service.config import Settings
 from service.interceptors import AuthInterceptor
+from service.job_queue import JobQueue
 from service.jobs import JobManager
 from service.ray_backend import RayBackend
 from service.registry import Registry
@@ -54,7 +55,9 @@ async def serve(settings: Settings) -> None:
     registry = Registry(store, settings.data_dir)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
-    jobs = JobManager(store, backend, registry)
+    jobs = JobManager(store, backend, registry,
+                      JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
+                      settings.job_lease_seconds)
 
     opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
             ("grpc.max_send_message_length", settings.limits.max_message_bytes)]

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS models (
 INDEXES = """
 CREATE INDEX IF NOT EXISTS datasets_by_tenant ON datasets (tenant, created);
 CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (tenant, state);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
 """
 # Version 0 -> 1: the UNIQUE/PRIMARY KEY constraints change, so jobs and models are rebuilt (SQLite cannot
 # alter constraints); datasets only gain a column. One transaction: an interrupted migration leaves version 0.
@@ -80,6 +81,20 @@ def _owned(message: Any, tenant: str) -> Any:
     if not message.tenant:
         message.tenant = tenant
     return message
+
+
+def _job(db: sqlite3.Connection, row: tuple[bytes, str, float, str]) -> training_pb2.Job:
+    """A job row (body, tenant, created, id) with its queue position filled in (QUEUED jobs only)."""
+    job = _owned(training_pb2.Job.FromString(row[0]), row[1])
+    job.queue_position = 0
+    if job.state == training_pb2.QUEUED:
+        (ahead,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state=? AND (created<? OR (created=? AND id<?))",
+                              (training_pb2.QUEUED, row[2], row[2], row[3])).fetchone()
+        job.queue_position = int(ahead) + 1
+    return job
+
+
+JOB_COLUMNS = "body, tenant, created, id"
 
 
 class Store:
@@ -173,10 +188,10 @@ class Store:
         tenant = job.tenant or DEFAULT_TENANT
         with self._tx() as db:
             if request_id:
-                row = db.execute("SELECT body, tenant FROM jobs WHERE tenant=? AND request_id=?",
+                row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant=? AND request_id=?",
                                  (tenant, request_id)).fetchone()
                 if row:
-                    return _owned(training_pb2.Job.FromString(row[0]), row[1])
+                    return _job(db, row)
             if self.max_active_jobs > 0:
                 (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
                                        (tenant, *ACTIVE)).fetchone()
@@ -189,7 +204,7 @@ class Store:
                        "VALUES (?,?,?,?,?,?,?)",
                        (job.id, time.time(), job.state, job.request.model_name, request_id or None,
                         job.SerializeToString(), tenant))
-        return job
+            return _job(db, db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job.id,)).fetchone())
 
     def update_job(self, job: training_pb2.Job) -> None:
         with self._tx() as db:
@@ -198,18 +213,18 @@ class Store:
     def get_job(self, job_id: str) -> training_pb2.Job | None:
         """Any tenant's job: the job manager's own view. Servicers use for_tenant(t).get_job."""
         with self._lock:
-            row = self._db.execute("SELECT body, tenant FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return _owned(training_pb2.Job.FromString(row[0]), row[1]) if row else None
+            row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+            return _job(self._db, row) if row else None
 
     def get_tenant_job(self, job_id: str, *, tenant: str) -> training_pb2.Job | None:
         with self._lock:
-            row = self._db.execute("SELECT body, tenant FROM jobs WHERE id=? AND tenant=?",
+            row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=? AND tenant=?",
                                    (job_id, tenant)).fetchone()
-        return _owned(training_pb2.Job.FromString(row[0]), row[1]) if row else None
+            return _job(self._db, row) if row else None
 
     def list_jobs(self, states: list[int], model_name: str, offset: int, limit: int, *,
                   tenant: str) -> list[training_pb2.Job]:
-        sql = "SELECT body, tenant FROM jobs WHERE tenant=? AND (?='' OR model_name=?)"
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant=? AND (?='' OR model_name=?)"
         args: list[object] = [tenant, model_name, model_name]
         states = sorted(set(states))  # a request may repeat a state thousands of times
         if states:
@@ -218,7 +233,7 @@ class Store:
         sql += " ORDER BY created DESC, id LIMIT ? OFFSET ?"
         with self._lock:
             rows = self._db.execute(sql, [*args, limit, offset]).fetchall()
-        return [_owned(training_pb2.Job.FromString(r[0]), r[1]) for r in rows]
+            return [_job(self._db, r) for r in rows]
 
     def count_active_jobs(self, tenant: str) -> int:
         with self._lock:
@@ -229,9 +244,9 @@ class Store:
     def unfinished_jobs(self) -> list[training_pb2.Job]:
         """Jobs a previous run of the server left QUEUED or RUNNING, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT body, tenant FROM jobs WHERE state IN (?,?) ORDER BY created",
+            rows = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?,?) ORDER BY created, id",
                                     ACTIVE).fetchall()
-        return [_owned(training_pb2.Job.FromString(r[0]), r[1]) for r in rows]
+            return [_job(self._db, r) for r in rows]
 
     # events
     def append_event(self, event: training_pb2.JobEvent) -> training_pb2.JobEvent:

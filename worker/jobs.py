@@ -3,7 +3,8 @@
 The engine runs in a thread so that the generator can keep yielding while it trains; Ray's cancellation
 (KeyboardInterrupt in the generator) is turned into the engine's should_stop flag, so a cancelled job stops
 at the next batch boundary. The first event names the worker process, so operators (and the chaos tests)
-can find it.
+can find it. A heartbeat goes out whenever nothing else has for spec["heartbeat_s"]: it renews the job's lease
+with the job manager, which treats a silent worker as a lost one.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from typing import Any
 
 # Batch events are throttled to this interval (the last batch of an epoch always goes through).
 BATCH_EVENT_INTERVAL_S = 0.5
+# For a spec without "heartbeat_s" (one built by hand, outside the job manager).
+DEFAULT_HEARTBEAT_S = 30.0
 
 Event = dict[str, Any]
 _TORCH_IMPORT = threading.Lock()
 
 
-def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]) -> Iterator[Event]:
+def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
+            heartbeat_s: float) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event."""
     # torch imports torch._dynamo (and torch._inductor, which imports it back) lazily, when the first optimiser
     # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
@@ -51,17 +55,21 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
 
     thread = threading.Thread(target=target, name="engine", daemon=True)
     thread.start()
-    last_batch = 0.0
+    last_batch = last_sent = time.monotonic()
     try:
         while thread.is_alive() or not events.empty():
             try:
                 ev = events.get(timeout=0.1)
             except queue.Empty:
+                if time.monotonic() - last_sent >= heartbeat_s:
+                    last_sent = time.monotonic()
+                    yield {"type": "heartbeat"}
                 continue
             if ev["type"] == "batch" and ev["batch"] < ev["batches"]:
                 if time.monotonic() - last_batch < BATCH_EVENT_INTERVAL_S:
                     continue
                 last_batch = time.monotonic()
+            last_sent = time.monotonic()
             yield ev
     except BaseException:
         stop.set()
@@ -91,7 +99,7 @@ def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
         return {k: result[k] for k in ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
                 if k in result}
 
-    yield from _stream(work)
+    yield from _stream(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
 
 
 def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
@@ -104,4 +112,4 @@ def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
                          on_event=on_event, should_stop=should_stop)
         return {"lr_finder": result}
 
-    yield from _stream(work)
+    yield from _stream(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))

@@ -339,7 +339,7 @@ class JobProgress(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., batch: _Optional[int] = ..., batches: _Optional[int] = ..., phase: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "task", "kind", "request", "created_at", "started_at", "finished_at", "error", "result", "progress", "attempts", "lr_request", "tenant")
+    __slots__ = ("id", "state", "task", "kind", "request", "created_at", "started_at", "finished_at", "error", "result", "progress", "attempts", "lr_request", "tenant", "queue_position")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +354,7 @@ class Job(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LR_REQUEST_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     task: Task
@@ -368,7 +369,8 @@ class Job(_message.Message):
     attempts: int
     lr_request: FindLearningRateRequest
     tenant: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[Task, str]] = ..., kind: _Optional[str] = ..., request: _Optional[_Union[CreateFineTuneJobRequest, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., attempts: _Optional[int] = ..., lr_request: _Optional[_Union[FindLearningRateRequest, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    queue_position: int
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., task: _Optional[_Union[Task, str]] = ..., kind: _Optional[str] = ..., request: _Optional[_Union[CreateFineTuneJobRequest, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., progress: _Optional[_Union[JobProgress, _Mapping]] = ..., attempts: _Optional[int] = ..., lr_request: _Optional[_Union[FindLearningRateRequest, _Mapping]] = ..., tenant: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

@@ -1,0 +1,227 @@
+"""The job manager's queue, running caps, cancellation while queued and worker leases, against a scripted
+backend (the real store; no Ray): each job's worker is a queue of events the test feeds."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from fineserve.v1 import common_pb2, training_pb2
+from service.errors import ApiError
+from service.job_queue import JobQueue
+from service.jobs import MAX_ATTEMPTS, JobManager
+from service.store import Store
+
+
+class WorkerLost(Exception):
+    pass
+
+
+class ScriptedRun:
+    """One submission's event stream, fed by the test (an exception fed is raised, like Ray's errors)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.feed: asyncio.Queue[Any] = asyncio.Queue()
+
+    def __aiter__(self) -> ScriptedRun:
+        return self
+
+    async def __anext__(self) -> asyncio.Future[dict[str, Any]]:
+        ev = await self.feed.get()
+        if isinstance(ev, BaseException):
+            raise ev
+        ref: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        ref.set_result(ev)
+        return ref
+
+
+class ScriptedBackend:
+    def __init__(self, total_cpus: float = 2.0) -> None:
+        self.total_cpus = total_cpus
+        self.runs: dict[str, list[ScriptedRun]] = {}
+        self.cancelled: list[tuple[str, bool]] = []
+
+    def cluster_gpus(self) -> float:
+        return 0.0
+
+    def job_cpus(self, requested: float) -> float:
+        return requested or 1.0
+
+    def unschedulable(self, cpus: float, gpus: float) -> str:
+        return f"asks {cpus:g} CPUs" if cpus > self.total_cpus else ""
+
+    def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> ScriptedRun:
+        run = ScriptedRun(spec)
+        self.runs.setdefault(spec["job"], []).append(run)
+        return run
+
+    def cancel(self, gen: ScriptedRun, force: bool = False) -> None:
+        self.cancelled.append((gen.spec["job"], force))
+        gen.feed.put_nowait(WorkerLost("killed") if force else RuntimeError("cancelled"))
+
+    @staticmethod
+    def is_worker_lost(error: Exception) -> bool:
+        return isinstance(error, WorkerLost)
+
+
+class NoModels:
+    def discard_staging(self, job_id: str) -> None:
+        pass
+
+
+def started(pid: int = 1) -> dict[str, Any]:
+    return {"type": "started", "pid": pid, "host": "h"}
+
+
+def failed(reason: str = "boom") -> dict[str, Any]:
+    return {"type": "failed", "reason": reason}
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, queue: JobQueue, lease_s: float = 60.0) -> None:
+        self.store = Store(tmp_path / "f.db")
+        self.backend = ScriptedBackend()
+        self.jobs = JobManager(self.store, self.backend, NoModels(), queue, lease_s)  # type: ignore[arg-type]
+
+    def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0) -> training_pb2.Job:
+        job = training_pb2.Job(id=job_id, state=training_pb2.QUEUED, kind="fine_tune", tenant=tenant,
+                               request=training_pb2.CreateFineTuneJobRequest(
+                                   model_name="m", resources=common_pb2.Resources(cpus_per_worker=cpus)))
+        return self.jobs.create(job, {"job": job_id}, "")
+
+    async def close(self) -> None:
+        """Stop the scenario's workers (as a service stop does) so no task outlives its event loop."""
+        await self.jobs.shutdown(grace=5)
+        self.store.close()
+
+    def run(self, job_id: str, attempt: int = 0) -> ScriptedRun:
+        return self.backend.runs[job_id][attempt]
+
+    def state(self, job_id: str) -> int:
+        return self.jobs.get(job_id).state
+
+    def reasons(self, job_id: str) -> list[str]:
+        return [e.state.reason for e in self.store.events(job_id, 1) if e.WhichOneof("event") == "state"]
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_jobs_start_in_order_with_visible_positions(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        first = h.create("job-a")
+        h.create("job-b")
+        third = h.create("job-c")
+        assert (first.queue_position, third.queue_position) == (1, 3)
+        await settle()
+        assert list(h.backend.runs) == ["job-a"]
+        h.run("job-a").feed.put_nowait(started())
+        await settle()
+        assert h.state("job-a") == training_pb2.RUNNING and h.jobs.get("job-a").queue_position == 0
+        assert [h.jobs.get(j).queue_position for j in ("job-b", "job-c")] == [1, 2]
+        assert any("max_running_jobs=1" in r for r in h.reasons("job-b"))
+        h.run("job-a").feed.put_nowait(failed())
+        await settle()
+        assert h.state("job-a") == training_pb2.FAILED
+        assert list(h.backend.runs) == ["job-a", "job-b"], "the next in line starts when a job ends"
+        assert h.jobs.get("job-c").queue_position == 2  # job-b is QUEUED until its worker starts
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_tenant_at_its_cap_does_not_hold_up_others(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running_per_tenant=1))
+        h.create("job-a1", tenant="alice")
+        h.create("job-a2", tenant="alice")
+        h.create("job-b1", tenant="bob")
+        await settle()
+        assert sorted(h.backend.runs) == ["job-a1", "job-b1"]
+        assert any("tenant 'alice' has 1 running" in r for r in h.reasons("job-a2"))
+        h.run("job-a1").feed.put_nowait(failed())
+        await settle()
+        assert "job-a2" in h.backend.runs
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_a_queued_job_never_reaches_ray(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        h.create("job-a")
+        h.create("job-b")
+        await settle()
+        job = await h.jobs.cancel("job-b")
+        assert job.state == training_pb2.CANCELLED and job.queue_position == 0
+        h.run("job-a").feed.put_nowait(failed())
+        await settle()
+        assert "job-b" not in h.backend.runs
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_that_can_never_fit_is_refused_and_not_stored(tmp_path: Path) -> None:
+    h = Harness(tmp_path, JobQueue())
+    with pytest.raises(ApiError) as e:
+        h.create("job-big", cpus=8.0)
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "8 CPUs" in e.value.message
+    assert h.store.get_job("job-big") is None
+
+
+def test_a_silent_worker_loses_its_lease_and_the_job_resumes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(), lease_s=0.3)
+        h.create("job-a")
+        await settle()
+        assert h.run("job-a").spec["heartbeat_s"] == pytest.approx(0.3 / 4)
+        # Waiting for resources in Ray (no "started" yet) holds no lease.
+        await asyncio.sleep(0.5)
+        assert len(h.backend.runs["job-a"]) == 1 and not h.backend.cancelled
+        h.run("job-a").feed.put_nowait(started(pid=1))
+        for _ in range(6):  # heartbeats keep the lease
+            await asyncio.sleep(0.1)
+            h.run("job-a").feed.put_nowait({"type": "heartbeat"})
+        assert len(h.backend.runs["job-a"]) == 1 and h.state("job-a") == training_pb2.RUNNING
+        await asyncio.sleep(0.6)  # then silence: a hung or stopped worker
+        assert h.backend.cancelled == [("job-a", True)], "the silent worker is killed"
+        assert len(h.backend.runs["job-a"]) == 2 and h.state("job-a") == training_pb2.QUEUED
+        assert any("no heartbeat for 0.3 s" in r and "attempt 2" in r for r in h.reasons("job-a"))
+        for attempt in range(1, MAX_ATTEMPTS):
+            h.run("job-a", attempt).feed.put_nowait(started(pid=attempt + 1))
+            await asyncio.sleep(0.6)
+        assert h.state("job-a") == training_pb2.FAILED
+        assert "no heartbeat" in h.jobs.get("job-a").error
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_restart_requeues_in_the_original_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        for j in ("job-a", "job-b", "job-c"):
+            h.create(j)
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        await settle()
+        await h.close()
+
+        again = Harness(tmp_path, JobQueue(max_running=1))
+        assert again.jobs.resume_unfinished(lambda job: {"job": job.id}) == 3
+        await settle()
+        assert list(again.backend.runs) == ["job-a"]
+        assert [again.jobs.get(j).queue_position for j in ("job-a", "job-b", "job-c")] == [1, 2, 3]
+        await again.close()
+
+    asyncio.run(scenario())
