@@ -74,7 +74,9 @@ class Jobs(training_pb2_grpc.TrainingServicer):
         return training_pb2.Job(id=request.id, state=self.final, error="boom" if self.final != 3 else "")
 
     def ListJobs(self, request, context):
-        return training_pb2.ListJobsResponse(jobs=[training_pb2.Job(id="job-9", state=training_pb2.RUNNING)])
+        return training_pb2.ListJobsResponse(jobs=[training_pb2.Job(id="job-9", state=training_pb2.RUNNING),
+                                                   training_pb2.Job(id="job-10", state=training_pb2.QUEUED,
+                                                                    queue_position=2)])
 
 
 def test_train_no_wait_and_jobs_table(serve, capsys):
@@ -100,6 +102,7 @@ def test_train_no_wait_and_jobs_table(serve, capsys):
     assert main(["--target", target, "jobs"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ID", "STATE"] and out[1].split()[:2] == ["job-9", "RUNNING"]
+    assert "queued, #2 in line" in out[2]
 
 
 def test_train_waits_and_fails_with_exit_1(serve, capsys):

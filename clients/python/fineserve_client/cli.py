@@ -105,6 +105,8 @@ def _base(base: training_pb2.BaseModel) -> str:
 
 
 def _progress(job: training_pb2.Job) -> str:
+    if job.state == training_pb2.QUEUED and job.queue_position:
+        return f"queued, #{job.queue_position} in line"
     p = job.progress
     if not job.HasField("progress") or not p.epochs:
         return "-"
