@@ -18,6 +18,10 @@ class ApiError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[type[ApiError], tuple[grpc.StatusCode, str]]:
+        """Picklable, so that one raised in the job coordinator actor reaches the front door intact."""
+        return ApiError, (self.code, self.message)
+
 
 def invalid(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)

@@ -39,6 +39,22 @@ TASKS = {training_pb2.IMAGE_CLASSIFICATION: ("image_classification", datasets_pb
          training_pb2.SEGMENTATION: ("segmentation", datasets_pb2.IMAGE_MASKS)}
 
 
+# Job kinds (Job.kind).
+FINE_TUNE = "fine_tune"
+FIND_LR = "find_lr"
+
+
+def job_spec(job: training_pb2.Job, store: Store, roots: tuple[Path, ...], staging: Path) -> dict[str, Any]:
+    """The worker's spec for a job, built at creation and rebuilt when a job is re-queued.
+
+    Ids in the request (dataset, base model) resolve only among the job's tenant's own (a TenantStore).
+    """
+    own = store.for_tenant(job.tenant)
+    if job.kind == FIND_LR:
+        return find_lr_spec(job.lr_request, own, roots)
+    return fine_tune_spec(job.request, own, roots, staging)
+
+
 def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: tuple[Path, ...],
                    out_dir: Path) -> dict[str, Any]:
     if not MODEL_NAME.match(req.model_name):

@@ -22,6 +22,7 @@ import grpc
 from fineserve.v1 import training_pb2
 from service.errors import ApiError, not_found
 from service.job_queue import JobQueue
+from service.job_spec import FINE_TUNE
 from service.ray_backend import RayBackend
 from service.registry import Registry
 from service.store import Store, now_ts
@@ -29,8 +30,6 @@ from service.store import Store, now_ts
 log = logging.getLogger(__name__)
 
 TERMINAL = {training_pb2.SUCCEEDED, training_pb2.FAILED, training_pb2.CANCELLED}
-FINE_TUNE = "fine_tune"
-FIND_LR = "find_lr"
 # An epoch event's fields that are not metrics (the rest are: losses, accuracy, a task's own such as mean_iou).
 EPOCH_FIELDS = frozenset({"type", "phase", "epoch", "epochs", "seconds"})
 # Attempts per job before a lost worker fails it (each resumes from the last checkpoint).

@@ -28,7 +28,6 @@ class RayBackend:
 
     def start(self) -> None:
         """Blocking: connect to (or start) Ray and deploy the serving app."""
-        from worker.jobs import run_find_lr, run_fine_tune
         from worker.serving import ModelServer
 
         if self._local:
@@ -40,9 +39,6 @@ class RayBackend:
         else:
             ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
             log.info("connected to the Ray cluster at %s", self._settings.ray_address)
-        # No Ray-level retries: the job manager re-submits a lost job itself, so the retry is an event.
-        self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
-                             "find_lr": ray.remote(max_retries=0)(run_find_lr)}
         serve.start(http_options={"location": "NoServer"})
         app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica,
                                self._settings.limits.max_image_pixels)
@@ -65,6 +61,12 @@ class RayBackend:
 
     def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
         """Returns Ray's ObjectRefGenerator of the job's events."""
+        if not self._entrypoints:
+            from worker.jobs import run_find_lr, run_fine_tune
+
+            # No Ray-level retries: the job manager re-submits a lost job itself, so the retry is an event.
+            self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
+                                 "find_lr": ray.remote(max_retries=0)(run_find_lr)}
         return self._entrypoints[kind].options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
 
     def unschedulable(self, cpus: float, gpus: float) -> str:

@@ -7,6 +7,7 @@ import logging
 import signal
 
 import grpc
+import ray
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,12 +28,11 @@ from service.api.training import TrainingServicer
 from service.audit import configure as configure_audit
 from service.auth import KeysFileError, KeyStore
 from service.config import Settings
+from service.coordinator import RemoteJobs, RemoteStore
+from service.coordinator import connect as connect_coordinator
 from service.interceptors import AuthInterceptor
-from service.job_queue import JobQueue
-from service.jobs import JobManager
 from service.ray_backend import RayBackend
 from service.registry import Registry
-from service.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,12 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(f"fineserve: {e}") from e
     credentials = server_credentials(settings)
     configure_audit(settings.audit_log)
-    store = Store(settings.data_dir / "fineserve.db",
-                  max_active_jobs=settings.limits.max_concurrent_jobs_per_tenant)
-    registry = Registry(store, settings.data_dir)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
-    jobs = JobManager(store, backend, registry,
-                      JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
-                      settings.job_lease_seconds)
+    coordinator = await asyncio.to_thread(connect_coordinator, settings)
+    store = RemoteStore(coordinator)
+    registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]
+    jobs = RemoteJobs(coordinator)
 
     opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
             ("grpc.max_send_message_length", settings.limits.max_message_bytes)]
@@ -78,7 +76,7 @@ async def serve(settings: Settings) -> None:
     _log_security(settings, keys)
     for name in ["", *SERVICES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    resumed = jobs.resume_unfinished(training.spec_for)
+    resumed = await asyncio.to_thread(ray.get, coordinator.resumed.remote())
     # Tests and scripts read this line to learn the port when --port 0 picked one.
     print(f"fineserve listening on {settings.host}:{port} (data dir {settings.data_dir}; "
           f"{resumed} job(s) re-queued)", flush=True)
@@ -88,14 +86,15 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: finishing in-flight calls (grace %.0fs), re-queueing running jobs",
-             settings.grace_seconds)
+    local = not settings.ray_address
+    log.info("stopping: finishing in-flight calls (grace %.0fs)%s", settings.grace_seconds,
+             ", re-queueing running jobs" if local else "; jobs keep running in the cluster's coordinator")
     await health_servicer.enter_graceful_shutdown()
     jobs.close_watchers()
     await server.stop(settings.grace_seconds)
-    await jobs.shutdown(settings.grace_seconds)
+    if local:  # the local Ray, coordinator and jobs go down with this process: leave the jobs re-queued
+        await jobs.shutdown(settings.grace_seconds)
     await asyncio.to_thread(backend.stop)
-    store.close()
     print("fineserve stopped", flush=True)
 
 

@@ -9,31 +9,24 @@ from typing import Any
 import grpc
 
 from fineserve.v1 import training_pb2, training_pb2_grpc
+from service.coordinator import RemoteJobs
 from service.errors import ApiError, not_found, rpc, rpc_stream
 from service.ids import new_id, next_token, page_bounds
-from service.job_spec import find_lr_spec, fine_tune_spec
-from service.jobs import FIND_LR, FINE_TUNE, JobManager
+from service.job_spec import FIND_LR, FINE_TUNE, job_spec
 from service.registry import Registry
 from service.store import Store, now_ts
 from service.tenancy import current_tenant
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServicer):
-    def __init__(self, store: Store, jobs: JobManager, registry: Registry, allowed_roots: tuple[Path, ...]) -> None:
+    def __init__(self, store: Store, jobs: RemoteJobs, registry: Registry, allowed_roots: tuple[Path, ...]) -> None:
         self._store = store
         self._jobs = jobs
         self._registry = registry
         self._roots = allowed_roots
 
-    def spec_for(self, job: training_pb2.Job) -> dict[str, Any]:
-        """The worker's job spec; rebuilt from the stored request when a job is re-queued.
-
-        Ids in the request (dataset, base model) resolve only among the job's tenant's own (a TenantStore).
-        """
-        store = self._store.for_tenant(job.tenant)
-        if job.kind == FIND_LR:
-            return find_lr_spec(job.lr_request, store, self._roots)
-        return fine_tune_spec(job.request, store, self._roots, self._registry.staging_dir(job.id))
+    def _spec(self, job: training_pb2.Job) -> dict[str, Any]:
+        return job_spec(job, self._store, self._roots, self._registry.staging_dir(job.id))
 
     def _own_job(self, job_id: str) -> training_pb2.Job:
         """The caller's job; another tenant's id is reported exactly like an unknown one."""
@@ -47,14 +40,14 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                                 context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FINE_TUNE,
                                request=request, created_at=now_ts(), tenant=current_tenant())
-        return self._jobs.create(job, self.spec_for(job), request.request_id)
+        return self._jobs.create(job, self._spec(job), request.request_id)
 
     @rpc
     async def FindLearningRate(self, request: training_pb2.FindLearningRateRequest,
                                context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FIND_LR,
                                lr_request=request, created_at=now_ts(), tenant=current_tenant())
-        return self._jobs.create(job, self.spec_for(job), request.request_id)
+        return self._jobs.create(job, self._spec(job), request.request_id)
 
     @rpc
     async def GetJob(self, request: training_pb2.GetJobRequest,

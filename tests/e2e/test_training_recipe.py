@@ -1,6 +1,6 @@
 """The training recipe through the service: LR range test jobs, automatic LR, per-batch LR/momentum events,
-checkpoints, a job that survives its worker being killed, queueing, and a job that survives its front door
-being killed."""
+checkpoints, a job that survives its worker being killed, and queueing (a killed front door:
+test_cluster_front_doors)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import os
 import signal
 from pathlib import Path
 
-from e2e.helpers import TERMINAL, Api, classify, wait_for
+from e2e.helpers import TERMINAL, Api, wait_for
 from fineserve.v1 import datasets_pb2, training_pb2
 from fineserve_client.plots import plot_lr_finder, plot_training
-from service.launcher import ServerProcess
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -93,7 +92,7 @@ def test_a_job_waits_in_queue_while_another_holds_the_cluster(api: Api, mnist_da
     """Each job asks for every CPU of the test server's local Ray, so there is room for one at a time."""
     first = _tiny_job(api, mnist_dataset, "queue-first", epochs=1)
     second = _tiny_job(api, mnist_dataset, "queue-second", epochs=1)
-    assert second.state == training_pb2.QUEUED and second.queue_position == first.queue_position + 1
+    assert second.state == training_pb2.QUEUED and second.queue_position >= 1
     wait_for(api, first.id, {training_pb2.RUNNING, *TERMINAL})
     waiting = api.training.GetJob(training_pb2.GetJobRequest(id=second.id))
     assert waiting.state == training_pb2.QUEUED and waiting.queue_position >= 1
@@ -101,35 +100,3 @@ def test_a_job_waits_in_queue_while_another_holds_the_cluster(api: Api, mnist_da
     assert first.state == second.state == training_pb2.SUCCEEDED, (first.error, second.error)
     assert second.queue_position == 0
     assert second.started_at.ToNanoseconds() >= first.finished_at.ToNanoseconds() - 1_000_000_000
-
-
-def test_killed_front_door_comes_back_and_finishes_the_job(server: ServerProcess, mnist_dataset: datasets_pb2.Dataset,
-                                                         mnist: Path) -> None:
-    api = Api(server.target)
-    try:
-        job = _tiny_job(api, mnist_dataset, "front-door-chaos", epochs=3)
-        for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
-            if ev.WhichOneof("event") == "checkpoint":
-                break
-    finally:
-        api.close()
-    assert server.kill() == -signal.SIGKILL
-
-    server.start()
-    api = Api(server.target)
-    try:
-        seen = api.training.GetJob(training_pb2.GetJobRequest(id=job.id))
-        assert seen.state in (training_pb2.QUEUED, training_pb2.RUNNING)
-        done = wait_for(api, job.id, TERMINAL)
-        assert done.state == training_pb2.SUCCEEDED, done.error
-        assert done.attempts == 2 and done.result.epochs_trained == 3
-        events = _events(api, job.id)
-        reasons = [e.state.reason for e in events if e.WhichOneof("event") == "state"]
-        assert any("re-queued after a service restart" in r for r in reasons), reasons
-        logs = [e.log.message for e in events if e.WhichOneof("event") == "log"]
-        assert any("resumed from checkpoint" in m for m in logs), logs
-        image = next((mnist / "valid" / "7").iterdir()).read_bytes()
-        answer = classify(api, "front-door-chaos", [image], version=done.result.model.version)
-        assert len(answer.results) == 1 and answer.results[0].top[0].label in ("3", "7")
-    finally:
-        api.close()

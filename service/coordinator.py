@@ -1,0 +1,169 @@
+"""The job coordinator: the one owner of the store and the job manager, as a named Ray actor.
+
+Every front door (one in the embedded default, several behind a Kubernetes Service) talks to the same
+coordinator, so datasets, jobs, events and models are shared and each job is driven by exactly one process.
+On a cluster the coordinator is detached and restartable: a front door that stops or crashes leaves running
+jobs running (they need no re-queue), and a coordinator that Ray restarts re-queues unfinished jobs, which
+resume from their checkpoints. On a local Ray it lives and dies with the front door that started Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import ray
+
+from fineserve.v1 import training_pb2
+from service.config import Settings
+from service.errors import ApiError
+from service.job_queue import JobQueue
+from service.job_spec import job_spec
+from service.jobs import JobManager
+from service.ray_backend import RayBackend
+from service.registry import Registry
+from service.store import Store, TenantStore
+
+COORDINATOR = "fineserve-coordinator"
+# Concurrent calls the actor serves: every open WatchJob stream holds one.
+MAX_CALLS = 10_000
+
+
+class Coordinator:
+    """Runs inside the actor (an async actor: the job manager's tasks live on its event loop)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store = Store(settings.data_dir / "fineserve.db",
+                            max_active_jobs=settings.limits.max_concurrent_jobs_per_tenant)
+        self._registry = Registry(self._store, settings.data_dir)
+        self._jobs = JobManager(self._store, RayBackend(settings), self._registry,
+                                JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
+                                settings.job_lease_seconds)
+        self._resumed = self._jobs.resume_unfinished(self._spec)
+
+    def _spec(self, job: training_pb2.Job) -> dict[str, Any]:
+        return job_spec(job, self._store, self._settings.allowed_roots, self._registry.staging_dir(job.id))
+
+    def resumed(self) -> int:
+        """Jobs this coordinator re-queued when it started."""
+        return self._resumed
+
+    def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._store, method)(*args, **kwargs)
+
+    def schema_version(self) -> int:
+        return self._store.schema_version
+
+    async def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+        return self._jobs.create(job, spec, request_id)
+
+    def get(self, job_id: str) -> training_pb2.Job:
+        return self._jobs.get(job_id)
+
+    async def cancel(self, job_id: str) -> training_pb2.Job:
+        return await self._jobs.cancel(job_id)
+
+    async def watch(self, job_id: str, from_seq: int) -> AsyncIterator[training_pb2.JobEvent]:
+        async for ev in self._jobs.watch(job_id, from_seq):
+            yield ev
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop running jobs, leaving them QUEUED for the next start (a local Ray is about to go down)."""
+        self._jobs.close_watchers()
+        await self._jobs.shutdown(grace)
+        self._store.close()
+
+
+def connect(settings: Settings) -> Any:
+    """The coordinator actor: the running one, or a new one (blocking; Ray must be initialised)."""
+    local = not settings.ray_address
+    options: dict[str, Any] = {"name": COORDINATOR, "get_if_exists": True, "num_cpus": 0,
+                               "max_concurrency": MAX_CALLS}
+    if not local:
+        # Outlives front doors; restarted by Ray (it re-queues unfinished jobs); next to the head's storage.
+        options.update(lifetime="detached", max_restarts=-1, resources={"node:__internal_head__": 0.001})
+    actor = ray.remote(Coordinator).options(**options).remote(settings)
+    ray.get(actor.resumed.remote())  # surfaces a failed start here, with its cause
+    return actor
+
+
+def _cause(e: ray.exceptions.RayTaskError) -> Exception:
+    """An ApiError raised in the coordinator, as itself (status code intact); anything else as Ray's error."""
+    return e.cause if isinstance(e.cause, ApiError) else e
+
+
+def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return ray.get(method.remote(*args, **kwargs))
+    except ray.exceptions.RayTaskError as e:
+        raise _cause(e) from None
+
+
+async def _result(ref: Any) -> Any:
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as e:
+        raise _cause(e) from None
+
+
+class RemoteStore:
+    """Store's interface, each call answered by the coordinator's Store (one short actor call)."""
+
+    def __init__(self, actor: Any) -> None:
+        self._actor = actor
+
+    @property
+    def schema_version(self) -> int:
+        return int(_call(self._actor.schema_version))
+
+    def for_tenant(self, tenant: str) -> TenantStore:
+        return TenantStore(self, tenant)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """The coordinator owns the file; a front door has nothing to close."""
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda *args, **kwargs: _call(self._actor.store, method, *args, **kwargs)
+
+
+class RemoteJobs:
+    """JobManager's interface for the servicers, answered by the coordinator's job manager."""
+
+    def __init__(self, actor: Any) -> None:
+        self._actor = actor
+        self._streams: set[Any] = set()
+        self._closing = False
+
+    def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+        return _call(self._actor.create, job, spec, request_id)
+
+    def get(self, job_id: str) -> training_pb2.Job:
+        return _call(self._actor.get, job_id)
+
+    async def cancel(self, job_id: str) -> training_pb2.Job:
+        return await _result(self._actor.cancel.remote(job_id))
+
+    async def watch(self, job_id: str, from_seq: int) -> AsyncIterator[training_pb2.JobEvent]:
+        stream = self._actor.watch.options(num_returns="streaming").remote(job_id, from_seq)
+        self._streams.add(stream)
+        try:
+            async for ref in stream:
+                yield await _result(ref)
+        except Exception:
+            if not self._closing:
+                raise
+        finally:
+            self._streams.discard(stream)
+            ray.cancel(stream)  # the caller went away: end the coordinator's side of the stream too
+
+    def close_watchers(self) -> None:
+        """End this front door's WatchJob streams (clients resume from their last sequence elsewhere)."""
+        self._closing = True
+        for stream in list(self._streams):
+            ray.cancel(stream)
+
+    async def shutdown(self, grace: float) -> None:
+        await _result(self._actor.shutdown.remote(grace))

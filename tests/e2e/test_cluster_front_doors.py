@@ -1,0 +1,97 @@
+"""Two front doors on one Ray cluster (the Kubernetes shape): they share datasets, jobs and models through the
+cluster's job coordinator, and a job outlives the front door it was created through."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for, zip_folder
+from fineserve.v1 import datasets_pb2, training_pb2
+from service.launcher import ServerProcess
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Ray head node of its own (`ray start --head --block`; stopping it stops only this cluster).
+
+    Ray's token authentication is off for it and for the front doors started while it runs (on Kubernetes,
+    KubeRay provisions the token; here it would be one more file to share)."""
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    port = _free_port()
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    with open(log, "wb") as out:
+        head = subprocess.Popen(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while b"Ray runtime started" not in log.read_bytes():
+        assert head.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+        time.sleep(0.5)
+    yield address
+    os.killpg(head.pid, signal.SIGKILL)  # the whole test cluster: head, its workers and replicas
+    head.wait()
+    if saved is None:
+        del os.environ["RAY_AUTH_MODE"]
+    else:
+        os.environ["RAY_AUTH_MODE"] = saved
+
+
+def test_two_front_doors_share_everything_and_jobs_outlive_theirs(
+        ray_head: str, tmp_path: Path, shared_data: Path) -> None:
+    data_dir = tmp_path / "data"  # the shared volume of the Kubernetes deployment
+    a = ServerProcess(data_dir, "--ray-address", ray_head).start()
+    b = ServerProcess(data_dir, "--ray-address", ray_head).start()
+    api_a, api_b = Api(a.target), Api(b.target)
+    try:
+        mnist = shared_data / "mnist_tiny"
+        ds = api_a.datasets.UploadDataset(upload_requests(zip_folder(mnist, ("train", "valid")), "mnist"),
+                                          timeout=120)
+        assert [d.id for d in api_b.datasets.ListDatasets(datasets_pb2.ListDatasetsRequest()).datasets] == [ds.id]
+        request = training_pb2.CreateFineTuneJobRequest(
+            task=training_pb2.IMAGE_CLASSIFICATION, model_name="shared", arch="resnet18", dataset_id=ds.id,
+            base=training_pb2.BaseModel(random_init=True), request_id="once",
+            hyperparameters=training_pb2.Hyperparameters(freeze_epochs=0, epochs=2, image_size=28))
+        job = api_a.training.CreateFineTuneJob(request, timeout=30)
+        assert api_b.training.CreateFineTuneJob(request, timeout=30).id == job.id, \
+            "one idempotency key, one job, whichever door"
+        for ev in api_b.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+            if ev.WhichOneof("event") == "checkpoint":
+                break
+        api_a.close()
+        assert a.kill() == -signal.SIGKILL  # the door the job came through dies mid-job
+
+        done = wait_for(api_b, job.id, TERMINAL)
+        assert done.state == training_pb2.SUCCEEDED, done.error
+        assert done.attempts == 1, "the job kept running: it belongs to the cluster, not to a front door"
+        image = next((mnist / "valid" / "3").iterdir()).read_bytes()
+        answer = classify(api_b, "shared", [image], version=done.result.model.version)
+        assert answer.results[0].top[0].label in ("3", "7")
+
+        a.start()  # a replacement door sees the same job and model
+        api_a = Api(a.target)
+        assert api_a.training.GetJob(training_pb2.GetJobRequest(id=job.id)).state == training_pb2.SUCCEEDED
+        assert classify(api_a, "shared", [image], version=done.result.model.version) == answer
+    finally:
+        api_a.close()
+        api_b.close()
+        for door in (a, b):
+            if door.proc is not None and door.proc.poll() is None:
+                door.stop()
