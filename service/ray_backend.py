@@ -34,7 +34,8 @@ class RayBackend:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self._settings.local_ray_cpus:
                 kw["num_cpus"] = self._settings.local_ray_cpus
-            ray.init(namespace="fineserve", **kw)
+            # address="local": always a new instance, never a `ray start` cluster this machine happens to run.
+            ray.init(address="local", namespace="fineserve", **kw)
             log.info("started a local Ray instance (embedded mode)")
         else:
             ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)

@@ -4,10 +4,12 @@ cluster's job coordinator, and a job outlives the front door it was created thro
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,9 +37,13 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["RAY_AUTH_MODE"] = "disabled"
     port = _free_port()
     log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    # Its own temp dir (short: Ray's socket paths must fit 107 bytes), so its address file never makes another
+    # process's ray.init() join this short-lived cluster.
+    temp_dir = tempfile.mkdtemp(prefix="fs-ray-", dir="/tmp")
     with open(log, "wb") as out:
         head = subprocess.Popen(
             [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+             f"--temp-dir={temp_dir}",
              "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"127.0.0.1:{port}"
@@ -48,6 +54,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield address
     os.killpg(head.pid, signal.SIGKILL)  # the whole test cluster: head, its workers and replicas
     head.wait()
+    shutil.rmtree(temp_dir, ignore_errors=True)
     if saved is None:
         del os.environ["RAY_AUTH_MODE"]
     else:
