@@ -4,6 +4,7 @@ test_cluster_front_doors)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -55,28 +56,36 @@ def test_auto_lr_records_the_range_test_and_the_choice(api: Api, mnist_dataset: 
     assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
 
 
-def test_killed_worker_resumes_from_its_checkpoint(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+def test_killed_then_hung_worker_resumes_from_its_checkpoints(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+    """Attempt 1's worker is killed after its first checkpoint (Ray reports it dead); attempt 2's is stopped
+    (SIGSTOP: alive but silent) after its next one, so only the lease (the server's --job-lease-seconds) finds it."""
     job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.IMAGE_CLASSIFICATION, model_name="survivor", arch="resnet18",
         dataset_id=mnist_dataset.id, base=training_pb2.BaseModel(random_init=True),
         hyperparameters=training_pb2.Hyperparameters(freeze_epochs=0, epochs=3, image_size=32)), timeout=30)
-    pid = 0
+    pids: dict[int, int] = {}
     for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
         kind = ev.WhichOneof("event")
-        if kind == "log" and ev.log.message.startswith("attempt 1: worker pid "):
-            pid = int(ev.log.message.split()[4])
-        if kind == "checkpoint":
-            assert pid, "the worker's pid is announced before its first checkpoint"
-            os.kill(pid, signal.SIGKILL)
+        if kind == "log" and " worker pid " in ev.log.message:  # "attempt N: worker pid P on host"
+            words = ev.log.message.split()
+            pids[int(words[1].rstrip(":"))] = int(words[4])
+        if kind == "checkpoint" and ev.checkpoint.epoch == 1 and 1 in pids and 2 not in pids:
+            os.kill(pids[1], signal.SIGKILL)
+        if kind == "checkpoint" and ev.checkpoint.epoch == 2 and 2 in pids:
+            os.kill(pids[2], signal.SIGSTOP)
             break
     job = wait_for(api, job.id, TERMINAL)
     assert job.state == training_pb2.SUCCEEDED, job.error
-    assert job.attempts == 2
+    assert job.attempts == 3
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pids[2], signal.SIGKILL)  # in case the lease's kill has not landed: never leave it stopped
     events = _events(api, job.id)
     reasons = [e.state.reason for e in events if e.WhichOneof("event") == "state"]
-    assert any("worker lost" in r for r in reasons), reasons
+    lost = [r for r in reasons if r.startswith("worker lost")]
+    assert len(lost) == 2 and "no heartbeat" not in lost[0] and "no heartbeat for 20 s" in lost[1], reasons
     logs = [e.log.message for e in events if e.WhichOneof("event") == "log"]
-    assert any("resumed from checkpoint" in m for m in logs), logs
+    assert [m for m in logs if "resumed from checkpoint" in m] == \
+        ["resumed from checkpoint after epoch 1", "resumed from checkpoint after epoch 2"], logs
     epochs = [e.epoch.epoch for e in events if e.WhichOneof("event") == "epoch"]
     assert sorted(set(epochs)) == [1, 2, 3] and job.result.epochs_trained == 3
 
