@@ -82,7 +82,7 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
 def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
     """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}, or with "embedding_task" a CollabConfig /
     TabularConfig dict, or with "text_task" ("language_model", "text_classification") a TextConfig dict. A
-    checkpoint in out_dir is resumed (text jobs start over)."""
+    checkpoint in out_dir is resumed."""
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, fine_tune, train_embedding_task

@@ -14,12 +14,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import safetensors.torch
 import torch
-
-from .config import FineTuneConfig
 
 CHECKPOINT_DIR = "checkpoint"
 _NEW = ".checkpoint.new"
@@ -51,8 +49,15 @@ class TrainingState:
     """The auto_lr range test's result, so a resumed job does not run it again."""
 
 
-def job_fingerprint(cfg: FineTuneConfig, classes: list[str]) -> str:
-    """What a checkpoint must match to be resumed: the requested configuration and the class list."""
+class JobConfig(Protocol):
+    """A job's configuration (FineTuneConfig, TextConfig, ...): JSON round-trippable."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def job_fingerprint(cfg: JobConfig, classes: list[str]) -> str:
+    """What a checkpoint must match to be resumed: the requested configuration and the class list (a language
+    model's: its vocabulary)."""
     text = json.dumps({"config": cfg.to_dict(), "classes": classes}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -16,6 +16,15 @@ import torch
 from torch import nn
 
 from .awd_lstm import AWDLSTMSize, LanguageModel, TextClassifier
+from .checkpoint import (
+    TrainingState,
+    job_fingerprint,
+    load_checkpoint,
+    remove_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
 from .errors import DatasetError
 from .job_setup import Event, log_event, private_rng
 from .model_card import FORMAT_VERSION, save_model
@@ -31,14 +40,29 @@ Metrics = dict[str, float]
 
 
 def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: Any, valid: Any, settings: LoopSettings,
-               on_event: Callable[[Event], None], should_stop: Callable[[], bool],
+               out_dir: Path, fingerprint: str, on_event: Callable[[Event], None], should_stop: Callable[[], bool],
                metrics: Callable[[float, float], Metrics]) -> list[Metrics]:
     """Each resolved stage as one 1cycle at its freeze depth with discriminative rates; metrics(valid_loss,
-    accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch."""
+    accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch.
+
+    A checkpoint (checkpoint.py, as image jobs) follows every epoch; one in out_dir made for the same fingerprint
+    is resumed after its epoch: the batches of an epoch depend only on (seed, epoch), so the result is the
+    uninterrupted job's."""
     history: list[Metrics] = []
+    done = 0
+    resume = load_checkpoint(out_dir, fingerprint, lambda message: on_event(log_event(message)))
+    if resume:
+        load_model_state(model, resume.model)
+        history, done = resume.history, resume.epoch
+        restore_rng(resume.rng, settings.device)
+        on_event(log_event(f"resumed from checkpoint after epoch {done}"))
     stages = cfg.resolved_stages()
     total = sum(s.epochs for s in stages)
+    end = 0
     for index, stage in enumerate(stages):
+        end += stage.epochs  # the stage's last epoch
+        if done >= end:
+            continue
         model.freeze_to(stage.freeze_to)
         groups = model.layer_groups()
         max_lrs = group_max_lrs(cfg, stage, len(groups))  # type: ignore[arg-type]
@@ -47,18 +71,26 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
         opt = make_optimizer(groups, cfg)  # type: ignore[arg-type]
         sched = one_cycle(opt, cfg, max_lrs, stage.epochs * len(train))  # type: ignore[arg-type]
         scaler = grad_scaler(settings.device, settings.precision)
-        for _ in range(stage.epochs):
-            epoch = len(history) + 1
+        if resume and resume.stage == index:
+            opt.load_state_dict(resume.optimizer)
+            sched.load_state_dict(resume.scheduler)
+            scaler.load_state_dict(resume.scaler)
+        while done < end:
+            done += 1
             start = time.perf_counter()
-            train.set_epoch(epoch)
+            train.set_epoch(done)
             _reset(model)
             train_loss = train_epoch(model, train, opt, sched, scaler, settings, phase=f"stage-{index}",
-                                     epoch=epoch, epochs=total, on_event=on_event, should_stop=should_stop)
+                                     epoch=done, epochs=total, on_event=on_event, should_stop=should_stop)
             _reset(model)
             valid_loss, accuracy = validate(model, valid, settings, should_stop)
             history.append({**metrics(valid_loss, accuracy), "train_loss": train_loss})
-            on_event({"type": "epoch", "phase": f"stage-{index}", "epoch": epoch, "epochs": total, **history[-1],
+            on_event({"type": "epoch", "phase": f"stage-{index}", "epoch": done, "epochs": total, **history[-1],
                       "seconds": time.perf_counter() - start})
+            state = TrainingState(index, done, model_state(model), opt.state_dict(), sched.state_dict(),
+                                  scaler.state_dict(), {}, history, rng_state(settings.device))
+            on_event({"type": "checkpoint", "epoch": done,
+                      "path": str(save_checkpoint(out_dir, state, fingerprint))})
     return history
 
 
@@ -129,9 +161,12 @@ def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: 
             model.load_state_dict(remap_vocab(base, vocab), strict=False)
             on_event(log_event(f"{known} of {len(vocab)} tokens known to the base; the rest start from its mean"))
         model.to(settings.device)
-        history = run_stages(cfg, model, train, valid, settings, on_event, should_stop, _lm_metrics)
+        # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
+        history = run_stages(cfg, model, train, valid, settings, Path(out_dir), job_fingerprint(cfg, list(vocab.itos)),
+                             on_event, should_stop, _lm_metrics)
     card = _card(cfg, "language_model", size, vocab, history, base, data, settings)
-    save_model(out_dir, lm_state(model), card)
+    save_model(out_dir, model_state(model), card)
+    remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved language model to {out_dir}"))
     return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
 
@@ -145,9 +180,16 @@ def lm_split(texts: list[str], valid_pct: float, seed: int) -> tuple[list[str], 
     return [texts[i] for i in order[n_valid:]], [texts[i] for i in order[:n_valid]]
 
 
-def lm_state(model: LanguageModel) -> dict[str, torch.Tensor]:
-    """The state to save: the tied decoder weight is the embedding, stored once."""
-    return {k: v for k, v in model.state_dict().items() if k != TIED_DECODER}
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state to save: a language model's tied decoder weight is its embedding, stored once."""
+    return {k: v for k, v in model.state_dict().items() if k != TIED_DECODER or not isinstance(model, LanguageModel)}
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """model_state's inverse: every key but the tied decoder weight must be there."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - ({TIED_DECODER} if isinstance(model, LanguageModel) else set()):
+        raise ValueError(f"state does not fit the model (missing {missing}, unexpected {unexpected})")
 
 
 def classifier_inputs(texts: list[str], vocab: Vocab, max_len: int) -> list[list[int]]:
@@ -183,10 +225,12 @@ def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir:
             encoder = {k.removeprefix("encoder."): v for k, v in base.state.items() if k.startswith("encoder.")}
             model.encoder.load_state_dict(encoder)
         model.to(settings.device)
-        history = run_stages(cfg, model, train, valid, settings, on_event, should_stop, _clas_metrics)
+        history = run_stages(cfg, model, train, valid, settings, Path(out_dir), job_fingerprint(cfg, classes),
+                             on_event, should_stop, _clas_metrics)
     card = _card(cfg, "text_classification", size, vocab, history, base, data, settings, classes=classes,
                  n_classes=len(classes))
     save_model(out_dir, model.state_dict(), card)
+    remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved text classifier to {out_dir}"))
     return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
 

@@ -1,0 +1,82 @@
+"""Text jobs checkpoint after every epoch (checkpoint.py, as image jobs) and a rerun resumes to the same weights."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import random
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+from worker.engine import Cancelled, Stage
+from worker.engine.checkpoint import CHECKPOINT_DIR
+from worker.engine.text_config import TextConfig
+from worker.engine.text_training import fine_tune_language_model, fine_tune_text_classifier
+
+from .test_engine_checkpoint import stop_after_epoch
+
+SIZE = {"emb_size": 8, "hidden_size": 12, "n_layers": 2, "max_vocab": 200, "min_freq": 1, "batch_size": 8,
+        "bptt": 10, "max_len": 30, "device": "cpu", "precision": "fp32", "seed": 5}
+# Two stages each, so a resume may land on a stage boundary or inside a stage; every dropout is on.
+JOBS = {
+    "language_model": (TextConfig(task="language_model", stages=(Stage(1, 2), Stage(2, 0)), **SIZE),
+                       fine_tune_language_model),
+    "text_classification": (TextConfig(task="text_classification", stages=(Stage(1, 3), Stage(2, 0)), **SIZE),
+                            fine_tune_text_classifier),
+}
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 made-up two-class texts, 12 of them held out."""
+    rng = random.Random(0)
+    words = {"good": ["great", "fine", "lovely", "superb"], "bad": ["awful", "dull", "poor", "boring"]}
+    filler = ["the", "film", "was", "a", "plot", "and", "actors", "really", "quite", "story"]
+    root = tmp_path_factory.mktemp("reviews")
+    with open(root / "texts.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "text", "is_valid"])
+        for i in range(60):
+            label = "good" if i % 2 else "bad"
+            text = " ".join(rng.choice(words[label] if rng.random() < 0.3 else filler) for _ in range(25))
+            writer.writerow([label, text.capitalize() + ".", i >= 48])
+    return root
+
+
+@pytest.mark.parametrize("task", sorted(JOBS))
+def test_interrupted_text_job_resumes_to_the_same_weights(task: str, reviews: Path, tmp_path: Path) -> None:
+    cfg, run = JOBS[task]
+    reference = run(cfg, reviews, tmp_path / "uninterrupted")
+    for stopped_after in (1, 2):
+        out = tmp_path / f"stopped-{stopped_after}"
+        first: list[dict] = []
+        with pytest.raises(Cancelled):
+            run(cfg, reviews, out, *stop_after_epoch(stopped_after, first))
+        assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT_DIR]
+
+        second: list[dict] = []
+        result = run(cfg, reviews, out, second.append)
+        assert any(e["type"] == "log" and e["message"] == f"resumed from checkpoint after epoch {stopped_after}"
+                   for e in second)
+        assert [e["epoch"] for e in second if e["type"] == "epoch"] == [2, 3][stopped_after - 1:]
+        assert result["epochs_trained"] == 3
+        assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.safetensors"]
+        expected = safetensors.torch.load_file(tmp_path / "uninterrupted" / "model.safetensors")
+        resumed = safetensors.torch.load_file(out / "model.safetensors")
+        assert expected.keys() == resumed.keys()
+        assert all(torch.equal(expected[k], resumed[k]) for k in expected)  # bit-identical, fp32 on CPU
+        assert result["metrics"] == reference["metrics"]
+
+
+def test_a_text_checkpoint_of_another_configuration_is_ignored(reviews: Path, tmp_path: Path) -> None:
+    cfg, run = JOBS["language_model"]
+    with pytest.raises(Cancelled):
+        run(cfg, reviews, tmp_path, *stop_after_epoch(1, []))
+    events: list[dict] = []
+    run(dataclasses.replace(cfg, lr=1e-3), reviews, tmp_path, events.append)
+    assert any(e["type"] == "log" and e["message"].startswith("ignoring the checkpoint in") for e in events)
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
+    assert not (tmp_path / CHECKPOINT_DIR).exists()
