@@ -132,7 +132,7 @@ def test_wt103_base_without_its_vocabulary_is_refused(tmp_path: Path) -> None:
         load_lm_weights(BaseWeights("file", path=str(path)))
 
 
-def test_gradual_unfreezing_changes_only_the_unfrozen_groups() -> None:
+def test_gradual_unfreezing_changes_only_the_unfrozen_groups(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = TextClassifier(TINY, n_classes=2)
     cfg = TextConfig(task="text_classification", n_layers=TINY.n_layers, stages=(Stage(1, 3), Stage(1, 2)),
@@ -141,8 +141,8 @@ def test_gradual_unfreezing_changes_only_the_unfrozen_groups() -> None:
     train = SortedTextBatches(ids, [i % 2 for i in range(16)], 4, 1, shuffle=True)
     valid = SortedTextBatches(ids[:4], [0, 1, 0, 1], 4, 1, shuffle=False)
     before = [[p.detach().clone() for p in g.parameters()] for g in model.layer_groups()]
-    history = run_stages(cfg, model, train, valid, LoopSettings(torch.device("cpu")), lambda e: None,
-                         lambda: False, lambda loss, acc: {"valid_loss": loss, "accuracy": acc})
+    history = run_stages(cfg, model, train, valid, LoopSettings(torch.device("cpu")), tmp_path, "job",
+                         lambda e: None, lambda: False, lambda loss, acc: {"valid_loss": loss, "accuracy": acc})
     assert len(history) == 2
     changed = [any(not torch.equal(a, b) for a, b in zip(old, g.parameters(), strict=True))
                for old, g in zip(before, model.layer_groups(), strict=True)]
@@ -169,3 +169,13 @@ def test_lm_streams_are_contiguous_with_variable_lengths() -> None:
     assert row0 == doc[: len(row0)], "each row continues where the previous batch stopped"
     x, y = batches[0]
     assert torch.equal(y.view(4, -1)[:, :-1], x[:, 1:])
+
+
+def test_classifier_training_batches_never_hold_a_single_text() -> None:
+    """BatchNorm in the head cannot train on one text: 33 texts in batches of 32 train as one batch of 33."""
+    ids = [[2] * (1 + i % 7) for i in range(33)]
+    train = SortedTextBatches(ids, [i % 2 for i in range(33)], 32, 1, shuffle=True)
+    assert len(train) == len(list(train)) == 1
+    assert sorted(len(y) for _, y in train) == [33]
+    valid = SortedTextBatches(ids, [i % 2 for i in range(33)], 32, 1, shuffle=False)
+    assert [len(y) for _, y in valid] == [32, 1]

@@ -44,7 +44,7 @@ class TextConfig:
     bptt: int = 70
     """Mean tokens per language-model batch (AWD-LSTM varies it per batch)."""
     max_len: int = 1400
-    """The classifier reads at most this many tokens of a text (its beginning)."""
+    """The classifier reads at most this many tokens of a text (its last ones)."""
     batch_size: int = 64
     drop_mult: float = 0.5
     """Scales every dropout of the model (ULMFiT: 0.3 for the IMDB language model, 0.5 for its classifier)."""

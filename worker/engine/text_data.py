@@ -4,6 +4,7 @@ with variable-length BPTT for the language model, and similar-length padded batc
 from __future__ import annotations
 
 import csv
+import itertools
 import random
 import sys
 from collections.abc import Iterator, Sequence
@@ -76,6 +77,36 @@ def read_text_csv(root: str | Path, valid_pct: float, seed: int) -> TextCsv:
     return data
 
 
+def write_folds(root: str | Path, k: int, seed: int, out_dir: str | Path, labelled: int = 0) -> list[Path]:
+    """k copies of a TEXT_CSV data set as out_dir/fold-<i>/texts.csv, fold i holding out (is_valid) a seeded,
+    label-stratified k-th of the labelled texts, so that each is held out exactly once; unlabelled texts always
+    train. Averaging a recipe over the folds measures it on every labelled text, not on one small split.
+
+    labelled > 0 keeps the labels of only that many training texts per fold (stratified) and blanks the rest:
+    ULMFiT's semi-supervised setting, where the language model reads every text and the classifier few labels."""
+    data = read_text_csv(root, 0.5, seed)
+    rows = data.train + data.valid
+    by_label: dict[str, list[int]] = {}
+    for i in random.Random(seed).sample(range(len(rows)), len(rows)):
+        if rows[i].label:
+            by_label.setdefault(rows[i].label, []).append(i)
+    fold_of = {i: n % k for label in sorted(by_label) for n, i in enumerate(by_label[label])}
+    # The training labels kept: alternating between the classes (balanced), in their shuffled order.
+    ranked = [i for group in itertools.zip_longest(*by_label.values()) for i in group if i is not None]
+    paths = []
+    for fold in range(k):
+        kept = set([i for i in ranked if fold_of[i] != fold][:labelled] if labelled else fold_of)
+        path = Path(out_dir) / f"fold-{fold}"
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path / TEXT_FILE, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["label", "text", "is_valid"])
+            writer.writerows([r.label if i in kept or fold_of.get(i) == fold else "", r.text, fold_of.get(i) == fold]
+                             for i, r in enumerate(rows))
+        paths.append(path)
+    return paths
+
+
 def tokenize_all(texts: Sequence[str]) -> list[list[str]]:
     return [tokenize(t) for t in texts]
 
@@ -129,7 +160,8 @@ class LMStreams:
 class SortedTextBatches:
     """Classifier batches of texts with similar lengths, left-padded with pad_id (so the last position is every
     text's last token). Training shuffles within chunks of about 50 batches sorted by length (fast.ai's
-    SortishSampler); validation goes longest first."""
+    SortishSampler); validation goes longest first. A training batch of one text (BatchNorm cannot train on it)
+    joins the batch before it."""
 
     def __init__(self, ids: Sequence[Sequence[int]], labels: Sequence[int], batch_size: int, pad_id: int,
                  shuffle: bool, seed: int = 0) -> None:
@@ -141,7 +173,14 @@ class SortedTextBatches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.ids) // self.batch_size)
+        return len(self._batches(list(range(len(self.ids)))))
+
+    def _batches(self, order: list[int]) -> list[list[int]]:
+        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        if self.shuffle and len(batches) > 1 and len(batches[-1]) == 1:
+            single = batches.pop()
+            batches[-1] += single
+        return batches
 
     def _order(self) -> list[int]:
         by_len = sorted(range(len(self.ids)), key=lambda i: -len(self.ids[i]))
@@ -155,8 +194,7 @@ class SortedTextBatches:
                 for i in sorted(order[s:s + chunk], key=lambda i: -len(self.ids[i]))]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order()
-        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        batches = self._batches(self._order())
         if self.shuffle:
             random.Random(self.seed * 7919 + self.epoch).shuffle(batches)
         for batch in batches:
