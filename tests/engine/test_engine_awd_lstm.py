@@ -179,3 +179,12 @@ def test_classifier_training_batches_never_hold_a_single_text() -> None:
     assert sorted(len(y) for _, y in train) == [33]
     valid = SortedTextBatches(ids, [i % 2 for i in range(33)], 32, 1, shuffle=False)
     assert [len(y) for _, y in valid] == [32, 1]
+
+
+def test_text_config_round_trips_and_refuses_what_an_image_config_refuses() -> None:
+    cfg = TextConfig(task="text_classification", base=BaseWeights("store", path="/models/lm"), n_layers=2,
+                     stages=(Stage(1, 3, lr=0.02), Stage(2, 0)))
+    assert TextConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    for bad in ({"stages": 3}, {"learning_rate": 0.1}, {"base": "none"}):
+        with pytest.raises(ValueError):
+            TextConfig.from_dict(bad)

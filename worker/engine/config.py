@@ -310,15 +310,20 @@ class FineTuneConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FineTuneConfig:
-        values = _known_fields(cls, data, "config")
-        if "base" in values:
-            values["base"] = BaseWeights.from_dict(values["base"])
-        if "stages" in values:
-            if not isinstance(values["stages"], (list, tuple)):
-                _fail("stages", "must be a list", values["stages"])
-            values["stages"] = tuple(Stage.from_dict(stage) for stage in values["stages"])
-        if "group_lrs" in values:
-            if not isinstance(values["group_lrs"], (list, tuple)):
-                _fail("group_lrs", "must be a list", values["group_lrs"])
-            values["group_lrs"] = tuple(values["group_lrs"])
-        return cls(**values)
+        return cls(**recipe_fields(cls, data))
+
+
+def recipe_fields(cls: type, data: Any) -> dict[str, Any]:
+    """A recipe config's (FineTuneConfig's, TextConfig's) fields from JSON: unknown keys refused, base and
+    stages as their dataclasses, lists as tuples."""
+    values = _known_fields(cls, data, "config")
+    if "base" in values:
+        values["base"] = BaseWeights.from_dict(values["base"])
+    for name in ("stages", "group_lrs"):
+        if name in values and not isinstance(values[name], (list, tuple)):
+            _fail(name, "must be a list", values[name])
+    if "stages" in values:
+        values["stages"] = tuple(Stage.from_dict(stage) for stage in values["stages"])
+    if "group_lrs" in values:
+        values["group_lrs"] = tuple(values["group_lrs"])
+    return values

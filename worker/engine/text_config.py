@@ -19,7 +19,7 @@ from .config import (
     _check_float,
     _check_int,
     _fail,
-    _known_fields,
+    recipe_fields,
 )
 
 TEXT_TASKS = ("language_model", "text_classification")
@@ -157,9 +157,4 @@ class TextConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TextConfig:
-        values = _known_fields(cls, data, "config")
-        if "base" in values:
-            values["base"] = BaseWeights.from_dict(values["base"])
-        if "stages" in values:
-            values["stages"] = tuple(Stage.from_dict(s) for s in values["stages"])
-        return cls(**values)
+        return cls(**recipe_fields(cls, data))
