@@ -1,5 +1,5 @@
 """What every fine-tune request is checked for, whatever its task: its id and worker count, a dataset of the
-layout the task learns from, and numeric fields within their ranges."""
+layout the task learns from, numeric fields within their ranges, and early stopping (image and text jobs)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ def in_ranges(msg: Any, ranges: Mapping[str, tuple[float, float]], where: str,
                 raise invalid(f"{where}.{name}={value} is outside [{low:g}, {high:g}]")
             values[name] = value
     return values
+
+
+EARLY_STOPPING_METRICS = ("valid_loss", "accuracy")
+
+
+def early_stopping_fields(es: training_pb2.EarlyStopping) -> dict[str, Any]:
+    """The engine config's early-stopping fields (image and text jobs alike); none when no metric is set."""
+    if not es.metric:
+        return {}
+    if es.metric not in EARLY_STOPPING_METRICS:
+        raise invalid(f"early_stopping.metric must be one of {', '.join(EARLY_STOPPING_METRICS)}")
+    if es.patience < 1 or es.min_delta < 0:
+        raise invalid("early_stopping needs patience >= 1 and min_delta >= 0")
+    return {"early_stopping_metric": es.metric, "early_stopping_patience": es.patience,
+            "early_stopping_min_delta": es.min_delta}

@@ -14,7 +14,7 @@ from service.embedding_jobs import TASKS as EMBEDDING_TASKS
 from service.embedding_jobs import embedding_spec
 from service.errors import invalid, not_found, unimplemented
 from service.ids import MODEL_NAME
-from service.job_dataset import check_common, in_ranges, job_dataset
+from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset
 from service.paths import resolve_under_roots
 from service.store import Store
 from service.text_job_spec import TEXT_TASKS, text_spec
@@ -32,7 +32,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "moms_max": (0.0, 0.999), "moms_min": (0.0, 0.999), "label_smoothing": (0.0, 0.5),
     "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6), "threshold": (0.01, 0.99), "fbeta_beta": (0.01, 100.0),
 }
-EARLY_STOPPING_METRICS = ("valid_loss", "accuracy")
 # Implemented tasks: the engine's task name and the dataset layout each one learns from.
 TASKS = {training_pb2.IMAGE_CLASSIFICATION: ("image_classification", datasets_pb2.IMAGE_FOLDERS),
          training_pb2.MULTI_LABEL_CLASSIFICATION: ("multi_label_classification", datasets_pb2.IMAGE_LABELS_CSV),
@@ -127,14 +126,7 @@ def _hyper(hp: training_pb2.Hyperparameters) -> dict[str, Any]:
         cfg["stages"] = [_stage(i, s) for i, s in enumerate(hp.stages)]
     elif cfg.get("epochs", 1) + cfg.get("freeze_epochs", 1) == 0:
         raise invalid("epochs and freeze_epochs are both 0: the job would train nothing")
-    es = hp.early_stopping
-    if es.metric:
-        if es.metric not in EARLY_STOPPING_METRICS:
-            raise invalid(f"early_stopping.metric must be one of {', '.join(EARLY_STOPPING_METRICS)}")
-        if es.patience < 1 or es.min_delta < 0:
-            raise invalid("early_stopping needs patience >= 1 and min_delta >= 0")
-        cfg.update(early_stopping_metric=es.metric, early_stopping_patience=es.patience,
-                   early_stopping_min_delta=es.min_delta)
+    cfg.update(early_stopping_fields(hp.early_stopping))
     if hp.auto_lr and not hp.HasField("lr"):
         cfg["auto_lr"] = True
     return cfg

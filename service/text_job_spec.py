@@ -11,7 +11,7 @@ from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid, not_found
-from service.job_dataset import check_common, in_ranges, job_dataset
+from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset
 from service.paths import resolve_under_roots
 from service.store import Store
 
@@ -52,9 +52,10 @@ def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
     for name in IMAGE_ONLY:
         if hp.HasField(name):
             raise invalid(f"hyperparameters.{name} does not apply to text jobs")
-    if hp.group_lrs or hp.auto_lr or hp.early_stopping.metric:
-        raise invalid("group_lrs, auto_lr and early_stopping do not apply to text jobs yet")
+    if hp.group_lrs or hp.auto_lr:
+        raise invalid("group_lrs and auto_lr do not apply to text jobs yet")
     cfg.update(in_ranges(hp, ranges, "hyperparameters", SHARED))
+    cfg.update(early_stopping_fields(hp.early_stopping))
     cfg.update(in_ranges(text, TEXT_RANGES, "text"))
     if cfg.get("moms_min", 0.7) > cfg.get("moms_max", 0.8):
         raise invalid("hyperparameters.moms_min must not exceed moms_max")

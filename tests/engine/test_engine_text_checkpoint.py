@@ -1,4 +1,5 @@
-"""Text jobs checkpoint after every epoch (checkpoint.py, as image jobs) and a rerun resumes to the same weights."""
+"""Text jobs checkpoint after every epoch (checkpoint.py, as image jobs) and a rerun resumes to the same weights;
+early stopping works as in image jobs, across a resume too."""
 
 from __future__ import annotations
 
@@ -80,3 +81,21 @@ def test_a_text_checkpoint_of_another_configuration_is_ignored(reviews: Path, tm
     assert any(e["type"] == "log" and e["message"].startswith("ignoring the checkpoint in") for e in events)
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
     assert not (tmp_path / CHECKPOINT_DIR).exists()
+
+
+def test_text_job_stops_early_also_after_a_resume(reviews: Path, tmp_path: Path) -> None:
+    cfg, run = JOBS["text_classification"]
+    # No epoch can improve accuracy by more than 1: the first sets the best, the second ends training.
+    stopping = dataclasses.replace(cfg, early_stopping_metric="accuracy", early_stopping_patience=1,
+                                   early_stopping_min_delta=1.0)
+    events: list[dict] = []
+    result = run(stopping, reviews, tmp_path / "stopped", events.append)
+    assert result["epochs_trained"] == result["card"]["epochs_trained"] == 2
+    assert any(e["type"] == "log" and e["message"].startswith("early stopping after epoch 2") for e in events)
+
+    # Resumed after epoch 1, the job still knows epoch 1's best (a fresh count would run to epoch 3).
+    with pytest.raises(Cancelled):
+        run(stopping, reviews, tmp_path / "resumed", *stop_after_epoch(1, []))
+    resumed: list[dict] = []
+    assert run(stopping, reviews, tmp_path / "resumed", resumed.append)["epochs_trained"] == 2
+    assert [e["epoch"] for e in resumed if e["type"] == "epoch"] == [2]

@@ -38,6 +38,19 @@ def test_language_model_spec(store: TenantStore, tmp_path: Path) -> None:
     cfg = spec["config"]
     assert cfg["base"] == {"kind": "none"} and cfg["epochs"] == 2 and cfg["lr"] == 3e-3
     assert (cfg["emb_size"], cfg["n_layers"], cfg["bptt"]) == (16, 2, 20) and "hidden_size" not in cfg
+    assert "early_stopping_metric" not in cfg
+
+
+def test_text_jobs_take_early_stopping_as_image_jobs_do(store: TenantStore, tmp_path: Path) -> None:
+    spec = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
+                 hyperparameters=training_pb2.Hyperparameters(
+                     early_stopping=training_pb2.EarlyStopping(metric="valid_loss", patience=2, min_delta=0.01)))
+    cfg = spec["config"]
+    assert (cfg["early_stopping_metric"], cfg["early_stopping_patience"], cfg["early_stopping_min_delta"]) == (
+        "valid_loss", 2, 0.01)
+    with pytest.raises(ApiError, match=r"early_stopping\.metric must be one of"):
+        _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
+              hyperparameters=training_pb2.Hyperparameters(early_stopping=training_pb2.EarlyStopping(metric="f1")))
 
 
 @pytest.mark.parametrize(("fields", "message"), [

@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import (
     _DEVICE,
+    EARLY_STOPPING_METRICS,
     PRECISIONS,
     BaseWeights,
     Stage,
@@ -67,6 +68,10 @@ class TextConfig:
     moms_max: float = 0.8
     moms_min: float = 0.7
     grad_clip: float = 0.25
+    early_stopping_metric: str = ""
+    """"" (never stop), "valid_loss" or "accuracy" (a language model's: next-token accuracy); as FineTuneConfig."""
+    early_stopping_patience: int = 3
+    early_stopping_min_delta: float = 0.0
     precision: str = "auto"
     valid_pct: float = 0.1
     """Language model: the share of all texts held out for perplexity. Classifier: the share held out when the
@@ -116,6 +121,9 @@ class TextConfig:
         _check_float("moms_max", self.moms_max, 0.0, 1.0, open_hi=True)
         _check_float("moms_min", self.moms_min, 0.0, self.moms_max)
         _check_float("grad_clip", self.grad_clip, 0.0, 1e6)
+        _check_choice("early_stopping_metric", self.early_stopping_metric, EARLY_STOPPING_METRICS)
+        _check_int("early_stopping_patience", self.early_stopping_patience, 1, 1000)
+        _check_float("early_stopping_min_delta", self.early_stopping_min_delta, 0.0)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_float("valid_pct", self.valid_pct, 0.0, 1.0, open_lo=True, open_hi=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)

@@ -25,6 +25,7 @@ from .checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from .early_stopping import EarlyStopping
 from .errors import DatasetError
 from .job_setup import Event, log_event, private_rng
 from .model_card import FORMAT_VERSION, save_model
@@ -45,15 +46,17 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
     """Each resolved stage as one 1cycle at its freeze depth with discriminative rates; metrics(valid_loss,
     accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch.
 
-    A checkpoint (checkpoint.py, as image jobs) follows every epoch; one in out_dir made for the same fingerprint
-    is resumed after its epoch: the batches of an epoch depend only on (seed, epoch), so the result is the
-    uninterrupted job's."""
+    Early stopping and a checkpoint after every epoch work as in image jobs (early_stopping.py, checkpoint.py); a
+    checkpoint in out_dir made for the same fingerprint is resumed after its epoch: the batches of an epoch depend
+    only on (seed, epoch), so the result is the uninterrupted job's."""
     history: list[Metrics] = []
     done = 0
+    early = EarlyStopping(cfg.early_stopping_metric, cfg.early_stopping_patience, cfg.early_stopping_min_delta)
     resume = load_checkpoint(out_dir, fingerprint, lambda message: on_event(log_event(message)))
     if resume:
         load_model_state(model, resume.model)
         history, done = resume.history, resume.epoch
+        early.load_state_dict(resume.early_stopping)
         restore_rng(resume.rng, settings.device)
         on_event(log_event(f"resumed from checkpoint after epoch {done}"))
     stages = cfg.resolved_stages()
@@ -61,6 +64,8 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
     end = 0
     for index, stage in enumerate(stages):
         end += stage.epochs  # the stage's last epoch
+        if early.stopped:
+            break
         if done >= end:
             continue
         model.freeze_to(stage.freeze_to)
@@ -75,7 +80,7 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
             opt.load_state_dict(resume.optimizer)
             sched.load_state_dict(resume.scheduler)
             scaler.load_state_dict(resume.scaler)
-        while done < end:
+        while done < end and not early.stopped:
             done += 1
             start = time.perf_counter()
             train.set_epoch(done)
@@ -87,8 +92,11 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
             history.append({**metrics(valid_loss, accuracy), "train_loss": train_loss})
             on_event({"type": "epoch", "phase": f"stage-{index}", "epoch": done, "epochs": total, **history[-1],
                       "seconds": time.perf_counter() - start})
+            if early.update(history[-1]):
+                on_event(log_event(f"early stopping after epoch {done}: {early.metric} has not improved by more than "
+                                   f"{early.min_delta:g} for {early.patience} epoch(s)"))
             state = TrainingState(index, done, model_state(model), opt.state_dict(), sched.state_dict(),
-                                  scaler.state_dict(), {}, history, rng_state(settings.device))
+                                  scaler.state_dict(), early.state_dict(), history, rng_state(settings.device))
             on_event({"type": "checkpoint", "epoch": done,
                       "path": str(save_checkpoint(out_dir, state, fingerprint))})
     return history
