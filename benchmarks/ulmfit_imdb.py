@@ -1,29 +1,49 @@
-"""ULMFiT on IMDB reviews: language model on every review (labels unread), then the classifier on its encoder,
-against classifiers from a random encoder measured in the same run: one with the same gradual-unfreezing
-schedule, one with all groups unfrozen for the same number of epochs.
+"""ULMFiT on IMDB reviews: the language model on every review (labels unread), then the classifier on its
+encoder, against the same classifier from a random encoder, under two schedules (both gradual unfreezing):
+ULMFiT's (the rate halved per stage, each layer group /2.6 of the next) and one flat peak rate for every group
+and stage (what a random encoder needs to learn at all in a few epochs).
 
-Prints accuracy on the held-out reviews, epochs and wall time per stage. Uses ../shared/data/imdb_reviews when
-present, else imdb_sample (the only IMDB set available offline here).
+Cross-validated (--folds label-stratified folds, each review held out once; the language model is trained once
+on all texts, as ULMFiT's stage 2 may be), for each --labelled regime: 0 = every training label, N = only N
+labelled training texts per fold (ULMFiT's semi-supervised setting; the rest are unlabelled texts). Prints the
+held-out accuracy (mean and spread over folds), epochs and wall time per stage. Uses ../shared/data/imdb_reviews
+when present, else imdb_sample (the only IMDB set available offline here).
 
-    python benchmarks/ulmfit_imdb.py                    # small AWD-LSTM (CPU-friendly)
+    python benchmarks/ulmfit_imdb.py                    # small AWD-LSTM, the engine test's recipe
     python benchmarks/ulmfit_imdb.py --size published   # 400/1152/3, for a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from worker.engine.config import BaseWeights, Stage
 from worker.engine.text_config import TextConfig
+from worker.engine.text_data import write_folds
 from worker.engine.text_training import fine_tune_language_model, fine_tune_text_classifier
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SIZES = {"small": {"emb_size": 32, "hidden_size": 64, "n_layers": 2, "max_vocab": 2000},
          "medium": {"emb_size": 200, "hidden_size": 400, "n_layers": 3, "max_vocab": 20000},
          "published": {"emb_size": 400, "hidden_size": 1152, "n_layers": 3, "max_vocab": 60000}}
+
+
+def recipes(size: str, lm_epochs: int, clas_epochs: int) -> tuple[dict, dict, dict]:
+    """(language model, classifier with ULMFiT's schedule, classifier with one flat rate) settings; the small
+    size's are the engine test's."""
+    n_groups = SIZES[size]["n_layers"] + 2
+    small = size == "small"
+    lm = {"bptt": 30 if small else 70, "lr": 3e-2 if small else 1e-2, "drop_mult": 0.1 if small else 0.3,
+          "batch_size": 64, "freeze_epochs": 0, "epochs": lm_epochs, "group_lr_ratio": 1.0}
+    clas = {"max_len": 150 if small else 400, "lr": 2e-2, "drop_mult": 0.3 if small else 0.5, "batch_size": 32,
+            "stages": (*(Stage(1, f) for f in range(n_groups - 1, 0, -1)), Stage(clas_epochs, 0))}
+    flat = {**clas, "group_lr_ratio": 1.0, "stages": tuple(Stage(s.epochs, s.freeze_to, lr=2e-2)
+                                                           for s in clas["stages"])}
+    return lm, clas, flat
 
 
 def main() -> None:
@@ -33,42 +53,42 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--lm-epochs", type=int, default=3)
     parser.add_argument("--clas-epochs", type=int, default=5, help="unfrozen epochs after gradual unfreezing")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--labelled", type=int, nargs="+", default=[0, 200],
+                        help="labelled training texts per fold, 0 = all (one row group each)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     data = args.data or next(p for p in (DATA / "imdb_reviews", DATA / "imdb_sample") if p.exists())
     common = {**SIZES[args.size], "min_freq": 2, "device": args.device}
-    lm_cfg = TextConfig(task="language_model", bptt=70 if args.size != "small" else 30, batch_size=64,
-                        freeze_epochs=0, epochs=args.lm_epochs, lr=3e-2 if args.size == "small" else 1e-2,
-                        group_lr_ratio=1.0, drop_mult=0.1 if args.size == "small" else 0.3, **common)
-
-    n_groups = common["n_layers"] + 2
-    gradual = (*(Stage(1, f) for f in range(n_groups - 1, 0, -1)), Stage(args.clas_epochs, 0))
-    epochs = sum(s.epochs for s in gradual)
-
-    def clas_cfg(base: BaseWeights, stages: tuple[Stage, ...] = gradual) -> TextConfig:
-        return TextConfig(task="text_classification", base=base, batch_size=32, max_len=400, stages=stages, lr=2e-2,
-                          drop_mult=0.3 if args.size == "small" else 0.5, **common)
+    lm_recipe, clas_recipe, flat_recipe = recipes(args.size, args.lm_epochs, args.clas_epochs)
+    epochs = sum(s.epochs for s in clas_recipe["stages"])
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        lm = fine_tune_language_model(lm_cfg, data, Path(tmp) / "lm")
-        rows.append(("language model (stages 1-2)", lm["epochs_trained"], time.perf_counter() - start,
+        lm = fine_tune_language_model(TextConfig(task="language_model", **common, **lm_recipe), data,
+                                      Path(tmp) / "lm")
+        rows.append(("language model (stages 1-2), all texts", "", lm["epochs_trained"], time.perf_counter() - start,
                      f"perplexity {lm['metrics']['perplexity']:.1f}, next-token acc {lm['metrics']['accuracy']:.3f}"))
         lm_base = BaseWeights("store", path=str(Path(tmp) / "lm"))
-        for i, (name, cfg) in enumerate((("classifier on the LM encoder (stage 3)", clas_cfg(lm_base)),
-                                         ("baseline: same, random encoder", clas_cfg(BaseWeights("none"))),
-                                         ("baseline: random encoder, all unfrozen",
-                                          clas_cfg(BaseWeights("none"), (Stage(epochs, 0),))))):
-            start = time.perf_counter()
-            result = fine_tune_text_classifier(cfg, data, Path(tmp) / f"classifier-{i}")
-            rows.append((name, result["epochs_trained"], time.perf_counter() - start,
-                         f"accuracy {result['metrics']['accuracy']:.3f}"))
+        for labelled in args.labelled:
+            folds = write_folds(data, args.folds, 0, Path(tmp) / f"folds-{labelled}", labelled)
+            for name, base, recipe in (("ULMFiT schedule: LM encoder (stage 3)", lm_base, clas_recipe),
+                                       ("ULMFiT schedule: random encoder", BaseWeights("none"), clas_recipe),
+                                       ("flat rate: LM encoder", lm_base, flat_recipe),
+                                       ("flat rate: random encoder", BaseWeights("none"), flat_recipe)):
+                start, accuracies = time.perf_counter(), []
+                for i, fold in enumerate(folds):
+                    cfg = TextConfig(task="text_classification", base=base, **common, **recipe)
+                    accuracies.append(fine_tune_text_classifier(cfg, fold, Path(tmp) / f"c-{i}")["metrics"]["accuracy"])
+                rows.append((name, labelled or "all", epochs, (time.perf_counter() - start) / len(folds),
+                             f"accuracy {statistics.mean(accuracies):.3f} (sd {statistics.stdev(accuracies):.3f} "
+                             f"over {len(folds)} folds: {' '.join(f'{a:.3f}' for a in accuracies)})"))
     print(f"data {data}, size {args.size} ({lm['card']['size']}), precision {lm['card']['precision']}")
-    print(f"| {'stage':40} | epochs | seconds | result |")
-    print(f"| {'-' * 40} | ---: | ---: | --- |")
-    for name, epochs, seconds, result in rows:
-        print(f"| {name:40} | {epochs} | {seconds:.1f} | {result} |")
+    print(f"| {'stage':40} | labels | epochs | seconds (per fold) | result |")
+    print(f"| {'-' * 40} | ---: | ---: | ---: | --- |")
+    for name, labels, n_epochs, seconds, result in rows:
+        print(f"| {name:40} | {labels} | {n_epochs} | {seconds:.1f} | {result} |")
 
 
 if __name__ == "__main__":
