@@ -9,11 +9,12 @@ trained once on all texts (ULMFiT's stage 2 may read every text, held-out ones i
 held-out label). Small model and each review's last 150 tokens keep it to CI's budget; no WT103 weights are
 available offline, so stage 1 is the language model trained on the corpus itself.
 
-What this does and does not show (benchmarks/ulmfit_imdb.py measures the rest): under this schedule a random
-encoder does not learn in 8 epochs, the language model's does. With one flat high rate for every group a random
-encoder learns too (it either finds the sentiment words or stays near chance) and gets about as far as ULMFiT
-on 800 labels; at this scale (300k tokens of corpus, a 32/64 model) the LM stage buys reliability, not a higher
-ceiling."""
+What this does and does not show (benchmarks/ulmfit_imdb.py measures the rest, 5 folds): under this schedule a
+random encoder does not learn in 8 epochs (0.51), the language model's does (0.57). With one flat rate 2e-2 for
+every group and stage both learn more: the LM encoder 0.738 (sd 0.019 over folds), a random one 0.656 (sd 0.100:
+it learns as far on some folds and stays near chance on others). With only 200 labelled reviews per fold the
+random encoder does better (0.657 against 0.609): at this scale (300k tokens of corpus, a 32/64 model) the LM
+stage buys reliability more than accuracy."""
 
 from __future__ import annotations
 
