@@ -20,7 +20,7 @@ from worker.engine.text_base_weights import load_lm_weights, remap_vocab, wt103_
 from worker.engine.text_config import TextConfig
 from worker.engine.text_data import LMStreams, SortedTextBatches
 from worker.engine.text_tokenizer import SPECIALS, Vocab, tokenize
-from worker.engine.text_training import run_stages
+from worker.engine.text_training import classifier_inputs, run_stages
 from worker.engine.train_loop import LoopSettings
 
 TINY = AWDLSTMSize(vocab_size=30, emb_size=6, hidden_size=10, n_layers=2)
@@ -188,3 +188,13 @@ def test_text_config_round_trips_and_refuses_what_an_image_config_refuses() -> N
     for bad in ({"stages": 3}, {"learning_rate": 0.1}, {"base": "none"}):
         with pytest.raises(ValueError):
             TextConfig.from_dict(bad)
+
+
+def test_classifier_reads_a_long_texts_end_and_old_cards_their_start() -> None:
+    """New classifiers read a text's last max_len tokens ("text_window": "end" in their card); a card without
+    the field is from before and is served the way it was trained: the first max_len tokens."""
+    text = " ".join(f"w{i}" for i in range(20))
+    vocab = Vocab.build([tokenize(text)], min_freq=1)
+    every = vocab.numericalize(tokenize(text))
+    assert classifier_inputs([text], vocab, 5) == [every[-5:]]
+    assert classifier_inputs([text], vocab, 5, "start") == [every[:5]]

@@ -38,7 +38,7 @@ class TextClassifierModel:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise ValueError(f"text {i} is empty")
-        ids = classifier_inputs(texts, self.vocab, self.card["max_len"])
+        ids = classifier_inputs(texts, self.vocab, self.card["max_len"], self.card.get("text_window", "start"))
         with torch.inference_mode():
             logits = [self.model(pad_left([x], self.vocab.pad_id).to(self.device)) for x in ids]
         return torch.cat(logits).float().softmax(dim=1).cpu() if logits else torch.empty(0, len(self.classes))
