@@ -7,15 +7,25 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import invalid, not_found, unimplemented
+from service.errors import invalid, not_found
 from service.store import Store
+
+MAX_WORKERS = 64
+# What may train on several data-parallel workers: fine-tune jobs of these tasks (FindLearningRate runs on one).
+DATA_PARALLEL_TASKS = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.SEGMENTATION)
 
 
 def check_common(req: Any) -> None:
     if len(req.request_id) > 128:
         raise invalid("request_id is longer than 128 characters")
-    if req.resources.workers > 1:
-        raise unimplemented("multi-worker (data-parallel) training", "the distributed fine-tuning issue")
+    workers = req.resources.workers
+    if not 0 <= workers <= MAX_WORKERS:
+        raise invalid(f"resources.workers={workers} is outside [0, {MAX_WORKERS}]")
+    fine_tune = isinstance(req, training_pb2.CreateFineTuneJobRequest)
+    if workers > 1 and not (fine_tune and req.task in DATA_PARALLEL_TASKS):
+        what = f"{training_pb2.Task.Name(req.task)} fine-tune jobs" if fine_tune else "FindLearningRate"
+        raise invalid(f"resources.workers={workers}: {what} run on one worker; data-parallel training is for "
+                      + " and ".join(training_pb2.Task.Name(t) for t in DATA_PARALLEL_TASKS) + " fine-tune jobs")
 
 
 def job_dataset(req: Any, store: Store, layout: int) -> tuple[datasets_pb2.Dataset, str]:

@@ -32,6 +32,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "moms_max": (0.0, 0.999), "moms_min": (0.0, 0.999), "label_smoothing": (0.0, 0.5),
     "mixup_alpha": (0.0, 10.0), "grad_clip": (0.0, 1e6), "threshold": (0.01, 0.99), "fbeta_beta": (0.01, 100.0),
 }
+DEFAULT_BATCH_SIZE = 32  # the engine's FineTuneConfig.batch_size
 # Implemented tasks: the engine's task name and the dataset layout each one learns from.
 TASKS = {training_pb2.IMAGE_CLASSIFICATION: ("image_classification", datasets_pb2.IMAGE_FOLDERS),
          training_pb2.MULTI_LABEL_CLASSIFICATION: ("multi_label_classification", datasets_pb2.IMAGE_LABELS_CSV),
@@ -63,7 +64,18 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roo
     if req.task in TEXT_TASKS:
         return text_spec(req, store, roots, RANGES, PRECISIONS, out_dir)
     cfg, dataset_dir = _config(req, store, roots)
-    return {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
+    spec = {"config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
+    workers = req.resources.workers
+    if workers > 1:
+        batch = cfg.get("batch_size", DEFAULT_BATCH_SIZE)
+        if batch < 2 * workers:
+            raise invalid(f"hyperparameters.batch_size={batch} is the global batch: {workers} workers need at "
+                          f"least {2 * workers} (2 per worker)")
+        if cfg.get("auto_lr"):
+            raise invalid("auto_lr runs the LR range test on one worker: run FindLearningRate, then set "
+                          "hyperparameters.lr for a data-parallel job")
+        spec |= {"workers": workers, "requested_cpus_per_worker": req.resources.cpus_per_worker}
+    return spec
 
 
 def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots: tuple[Path, ...]) -> dict[str, Any]:

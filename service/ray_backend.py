@@ -13,6 +13,7 @@ import ray
 from ray import serve
 
 from service.config import Settings
+from worker.jobs import WorkerLost
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,22 @@ class RayBackend:
         return float(ray.cluster_resources().get("CPU", 1.0)) if self._local else 1.0
 
     def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
-        """Returns Ray's ObjectRefGenerator of the job's events."""
+        """Returns Ray's ObjectRefGenerator of the job's events. num_cpus and num_gpus are per worker: a
+        data-parallel job (spec "workers" > 1) asks for them on each of its Ray Train workers, where a CPU
+        count the request left unset is the server's job_cpus or 1 (not the whole machine, as for one worker)."""
         if not self._entrypoints:
+            from worker.data_parallel import run_data_parallel_fine_tune
             from worker.jobs import run_find_lr, run_fine_tune
 
             # No Ray-level retries: the job manager re-submits a lost job itself, so the retry is an event.
             self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
-                                 "find_lr": ray.remote(max_retries=0)(run_find_lr)}
+                                 "find_lr": ray.remote(max_retries=0)(run_find_lr),
+                                 "data_parallel": ray.remote(max_retries=0)(run_data_parallel_fine_tune)}
+        if spec.get("workers", 1) > 1:
+            per_worker = {"cpus_per_worker": spec["requested_cpus_per_worker"] or self._settings.job_cpus or 1.0,
+                          "gpus_per_worker": num_gpus}
+            # The generator only waits on Ray Train's controller: the workers hold the job's CPUs and GPUs.
+            return self._entrypoints["data_parallel"].options(num_cpus=0, num_gpus=0).remote(spec | per_worker)
         return self._entrypoints[kind].options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
 
     def unschedulable(self, cpus: float, gpus: float) -> str:
@@ -89,6 +99,8 @@ class RayBackend:
 
     @staticmethod
     def is_worker_lost(error: Exception) -> bool:
-        """The process or node running the job died (as opposed to the job's own code failing)."""
+        """The process or node running the job died, or one of its data-parallel training workers did (as
+        opposed to the job's own code failing)."""
         return isinstance(error, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError
-                          | ray.exceptions.ObjectLostError | ray.exceptions.LocalRayletDiedError)
+                          | ray.exceptions.ObjectLostError | ray.exceptions.LocalRayletDiedError | WorkerLost
+                          ) or isinstance(getattr(error, "cause", None), WorkerLost)

@@ -25,11 +25,19 @@ DEFAULT_HEARTBEAT_S = 30.0
 
 Event = dict[str, Any]
 _TORCH_IMPORT = threading.Lock()
+# What a fine-tune job's succeeded event carries from the engine's result.
+FINE_TUNE_RESULT_KEYS = ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
 
 
-def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
-            heartbeat_s: float) -> Iterator[Event]:
-    """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event."""
+class WorkerLost(RuntimeError):
+    """A process the job ran on (a data-parallel training worker) died: the job manager resumes the job from its
+    last checkpoint, as when the generator's own worker dies."""
+
+
+def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
+                heartbeat_s: float) -> Iterator[Event]:
+    """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event (or raise the
+    WorkerLost it raised, so that Ray reports the job's task as failed rather than the job as failed)."""
     # torch imports torch._dynamo (and torch._inductor, which imports it back) lazily, when the first optimiser
     # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
     # fail every later job there, so every job imports it up front, one at a time.
@@ -46,6 +54,8 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
     def target() -> None:
         try:
             outcome.update(type="succeeded", **work(events.put, stop.is_set))
+        except WorkerLost as e:
+            outcome.update(lost=e)
         except EngineError as e:
             outcome.update(type="failed", reason=str(e), cancelled=stop.is_set())
         except ValueError as e:
@@ -76,6 +86,8 @@ def _stream(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event]
         thread.join(timeout=60)
         raise
     thread.join()
+    if "lost" in outcome:
+        raise outcome["lost"]
     yield outcome
 
 
@@ -96,10 +108,9 @@ def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
         else:
             result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
                                on_event=on_event, should_stop=should_stop)
-        return {k: result[k] for k in ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
-                if k in result}
+        return {k: result[k] for k in FINE_TUNE_RESULT_KEYS if k in result}
 
-    yield from _stream(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
 
 
 def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
@@ -112,4 +123,4 @@ def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
                          on_event=on_event, should_stop=should_stop)
         return {"lr_finder": result}
 
-    yield from _stream(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))

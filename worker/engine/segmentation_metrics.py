@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from .distributed import sum_across
 from .train_loop import IGNORE_INDEX
 
 
@@ -26,9 +27,9 @@ class ConfusionMatrix:
         self.counts += torch.bincount(pairs, minlength=n * n).view(n, n)
 
     def metrics(self) -> dict[str, float]:
-        """{"mean_iou", "dice", "iou:<class>"...}; the void class and classes absent from both
+        """{"mean_iou", "dice", "iou:<class>"...} over every rank's pixels; the void class and classes absent from both
         target and prediction have no IoU and count in no mean."""
-        counts = self.counts.double().cpu()
+        counts = sum_across(self.counts.clone()).double().cpu()
         tp = counts.diag()
         fp, fn = counts.sum(0) - tp, counts.sum(1) - tp
         occurs = (tp + fp + fn) > 0

@@ -15,6 +15,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import LRScheduler
 
 from .config import MULTI_LABEL, FineTuneConfig
+from .distributed import mean_across, sum_across
 from .errors import Cancelled, EngineError
 from .precision import autocast, prefers_channels_last
 from .regularisation import mixup, training_loss
@@ -98,7 +99,8 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
                 scaler: torch.amp.GradScaler, settings: LoopSettings, *, phase: str = "train", epoch: int = 1,
                 epochs: int = 1, on_event: Callable[[Event], None] = ignore_event,
                 should_stop: Callable[[], bool] = never_stop) -> float:
-    """Train one pass over batches, stepping sched after every batch; returns the mean training loss.
+    """Train one pass over batches, stepping sched after every batch; returns the mean training loss (over all
+    ranks under data-parallel training).
 
     Emits {"type": "batch", phase, epoch, epochs, batch, batches, loss, lr, momentum, group_lrs} per batch with
     the head group's LR and beta1 and every group's LR as applied in that batch. Each event goes out once the
@@ -136,7 +138,7 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
         pending = (event, loss)
     if pending:
         report(*pending)
-    return total / n
+    return mean_across(total / n, settings.device)
 
 
 def valid_logits(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
@@ -158,7 +160,8 @@ def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
              should_stop: Callable[[], bool] = never_stop,
              observe: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> tuple[float, float]:
     """Mean (unsmoothed) cross-entropy and accuracy over all targets (images, or a mask's pixels) that are not
-    IGNORE_INDEX; no mixup, no augmentation. observe(logits, y) sees every batch, for task-specific metrics."""
+    IGNORE_INDEX, over every rank's shard under data-parallel training; no mixup, no augmentation.
+    observe(logits, y) sees every batch, for task-specific metrics."""
     total_loss = torch.zeros((), dtype=torch.float64, device=settings.device)
     correct = torch.zeros((), dtype=torch.int64, device=settings.device)
     count = torch.zeros((), dtype=torch.int64, device=settings.device)
@@ -168,7 +171,7 @@ def validate(model: nn.Module, batches: Iterable[Batch], settings: LoopSettings,
         count += (y != IGNORE_INDEX).sum()
         if observe:
             observe(logits, y)
-    total = count.item()
+    loss_sum, correct_sum, total = sum_across(torch.stack([total_loss, correct.double(), count.double()])).tolist()
     if not total:
         raise EngineError("the validation set has no labelled targets (every pixel is void?)")
-    return total_loss.item() / total, correct.item() / total
+    return loss_sum / total, correct_sum / total

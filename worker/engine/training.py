@@ -26,6 +26,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import FineTuneConfig, Stage
+from .distributed import for_training, is_main, per_rank_batch, world_size
 from .early_stopping import EarlyStopping
 from .image_loaders import reseed_for_epoch, train_loader, valid_loader
 from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
@@ -89,6 +90,7 @@ class _Training:
     def _run_stage(self, index: int, stage: Stage, first_epoch: int, resume: TrainingState | None) -> None:
         cfg, job, model = self.cfg, self.job, self.model
         model.freeze_to(stage.freeze_to)
+        trained = for_training(model, job.device)
         groups = model.layer_groups()
         max_lrs = group_max_lrs(cfg, stage, len(groups))
         self.on_event(log_event(
@@ -107,7 +109,7 @@ class _Training:
         while self.epoch < first_epoch + stage.epochs and not self.early.stopped:
             self.epoch += 1
             start = time.perf_counter()
-            train_loss = train_epoch(model, reseed_for_epoch(train_dl, cfg.seed, self.epoch), opt, sched, scaler,
+            train_loss = train_epoch(trained, reseed_for_epoch(train_dl, cfg.seed, self.epoch), opt, sched, scaler,
                                      self.settings, phase=phase, epoch=self.epoch, epochs=self.total_epochs,
                                      on_event=self.on_event, should_stop=self.should_stop)
             metrics = {**task_for(cfg).epoch_metrics(cfg, job.data, model, valid_dl, self.settings,
@@ -122,8 +124,9 @@ class _Training:
             state = TrainingState(index, self.epoch, model.state_dict(), opt.state_dict(), sched.state_dict(),
                                   scaler.state_dict(), self.early.state_dict(), self.history,
                                   rng_state(job.device), self.lr_finder)
-            path = save_checkpoint(self.out_dir, state, self.fingerprint)
-            self.on_event({"type": "checkpoint", "epoch": self.epoch, "path": str(path)})
+            if is_main():
+                path = save_checkpoint(self.out_dir, state, self.fingerprint)
+                self.on_event({"type": "checkpoint", "epoch": self.epoch, "path": str(path)})
 
     def card(self) -> dict[str, Any]:
         """Everything needed to rebuild, serve and explain the model, as JSON."""
@@ -173,8 +176,19 @@ def fine_tune(cfg: FineTuneConfig, dataset_dir: str | Path, out_dir: str | Path,
     "epochs_trained": int} plus, with auto_lr, {"lr_finder": find_lr's result, "chosen_lr": its valley}.
     Raises DatasetError, WeightsUnavailable, Cancelled (out_dir then holds at most the last epoch's checkpoint)
     or another EngineError.
+
+    Called on every rank of a torch.distributed process group, it trains data-parallel (see distributed.py for
+    the batch-size and learning-rate semantics); only rank 0 reports events and writes the checkpoints and the
+    model, so out_dir must be a directory every rank can read (to resume) and rank 0 can write.
     """
     out = Path(out_dir)
+    if not is_main():
+        on_event = ignore_event
+    if world_size() > 1:
+        if cfg.auto_lr:
+            raise ValueError("auto_lr runs the LR range test on one worker: run FindLearningRate first and set lr")
+        on_event(log_event(f"data-parallel training on {world_size()} workers: global batch {cfg.batch_size}, "
+                           f"{per_rank_batch(cfg.batch_size)} per worker per step; lr not scaled"))
     job = open_job(cfg, dataset_dir, on_event)
     fingerprint = job_fingerprint(cfg, job.data.classes)
     resume = load_checkpoint(out, fingerprint, lambda message: on_event(log_event(message)))
@@ -191,9 +205,10 @@ def fine_tune(cfg: FineTuneConfig, dataset_dir: str | Path, out_dir: str | Path,
         training = _Training(run_cfg, job, model, base, out, fingerprint, lr_finder, on_event, should_stop)
         training.run(resume)
     card = training.card()
-    save_model(out, model.state_dict(), card)
-    remove_checkpoint(out)
-    on_event(log_event(f"saved model to {out}"))
+    if is_main():
+        save_model(out, model.state_dict(), card)
+        remove_checkpoint(out)
+        on_event(log_event(f"saved model to {out}"))
     result = {"metrics": card["metrics"], "card": card, "epochs_trained": training.epoch}
     if lr_finder:
         result |= {"lr_finder": lr_finder, "chosen_lr": run_cfg.lr}
