@@ -1,0 +1,86 @@
+"""Data-parallel fine-tuning through gRPC: a two-worker Ray Train job on mnist_tiny loses a training worker after
+its first checkpoint, resumes from it, succeeds and serves; requests it cannot run are refused up front."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import grpc
+
+from e2e.helpers import TERMINAL, Api, classify, rpc_code, wait_for
+from fineserve.v1 import common_pb2, datasets_pb2, training_pb2
+
+# The one-worker e2e job's recipe (test_image_classification.HYPER) at 32 px for 3 epochs, for time; batch_size
+# is the global batch: 16 per worker.
+HYPER = training_pb2.Hyperparameters(epochs=3, image_size=32, batch_size=32, lr=5e-3, lr_mult=10, flip=False)
+TWO_WORKERS = common_pb2.Resources(workers=2, cpus_per_worker=1, cpu_only=True)
+RANK_PID = re.compile(r"data-parallel worker rank (\d+) of 2: pid (\d+)")
+
+
+def _request(dataset_id: str, **kw: object) -> training_pb2.CreateFineTuneJobRequest:
+    return training_pb2.CreateFineTuneJobRequest(
+        task=training_pb2.IMAGE_CLASSIFICATION, model_name="digits-ddp", arch="resnet18", dataset_id=dataset_id,
+        base=training_pb2.BaseModel(random_init=True), hyperparameters=HYPER, resources=TWO_WORKERS, **kw)
+
+
+def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_dataset: datasets_pb2.Dataset,
+                                                          mnist: Path) -> None:
+    job = api.training.CreateFineTuneJob(_request(mnist_dataset.id), timeout=30)
+    pids: dict[int, int] = {}
+    for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+        kind = ev.WhichOneof("event")
+        if kind == "log" and (m := RANK_PID.match(ev.log.message)):
+            pids[int(m[1])] = int(m[2])
+        if kind == "checkpoint":
+            assert set(pids) == {0, 1}, "every rank announces its pid before the first checkpoint"
+            os.kill(pids[1], signal.SIGKILL)
+            break
+    job = wait_for(api, job.id, TERMINAL, timeout=900)
+    assert job.state == training_pb2.SUCCEEDED, job.error
+    assert job.attempts == 2 and job.result.epochs_trained == HYPER.epochs
+
+    events = list(api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=30))
+    states = [e.state for e in events if e.WhichOneof("event") == "state"]
+    assert [s.state for s in states] == [training_pb2.QUEUED, training_pb2.RUNNING, training_pb2.QUEUED,
+                                         training_pb2.RUNNING, training_pb2.SUCCEEDED]
+    assert "worker lost (RayTaskError(WorkerLost))" in states[2].reason, states[2].reason
+    logs = [e.log.message for e in events if e.WhichOneof("event") == "log"]
+    assert "resumed from checkpoint after epoch 1" in logs, logs
+    assert sum(bool(RANK_PID.match(m)) for m in logs) == 4  # two ranks per attempt
+    epochs = [e.epoch for e in events if e.WhichOneof("event") == "epoch"]
+    assert [e.epoch for e in epochs] == [1, 2, 3]  # epoch 1 once: the second attempt started after it
+
+    files = sorted((mnist / "valid").glob("*/*.png"))
+    correct = 0
+    for i in range(0, len(files), 64):
+        chunk = files[i:i + 64]
+        resp = classify(api, "digits-ddp", [f.read_bytes() for f in chunk])
+        correct += sum(r.top[0].label == f.parent.name for r, f in zip(resp.results, chunk, strict=True))
+    accuracy = correct / len(files)
+    print(f"\nmnist_tiny valid accuracy of the 2-worker model through gRPC: {accuracy:.4f} "
+          f"(job metrics {dict(job.result.metrics)})")
+    assert accuracy >= 0.95  # the one-worker e2e job's bar
+    assert abs(accuracy - job.result.metrics["accuracy"]) <= 1 / len(files) + 1e-9
+
+
+def test_requests_data_parallel_cannot_run_are_refused(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+    def code(req: object, call: object = api.training.CreateFineTuneJob) -> grpc.StatusCode:
+        return rpc_code(call, req, timeout=30)
+
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
+    small_batch = training_pb2.Hyperparameters(batch_size=6, lr=1e-3)
+    auto_lr = training_pb2.Hyperparameters(auto_lr=True)
+    assert code(_request(mnist_dataset.id, hyperparameters=small_batch,
+                         resources=common_pb2.Resources(workers=4))) == invalid
+    assert code(_request(mnist_dataset.id, hyperparameters=auto_lr)) == invalid
+    assert code(_request(mnist_dataset.id, resources=common_pb2.Resources(workers=-1))) == invalid
+    assert code(_request(mnist_dataset.id, resources=common_pb2.Resources(workers=65))) == invalid
+    assert code(training_pb2.CreateFineTuneJobRequest(
+        task=training_pb2.MULTI_LABEL_CLASSIFICATION, model_name="x", dataset_id=mnist_dataset.id,
+        resources=TWO_WORKERS)) == invalid
+    assert code(training_pb2.FindLearningRateRequest(
+        task=training_pb2.IMAGE_CLASSIFICATION, dataset_id=mnist_dataset.id, resources=TWO_WORKERS),
+        api.training.FindLearningRate) == invalid
