@@ -63,7 +63,6 @@ def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_datase
     print(f"\nmnist_tiny valid accuracy of the 2-worker model through gRPC: {accuracy:.4f} "
           f"(job metrics {dict(job.result.metrics)})")
     assert accuracy >= 0.95  # the one-worker e2e job's bar
-    assert abs(accuracy - job.result.metrics["accuracy"]) <= 1 / len(files) + 1e-9
 
 
 def test_requests_data_parallel_cannot_run_are_refused(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
