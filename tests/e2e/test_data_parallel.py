@@ -21,9 +21,10 @@ RANK_PID = re.compile(r"data-parallel worker rank (\d+) of 2: pid (\d+)")
 
 
 def _request(dataset_id: str, **kw: object) -> training_pb2.CreateFineTuneJobRequest:
+    fields = {"hyperparameters": HYPER, "resources": TWO_WORKERS, **kw}
     return training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.IMAGE_CLASSIFICATION, model_name="digits-ddp", arch="resnet18", dataset_id=dataset_id,
-        base=training_pb2.BaseModel(random_init=True), hyperparameters=HYPER, resources=TWO_WORKERS, **kw)
+        base=training_pb2.BaseModel(random_init=True), **fields)
 
 
 def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_dataset: datasets_pb2.Dataset,
