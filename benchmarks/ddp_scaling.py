@@ -77,9 +77,9 @@ def _sync(device: torch.device) -> None:
         dist.barrier()
 
 
-def _worker(config: dict[str, Any]) -> None:
-    """One Ray Train worker: time rounds of train_epoch; rank 0 reports the rate of the slowest rank's rounds."""
-    import ray.train
+def _worker(config: dict[str, Any]) -> float:
+    """One Ray Train worker: time rounds of train_epoch (between barriers, so every rank times the slowest);
+    returns samples/s over all workers (fit() hands back rank 0's)."""
     import ray.train.torch
 
     case = Case(**config["case"])
@@ -110,8 +110,7 @@ def _worker(config: dict[str, Any]) -> None:
         _sync(device)
         if round_:
             seconds.append(time.perf_counter() - start)
-    rate = len(batches) * share * case.workers / statistics.median(seconds)
-    ray.train.report({"samples_per_s": rate})
+    return len(batches) * share * case.workers / statistics.median(seconds)
 
 
 def measure(case: Case, threads: int, batches: int, rounds: int) -> float:
@@ -120,7 +119,7 @@ def measure(case: Case, threads: int, batches: int, rounds: int) -> float:
         _worker, train_loop_config={"case": asdict(case), "threads": threads, "batches": batches, "rounds": rounds},
         scaling_config=ScalingConfig(num_workers=case.workers, use_gpu=case.cuda, resources_per_worker=resources),
         run_config=RunConfig(name=f"ddp-scaling-{case.group}-{case.workers}", storage_path=tempfile.mkdtemp()))
-    return float(trainer.fit().metrics["samples_per_s"])
+    return float(trainer.fit().return_value)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,6 +105,16 @@ def test_train_no_wait_and_jobs_table(serve, capsys):
     assert "queued, #2 in line" in out[2]
 
 
+def test_train_asks_for_data_parallel_workers(serve, capsys):
+    target = serve(Jobs())
+    args = ["--target", target, "--json", "train", "--dataset", "ds-1", "--model", "pets", "--no-wait"]
+    assert main([*args, "--workers", "2", "--cpus-per-worker", "1"]) == 0
+    resources = json.loads(capsys.readouterr().out)["request"]["resources"]
+    assert resources == {"workers": 2, "cpus_per_worker": 1.0}
+    assert main(args) == 0
+    assert "resources" not in json.loads(capsys.readouterr().out)["request"]
+
+
 def test_train_waits_and_fails_with_exit_1(serve, capsys):
     target = serve(Jobs(final=training_pb2.FAILED))
     assert main(["--target", target, "--json", "train", "--dataset", "ds-1", "--model", "pets"]) == 1

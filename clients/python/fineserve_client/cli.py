@@ -257,6 +257,8 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         auto_lr=a.auto_lr or None,
         fbeta_beta=a.fbeta_beta,
         void_code=a.void_code,
+        resources={k: v for k, v in (("workers", a.workers), ("cpus_per_worker", a.cpus_per_worker),
+                                     ("gpus_per_worker", a.gpus_per_worker)) if v is not None} or None,
     )
     if a.no_wait:
         if a.json:
@@ -596,6 +598,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--request-id", help="idempotency key")
     p.add_argument("--auto-lr", action="store_true", help="let the service pick the LR (range test first)")
+    p.add_argument("--workers", type=int,
+                   help="data-parallel workers (Ray Train DDP); --batch-size is then the global batch")
+    p.add_argument("--cpus-per-worker", type=float)
+    p.add_argument("--gpus-per-worker", type=float)
     p.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
 
     p = command("lr-find", _cmd_lr_find, "run the LR range test and print (and plot) the suggested rates")
