@@ -1,9 +1,10 @@
 """Data-parallel fine-tune jobs: the engine's fine_tune on N Ray Train workers (TorchTrainer; DDP over gloo on CPU,
 NCCL on GPU), driven from a streaming-generator task that reports the job's events like a one-worker job.
 
-The generator holds no CPU or GPU itself: it only waits on Ray Train's controller and relays what rank 0 puts into
-a JobChannel actor (events, then the result). Cancellation goes the other way: the generator sets the channel's
-stop flag, rank 0 polls it and raises Cancelled, and Ray Train tears down the other ranks. A training worker that
+The generator holds no CPU or GPU itself. It runs TorchTrainer.fit() in a task of its own (which owns Ray Train's
+controller, which owns the workers) and relays what rank 0 puts into a JobChannel actor: events, then the result.
+The job counts as started (RUNNING) once rank 0 reports in, so it stays QUEUED while Ray Train waits for
+resources. Cancelling kills the fit task, and with it the controller and every worker. A training worker that
 dies (or a rank whose peer died mid-collective) ends the run with WorkerLost, which the job manager resumes from
 rank 0's last checkpoint like any lost worker.
 """
@@ -14,26 +15,23 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import ray
 
-from worker.jobs import DEFAULT_HEARTBEAT_S, FINE_TUNE_RESULT_KEYS, Event, WorkerLost, stream_work
+from worker.jobs import DEFAULT_HEARTBEAT_S, FINE_TUNE_RESULT_KEYS, Event, WorkerLost, started_event, stream_work
 
-# How often rank 0 asks the channel whether the job was cancelled, and the generator drains it.
+# How often the generator drains the channel and checks for cancellation.
 POLL_INTERVAL_S = 0.25
 
 
 @ray.remote(num_cpus=0)
 class JobChannel:
-    """Events from rank 0 to the generator, and the stop flag from the generator to rank 0."""
+    """Events from the ranks (rank 0's, and each rank's hello) to the generator."""
 
     def __init__(self) -> None:
         self._events: list[Event] = []
-        self._stop = False
 
     def put(self, event: Event) -> None:
         self._events.append(event)
@@ -42,25 +40,6 @@ class JobChannel:
         events, self._events = self._events, []
         return events
 
-    def stop(self) -> None:
-        self._stop = True
-
-    def stopping(self) -> bool:
-        return self._stop
-
-
-def _polled(channel: Any) -> Callable[[], bool]:
-    """should_stop for rank 0: the channel's flag, asked at most every POLL_INTERVAL_S."""
-    last, stop = 0.0, False
-
-    def should_stop() -> bool:
-        nonlocal last, stop
-        if not stop and time.monotonic() - last >= POLL_INTERVAL_S:
-            stop, last = ray.get(channel.stopping.remote()), time.monotonic()
-        return stop
-
-    return should_stop
-
 
 def _train_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker (rank): Ray Train has set up the process group; fine_tune shards by it."""
@@ -68,7 +47,7 @@ def _train_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
 
     from worker.engine import FineTuneConfig, fine_tune
-    from worker.engine.train_loop import ignore_event, never_stop
+    from worker.engine.train_loop import ignore_event
 
     spec, channel = config["spec"], config["channel"]
     context = ray.train.get_context()
@@ -80,8 +59,7 @@ def _train_worker(config: dict[str, Any]) -> None:
         cfg["device"] = str(ray.train.torch.get_device())
     main = rank == 0
     result = fine_tune(FineTuneConfig.from_dict(cfg), spec["dataset_dir"], spec["out_dir"],
-                       on_event=channel.put.remote if main else ignore_event,
-                       should_stop=_polled(channel) if main else never_stop)
+                       on_event=channel.put.remote if main else ignore_event)
     if main:  # waited for: the channel has every event before the run counts as finished
         ray.get(channel.put.remote({"type": "result", **{k: result[k] for k in FINE_TUNE_RESULT_KEYS
                                                           if k in result}}))
@@ -104,56 +82,66 @@ def _lost_or_raise(error: Exception) -> None:
     raise next(iter(causes.values())) from error
 
 
-def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: run_fine_tune's image spec plus "workers" (>= 2), "cpus_per_worker" and "gpus_per_worker"."""
+@ray.remote(num_cpus=0, max_retries=0)
+def _fit(spec: dict[str, Any], channel: Any) -> None:
+    """TorchTrainer.fit() in a process of its own: killing it takes down the controller and workers it owns."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
 
-    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
-        from ray.train import FailureConfig, RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-
-        gpus = spec["gpus_per_worker"]
-        channel = JobChannel.remote()
-        storage = tempfile.mkdtemp(prefix="fineserve-ray-train-")
-        trainer = TorchTrainer(
+    gpus = spec["gpus_per_worker"]
+    storage = tempfile.mkdtemp(prefix="fineserve-ray-train-")
+    try:
+        TorchTrainer(
             _train_worker, train_loop_config={"spec": spec, "channel": channel},
             scaling_config=ScalingConfig(num_workers=spec["workers"], use_gpu=gpus > 0,
                                          resources_per_worker={"CPU": spec["cpus_per_worker"]}
                                          | ({"GPU": gpus} if gpus > 0 else {})),
             # No Ray Train retries: the job manager resumes a lost job itself, so the restart is a job event.
-            run_config=RunConfig(name="fine-tune", storage_path=storage, failure_config=FailureConfig(max_failures=0)))
-        outcome: dict[str, Any] = {}
+            run_config=RunConfig(name="fine-tune", storage_path=storage, failure_config=FailureConfig(max_failures=0)),
+        ).fit()
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
 
-        def fit() -> None:
-            try:
-                trainer.fit()
-            except Exception as e:
-                outcome["error"] = e
 
-        on_event({"type": "log", "message": f"starting {spec['workers']} data-parallel workers (Ray Train), "
-                                            f"{spec['cpus_per_worker']:g} CPU and {gpus:g} GPU each"})
-        thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
-        thread.start()
+def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
+    """spec: run_fine_tune's image spec plus "workers" (>= 2), "cpus_per_worker" and "gpus_per_worker"."""
+
+    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
+        from worker.engine import Cancelled
+
+        channel = JobChannel.remote()
+        fit = _fit.remote(spec, channel)
+        on_event({"type": "log", "message": f"asking Ray Train for {spec['workers']} data-parallel workers with "
+                                            f"{spec['cpus_per_worker']:g} CPU and {spec['gpus_per_worker']:g} GPU "
+                                            "each; the job runs once they are all up"})
+        started = False
         result: Event = {}
         try:
             while True:
-                alive = thread.is_alive()
+                done, _ = ray.wait([fit], timeout=POLL_INTERVAL_S)
                 for event in ray.get(channel.take.remote()):
+                    if not started:
+                        on_event(started_event())
+                        started = True
                     if event["type"] == "result":
                         result = event
                     else:
                         on_event(event)
-                if not alive:
+                if done:
                     break
                 if should_stop():
-                    channel.stop.remote()
-                thread.join(POLL_INTERVAL_S)
+                    ray.cancel(fit, force=True)
+                    raise Cancelled("cancelled: the data-parallel workers were stopped")
+            try:
+                ray.get(fit)
+            except ray.exceptions.RayTaskError as e:  # fit() raised: what did the ranks do?
+                _lost_or_raise(e.cause)
+            except ray.exceptions.RayError as e:  # the fit task's own process or node died
+                raise WorkerLost(f"the data-parallel run's driver task was lost: {e}") from e
         finally:
             ray.kill(channel)
-            shutil.rmtree(storage, ignore_errors=True)
-        if "error" in outcome:
-            _lost_or_raise(outcome["error"])
         if not result:
             raise RuntimeError("the data-parallel run ended without rank 0's result")
         return {k: v for k, v in result.items() if k != "type"}
 
-    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S), announce=False)

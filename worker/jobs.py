@@ -34,10 +34,17 @@ class WorkerLost(RuntimeError):
     last checkpoint, as when the generator's own worker dies."""
 
 
+def started_event() -> Event:
+    """The event that moves a job to RUNNING; it names this process, so operators (and chaos tests) can find it."""
+    return {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
+
+
 def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
-                heartbeat_s: float) -> Iterator[Event]:
+                heartbeat_s: float, announce: bool = True) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event (or raise the
-    WorkerLost it raised, so that Ray reports the job's task as failed rather than the job as failed)."""
+    WorkerLost it raised, so that Ray reports the job's task as failed rather than the job as failed).
+    announce=False: work sends started_event() itself, once it holds its resources (a data-parallel job's
+    generator starts before its workers have been scheduled)."""
     # torch imports torch._dynamo (and torch._inductor, which imports it back) lazily, when the first optimiser
     # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
     # fail every later job there, so every job imports it up front, one at a time.
@@ -46,7 +53,8 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
 
     from worker.engine import EngineError
 
-    yield {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
+    if announce:
+        yield started_event()
     events: queue.Queue[Event] = queue.Queue()
     stop = threading.Event()
     outcome: Event = {}
