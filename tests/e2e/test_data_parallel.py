@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -21,9 +23,9 @@ RANK_PID = re.compile(r"data-parallel worker rank (\d+) of 2: pid (\d+)")
 
 
 def _request(dataset_id: str, **kw: object) -> training_pb2.CreateFineTuneJobRequest:
-    fields = {"hyperparameters": HYPER, "resources": TWO_WORKERS, **kw}
+    fields = {"model_name": "digits-ddp", "hyperparameters": HYPER, "resources": TWO_WORKERS, **kw}
     return training_pb2.CreateFineTuneJobRequest(
-        task=training_pb2.IMAGE_CLASSIFICATION, model_name="digits-ddp", arch="resnet18", dataset_id=dataset_id,
+        task=training_pb2.IMAGE_CLASSIFICATION, arch="resnet18", dataset_id=dataset_id,
         base=training_pb2.BaseModel(random_init=True), **fields)
 
 
@@ -64,6 +66,39 @@ def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_datase
     print(f"\nmnist_tiny valid accuracy of the 2-worker model through gRPC: {accuracy:.4f} "
           f"(job metrics {dict(job.result.metrics)})")
     assert accuracy >= 0.95  # the one-worker e2e job's bar
+
+
+def test_cancelling_a_two_worker_job_stops_its_workers(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+    job = api.training.CreateFineTuneJob(_request(mnist_dataset.id, model_name="digits-ddp-cancelled"), timeout=30)
+    pids: dict[int, int] = {}
+    seen: list[str] = []
+    for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+        kind = ev.WhichOneof("event")
+        seen.append(training_pb2.JobState.Name(ev.state.state) if kind == "state" else kind)
+        if kind == "log" and (m := RANK_PID.match(ev.log.message)):
+            pids[int(m[1])] = int(m[2])
+        if kind == "batch":
+            api.training.CancelJob(training_pb2.CancelJobRequest(id=job.id), timeout=60)
+            break
+    job = wait_for(api, job.id, TERMINAL, timeout=120)
+    assert job.state == training_pb2.CANCELLED, job.error
+    # QUEUED while Ray Train gathers the workers; RUNNING once they are up.
+    assert seen.index("RUNNING") > seen.index("log") and set(pids) == {0, 1}, seen
+    deadline = time.monotonic() + 30
+    while _alive(pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(pids.values()), f"training workers {pids} outlived the cancelled job"
+
+
+def _alive(pids: Iterable[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    return alive
 
 
 def test_requests_data_parallel_cannot_run_are_refused(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
