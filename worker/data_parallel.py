@@ -66,9 +66,9 @@ def _train_worker(config: dict[str, Any]) -> None:
 
 
 def _lost_or_raise(error: Exception) -> None:
-    """Raise what the job's failure means: WorkerLost when a rank's process died (or a rank lost a peer in a
-    collective), otherwise rank 0's (or the first rank's) own exception, which the stream reports as failed."""
-    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+    """Raise what the job's failure means: WorkerLost when a rank's process died or hung (or a rank lost a peer in
+    a collective), otherwise rank 0's (or the first rank's) own exception, which the stream reports as failed."""
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError, WorkerHealthCheckTimeoutError
     from torch.distributed import DistError
 
     failures: dict[int, Exception] = getattr(error, "worker_failures", None) or {}
@@ -77,7 +77,7 @@ def _lost_or_raise(error: Exception) -> None:
     # Ray Train wraps a rank's own exception with its traceback text; the original is what the engine raised.
     causes = {rank: getattr(f, "_base_exc", f) for rank, f in sorted(failures.items())}
     for rank, cause in causes.items():
-        if isinstance(cause, WorkerHealthCheckFailedError | DistError):
+        if isinstance(cause, WorkerHealthCheckFailedError | WorkerHealthCheckTimeoutError | DistError):
             raise WorkerLost(f"data-parallel worker rank {rank} was lost: {cause}") from error
     raise next(iter(causes.values())) from error
 
