@@ -74,7 +74,7 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roo
         if cfg.get("auto_lr"):
             raise invalid("auto_lr runs the LR range test on one worker: run FindLearningRate, then set "
                           "hyperparameters.lr for a data-parallel job")
-        spec |= {"workers": workers, "requested_cpus_per_worker": req.resources.cpus_per_worker}
+        spec |= {"workers": workers}
     return spec
 
 

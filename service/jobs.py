@@ -58,7 +58,8 @@ class JobManager:
 
     # public API
     def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
-        if why := self._backend.unschedulable(*self._ask(job)):
+        cpus, gpus, workers = self._ask(job)
+        if why := self._backend.unschedulable(cpus * workers, gpus * workers):
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, why)
         stored = self._store.put_job(job, request_id)
         if stored.id != job.id:
@@ -171,17 +172,19 @@ class JobManager:
         self._store.update_job(job)
         self._emit(job_id, state=training_pb2.StateChange(state=state, reason=reason))
 
-    def _ask(self, job: training_pb2.Job) -> tuple[float, float]:
-        """(CPUs, GPUs) the job asks Ray for: the request's, else the server's defaults (a GPU when there is one)."""
+    def _ask(self, job: training_pb2.Job) -> tuple[float, float, int]:
+        """(CPUs, GPUs) per worker and the number of workers: the request's, else the server's defaults (a GPU
+        per worker when the cluster has any)."""
         resources = job.request.resources if job.kind == FINE_TUNE else job.lr_request.resources
+        workers = max(resources.workers, 1)
         gpus = resources.gpus_per_worker
         if gpus == 0 and not resources.cpu_only and self._backend.cluster_gpus() > 0:
             gpus = 1.0
-        return self._backend.job_cpus(resources.cpus_per_worker), gpus
+        return self._backend.job_cpus(resources.cpus_per_worker, workers), gpus, workers
 
     async def _run(self, job_id: str, spec: dict[str, Any]) -> None:
         job = self.get(job_id)
-        cpus, gpus = self._ask(job)
+        cpus, gpus, _ = self._ask(job)
         try:
             while True:
                 try:

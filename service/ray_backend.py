@@ -54,17 +54,20 @@ class RayBackend:
     def cluster_gpus(self) -> float:
         return float(ray.cluster_resources().get("GPU", 0.0))
 
-    def job_cpus(self, requested: float) -> float:
+    def job_cpus(self, requested: float, workers: int = 1) -> float:
+        """CPUs per worker: the request's, else the server's job_cpus, else every CPU of a local Ray for a
+        one-worker job and one CPU for each worker of a data-parallel job."""
         if requested > 0:
             return requested
         if self._settings.job_cpus > 0:
             return self._settings.job_cpus
+        if workers > 1:
+            return 1.0
         return float(ray.cluster_resources().get("CPU", 1.0)) if self._local else 1.0
 
     def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> Any:
-        """Returns Ray's ObjectRefGenerator of the job's events. num_cpus and num_gpus are per worker: a
-        data-parallel job (spec "workers" > 1) asks for them on each of its Ray Train workers, where a CPU
-        count the request left unset is the server's job_cpus or 1 (not the whole machine, as for one worker)."""
+        """Returns Ray's ObjectRefGenerator of the job's events. num_cpus and num_gpus are per worker (job_cpus):
+        a data-parallel job (spec "workers" > 1) asks for them on each of its Ray Train workers."""
         if not self._entrypoints:
             from worker.data_parallel import run_data_parallel_fine_tune
             from worker.jobs import run_find_lr, run_fine_tune
@@ -74,8 +77,7 @@ class RayBackend:
                                  "find_lr": ray.remote(max_retries=0)(run_find_lr),
                                  "data_parallel": ray.remote(max_retries=0)(run_data_parallel_fine_tune)}
         if spec.get("workers", 1) > 1:
-            per_worker = {"cpus_per_worker": spec["requested_cpus_per_worker"] or self._settings.job_cpus or 1.0,
-                          "gpus_per_worker": num_gpus}
+            per_worker = {"cpus_per_worker": num_cpus, "gpus_per_worker": num_gpus}
             # The generator only waits on Ray Train's controller: the workers hold the job's CPUs and GPUs.
             return self._entrypoints["data_parallel"].options(num_cpus=0, num_gpus=0).remote(spec | per_worker)
         return self._entrypoints[kind].options(num_cpus=num_cpus, num_gpus=num_gpus).remote(spec)
@@ -88,8 +90,8 @@ class RayBackend:
         total = ray.cluster_resources()
         for name, ask in (("CPU", cpus), ("GPU", gpus)):
             if ask > total.get(name, 0.0):
-                return (f"the job asks for {ask:g} {name}(s) but this server's Ray has {total.get(name, 0.0):g}; "
-                        "ask for less (resources.cpus_per_worker / gpus_per_worker)")
+                return (f"the job asks for {ask:g} {name}(s) in all but this server's Ray has "
+                        f"{total.get(name, 0.0):g}; ask for less (resources.workers, cpus_per_worker, gpus_per_worker)")
         return ""
 
     @staticmethod

@@ -49,7 +49,7 @@ class ScriptedBackend:
     def cluster_gpus(self) -> float:
         return 0.0
 
-    def job_cpus(self, requested: float) -> float:
+    def job_cpus(self, requested: float, workers: int = 1) -> float:
         return requested or 1.0
 
     def unschedulable(self, cpus: float, gpus: float) -> str:
@@ -88,10 +88,10 @@ class Harness:
         self.backend = ScriptedBackend()
         self.jobs = JobManager(self.store, self.backend, NoModels(), queue, lease_s)  # type: ignore[arg-type]
 
-    def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0) -> training_pb2.Job:
+    def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0, workers: int = 0) -> training_pb2.Job:
+        resources = common_pb2.Resources(cpus_per_worker=cpus, workers=workers)
         job = training_pb2.Job(id=job_id, state=training_pb2.QUEUED, kind="fine_tune", tenant=tenant,
-                               request=training_pb2.CreateFineTuneJobRequest(
-                                   model_name="m", resources=common_pb2.Resources(cpus_per_worker=cpus)))
+                               request=training_pb2.CreateFineTuneJobRequest(model_name="m", resources=resources))
         return self.jobs.create(job, {"job": job_id}, "")
 
     async def close(self) -> None:
@@ -176,7 +176,10 @@ def test_a_job_that_can_never_fit_is_refused_and_not_stored(tmp_path: Path) -> N
     with pytest.raises(ApiError) as e:
         h.create("job-big", cpus=8.0)
     assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "8 CPUs" in e.value.message
-    assert h.store.get_job("job-big") is None
+    with pytest.raises(ApiError) as e:  # data-parallel: every worker asks for its share
+        h.create("job-wide", cpus=1.5, workers=2)
+    assert "3 CPUs" in e.value.message
+    assert h.store.get_job("job-big") is None and h.store.get_job("job-wide") is None
 
 
 def test_a_silent_worker_loses_its_lease_and_the_job_resumes(tmp_path: Path) -> None:
