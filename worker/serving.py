@@ -25,7 +25,7 @@ from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
 # Defaults of the batch decorators; each deployment sets its own in __init__ (service/config.py ServingConfig).
 MAX_BATCH_SIZE = 32
-BATCH_WAIT_S = 0.005
+BATCH_WAIT_S = 0.002
 Call = tuple[Any, list[bytes], Any, int]  # (model, images, option, index of images[0] in the request)
 
 
