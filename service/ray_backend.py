@@ -6,6 +6,7 @@ the serving deployment import the engine only inside Ray workers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -69,8 +70,13 @@ class RayBackend:
         return ray.get(self.stats.snapshot.remote(), timeout=timeout)
 
     async def loaded_replicas(self, model_id: str) -> int:
-        """How many serving replicas hold the model (by serving id) in memory now."""
-        snap = await self.stats.snapshot.remote()
+        """How many serving replicas hold the model (by serving id) in memory now; 0 when the stats actor does
+        not answer within a second (GetModel's other fields matter more than this one)."""
+        try:
+            snap = await asyncio.wait_for(self.stats.snapshot.remote(), 1.0)
+        except (TimeoutError, ray.exceptions.RayError) as e:
+            log.warning("serving stats unavailable: %s", e)
+            return 0
         return sum(model_id in r["models"] for r in snap["replicas"].values())
 
     @staticmethod
