@@ -98,7 +98,6 @@ def test_concurrent_classify_calls_share_forward_passes(server: ServerProcess, m
     with ThreadPoolExecutor(len(images)) as pool:
         responses = list(pool.map(call, range(len(images))))
     after = _metrics(server)
-    api.close()
     for i, resp in enumerate(responses):
         assert _answers(resp) == [expected[i]], f"caller {i} got another caller's answer"
     passes = (_metric(after, "fineserve_forward_passes_total", method="classify")
@@ -108,6 +107,14 @@ def test_concurrent_classify_calls_share_forward_passes(server: ServerProcess, m
     print(f"\n{len(images)} concurrent Classify calls: {passes:.0f} forward passes, {served:.0f} images")
     assert served == len(images), (passes, served)
     assert passes < len(images), f"{passes:.0f} forward passes for {len(images)} calls: no batching"
+
+    # One call with more images than a forward pass holds (32) is split, and its answers re-joined in order.
+    many = _valid_images(mnist)[:40]
+    assert _answers(classify(api, "batched", many)) == _expected(server, "batched", 1, many)
+    with pytest.raises(grpc.RpcError) as err:
+        classify(api, "batched", [*many[:35], b"not an image", *many[36:]])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "image 35" in err.value.details()
+    api.close()
 
 
 @pytest.fixture(scope="module")
