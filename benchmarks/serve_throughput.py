@@ -20,11 +20,13 @@ import io
 import statistics
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import torch
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from fineserve.v1 import common_pb2, inference_pb2, inference_pb2_grpc, training_pb2
 from service.launcher import ServerProcess
@@ -121,6 +123,14 @@ async def _through_grpc(target: str, name: str, images: list[bytes], concurrency
         return requests / (time.perf_counter() - start), latencies
 
 
+def _passes(metrics_url: str) -> tuple[float, float]:
+    """(forward passes, images) the replicas have run for Classify so far, from the front door's metrics."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as r:
+        samples = {s.name: s.value for f in text_string_to_metric_families(r.read().decode()) for s in f.samples
+                   if s.labels.get("method") == "classify"}
+    return samples.get("fineserve_forward_passes_total", 0.0), samples.get("fineserve_batch_images_sum", 0.0)
+
+
 def _pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
@@ -138,19 +148,23 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         asyncio.run(_publish(data_dir, ["bench", "cold"]))
-        server = ServerProcess(data_dir, *args.server_args).start()
+        server = ServerProcess(data_dir, "--metrics-port", "0", *args.server_args).start()
         try:
             print(f"torch threads {torch.get_num_threads()}; server flags: {' '.join(args.server_args) or 'defaults'}")
-            print("| concurrency | fineserve img/s | p50 ms | p99 ms | ceiling img/s (batch) | ratio |")
-            print("|---|---|---|---|---|---|")
+            print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
+                  "ceiling img/s (batch) | ratio |")
+            print("|---|---|---|---|---|---|---|")
             single_raw = 0.0
             for c in args.concurrency:
+                before = _passes(server.metrics_url)
                 rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, max(args.requests, c)))
+                after = _passes(server.metrics_url)
+                per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
                 batch = min(c, args.max_batch)
                 ceiling, single_raw = _ceiling(data_dir / "models" / "default" / "bench" / "1", images, batch,
                                                args.rounds)
                 print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
-                      f"{ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
+                      f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
             print(f"\nraw single-image latency in process (p50): {single_raw * 1e3:.1f} ms")
             _, cold = asyncio.run(_through_grpc(server.target, "cold", images, 1, 1, warm_up=False))
             _, warm = asyncio.run(_through_grpc(server.target, "cold", images, 1, 16))

@@ -21,12 +21,14 @@ from ray import serve
 
 from worker import interpretation
 from worker.answers import invalid
+from worker.pass_merging import Call, MergedPasses
 from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
 # Defaults of the batch decorators; each deployment sets its own in __init__ (service/config.py ServingConfig).
 MAX_BATCH_SIZE = 32
 BATCH_WAIT_S = 0.002
-Call = tuple[Any, list[bytes], Any, int]  # (model, images, option, index of images[0] in the request)
+# Batches that may wait behind a running pass (worker/pass_merging.py merges them into the next one).
+MAX_WAITING_BATCHES = 64
 
 
 def _images_in(calls: list[Call]) -> int:
@@ -68,6 +70,8 @@ class ModelServer:
         for batcher in (self._classify_batch, self._segment_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_s)
+        self._classify_passes = MergedPasses(max_batch_size)
+        self._segment_passes = MergedPasses(max_batch_size)
         if max_image_pixels:
             from PIL import Image
 
@@ -212,9 +216,10 @@ class ModelServer:
 
         return predict_table(await self._model(), rows, top_k)
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in)
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
+                 max_concurrent_batches=MAX_WAITING_BATCHES)
     async def _classify_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._classify_calls, calls)
+        return await self._classify_passes.run(calls, self._classify_calls)
 
     def _classify_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
         """One forward pass per model over every caller's images; a bad image fails only its own call."""
@@ -244,8 +249,12 @@ class ModelServer:
         """A segmentation per image (see segment_calls), or {"error": {...}} for input the model cannot take."""
         return await self._in_batches(self._segment_batch, await self._model(), images, probabilities)
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in)
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
+                 max_concurrent_batches=MAX_WAITING_BATCHES)
     async def _segment_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
+        return await self._segment_passes.run(calls, self._segment_calls)
+
+    def _segment_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
         from worker.segment_serving import segment_calls
 
-        return await asyncio.to_thread(segment_calls, calls, lambda n: self._record_pass("segment", n))
+        return segment_calls(calls, lambda images: self._record_pass("segment", images))
