@@ -36,8 +36,9 @@ class ServingConfig:
 
     # Images one forward pass may hold, merged across callers; a request with more is split into passes.
     max_batch_size: int = 32
-    # How long a replica waits for more callers to fill a batch once the first arrived.
-    batch_wait_s: float = 0.002
+    # How long a replica waits for more callers to fill a batch once the first arrived; 0 still batches the
+    # calls that queue while a pass runs (worker/pass_merging.py).
+    batch_wait_s: float = 0.0
     # Requests one replica works on at once (batches form from these); more wait in the caller's queue.
     max_ongoing_requests: int = 64
     # Requests the front door queues for the replicas; past it calls fail fast with RESOURCE_EXHAUSTED.

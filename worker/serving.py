@@ -26,7 +26,7 @@ from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
 # Defaults of the batch decorators; each deployment sets its own in __init__ (service/config.py ServingConfig).
 MAX_BATCH_SIZE = 32
-BATCH_WAIT_S = 0.002
+BATCH_WAIT_S = 0.0
 # Batches that may wait behind a running pass (worker/pass_merging.py merges them into the next one).
 MAX_WAITING_BATCHES = 64
 
