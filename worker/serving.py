@@ -81,8 +81,8 @@ class ModelServer:
         self._held: set[str] = set()
         self._held_max = 0
         self._held_lock = threading.Lock()
-        self._replica = serve.get_replica_context().replica_id.unique_id
-        self._stats = self._stats_actor()
+        self._stats: Any = None  # the stats actor, looked up at the first report (False: there is none)
+        self._replica = ""
         self._watcher: asyncio.Task[None] | None = None
 
         async def load(model_id: str) -> Held:
@@ -92,24 +92,27 @@ class ModelServer:
         self._multiplexed = load
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
 
-    @staticmethod
-    def _stats_actor() -> Any:
-        import ray
+    def _stats_actor(self) -> Any:
+        """The stats actor, or None when deployed without the front door's (then the replica reports nothing)."""
+        if self._stats is None:
+            import ray
 
-        try:
-            return ray.get_actor(STATS_ACTOR, namespace=STATS_NAMESPACE)
-        except ValueError:  # deployed without the front door's stats actor: serve, report nothing
-            return None
+            self._replica = serve.get_replica_context().replica_id.unique_id
+            try:
+                self._stats = ray.get_actor(STATS_ACTOR, namespace=STATS_NAMESPACE)
+            except ValueError:
+                self._stats = False
+        return self._stats or None
 
     def _report(self) -> None:
-        if self._stats is not None:
+        if stats := self._stats_actor():
             with self._held_lock:
                 models, held_max = list(self._held), self._held_max
-            self._stats.replica.remote(self._replica, models, held_max, self._max_models)
+            stats.replica.remote(self._replica, models, held_max, self._max_models)
 
     def _record_pass(self, method: str, images: int) -> None:
-        if self._stats is not None:
-            self._stats.forward_pass.remote(method, images)
+        if stats := self._stats_actor():
+            stats.forward_pass.remote(method, images)
 
     def _dir(self, model_id: str) -> Path:
         path = (self._root / model_id).resolve()
