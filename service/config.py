@@ -31,6 +31,31 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """How the Ray Serve deployment of the inference replicas is shaped (see README: Serving at scale)."""
+
+    # Images one forward pass may hold, merged across callers; a request with more is split into passes.
+    max_batch_size: int = 32
+    # How long a replica waits for more callers to fill a batch once the first arrived; 0 still batches the
+    # calls that queue while a pass runs (worker/pass_merging.py).
+    batch_wait_s: float = 0.0
+    # Requests one replica works on at once (batches form from these); more wait in the caller's queue.
+    max_ongoing_requests: int = 64
+    # Requests the front door queues for the replicas; past it calls fail fast with RESOURCE_EXHAUSTED.
+    max_queued_requests: int = 256
+    # Replica count: fixed when min == max, else Ray Serve's autoscaler keeps about target_ongoing_requests
+    # in flight per replica.
+    min_replicas: int = 1
+    max_replicas: int = 1
+    target_ongoing_requests: float = 16.0
+    # What one replica asks Ray for: CPUs and (fractional) GPUs; 0 CPUs lets it share a node with jobs.
+    replica_cpus: float = 0.0
+    replica_gpus: float = 0.0
+    # Inference precision: fp32 | bf16 | fp16 (GPU) | auto, as for training.
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
 class Settings:
     port: int = 50051
     host: str = "0.0.0.0"
@@ -52,6 +77,9 @@ class Settings:
     job_lease_seconds: float = 120.0
     # Models each serving replica keeps loaded (LRU).
     models_per_replica: int = 4
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    # Prometheus metrics port of the front door: None = off, 0 = pick a free one (logged).
+    metrics_port: int | None = None
     grace_seconds: float = 20.0
     limits: Limits = field(default_factory=Limits)
     # JSON/YAML file of tenant -> sha256 key hashes (service/auth.py); None = open mode, tenant "default".
@@ -92,6 +120,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                    help="a running job silent this long (no event, no heartbeat) is resumed elsewhere")
     p.add_argument("--models-per-replica", type=int,
                    default=int(_env("MODELS_PER_REPLICA", str(d.models_per_replica))))
+    _serving_flags(p)
+    p.add_argument("--metrics-port", type=int, default=_int_or_none(_env("METRICS_PORT", "")),
+                   help="Prometheus metrics on this port (0 = a free one); unset = no metrics endpoint")
     p.add_argument("--grace-seconds", type=float, default=float(_env("GRACE_SECONDS", str(d.grace_seconds))))
     p.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", str(lim.max_upload_bytes))))
     p.add_argument("--max-extracted-bytes", type=int,
@@ -135,6 +166,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         p.error("--max-running-jobs and --max-running-jobs-per-tenant must be >= 0 (0 = no cap)")
     if not a.job_lease_seconds >= 1:
         p.error("--job-lease-seconds must be at least 1")
+    serving = _serving_config(p, a)
     roots = a.allowed_root
     if roots is None:
         roots = [Path(r) for r in _env("ALLOWED_ROOTS", "").split(":") if r]
@@ -150,6 +182,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         max_running_jobs_per_tenant=a.max_running_jobs_per_tenant,
         job_lease_seconds=a.job_lease_seconds,
         models_per_replica=a.models_per_replica,
+        serving=serving,
+        metrics_port=a.metrics_port,
         grace_seconds=a.grace_seconds,
         limits=Limits(
             max_upload_bytes=a.max_upload_bytes,
@@ -169,6 +203,47 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         tls_client_ca=_resolved(a.tls_client_ca),
         audit_log=a.audit_log,
     )
+
+
+_SERVING_FLAGS = {  # field -> (type, help)
+    "max_batch_size": (int, "images per forward pass on a replica, merged across callers"),
+    "batch_wait_s": (float, "seconds a replica waits to fill a batch"),
+    "max_ongoing_requests": (int, "requests one replica works on at once"),
+    "max_queued_requests": (int, "requests queued for the replicas before RESOURCE_EXHAUSTED"),
+    "min_replicas": (int, "serving replicas at least"),
+    "max_replicas": (int, "serving replicas at most (autoscaling when above min)"),
+    "target_ongoing_requests": (float, "autoscaling target: requests in flight per replica"),
+    "replica_cpus": (float, "CPUs each serving replica asks Ray for"),
+    "replica_gpus": (float, "GPUs (fractions allowed) each serving replica asks Ray for"),
+    "precision": (str, "inference precision: fp32, bf16, fp16 (GPU) or auto"),
+}
+
+
+def _serving_flags(p: argparse.ArgumentParser) -> None:
+    """--serve-* flags, env FINESERVE_SERVE_*, for every ServingConfig field."""
+    d = ServingConfig()
+    for name, (kind, text) in _SERVING_FLAGS.items():
+        p.add_argument(f"--serve-{name.replace('_', '-')}", dest=f"serve_{name}", type=kind,
+                       default=kind(_env(f"SERVE_{name.upper()}", str(getattr(d, name)))), help=text)
+
+
+def _serving_config(p: argparse.ArgumentParser, a: argparse.Namespace) -> ServingConfig:
+    c = ServingConfig(**{name: getattr(a, f"serve_{name}") for name in _SERVING_FLAGS})
+    for name in ("max_batch_size", "max_ongoing_requests", "max_queued_requests", "min_replicas"):
+        if getattr(c, name) < 1:
+            p.error(f"--serve-{name.replace('_', '-')} must be at least 1")
+    if c.max_replicas < c.min_replicas:
+        p.error("--serve-max-replicas must be at least --serve-min-replicas")
+    if not (c.batch_wait_s >= 0 and c.target_ongoing_requests > 0 and c.replica_cpus >= 0 and c.replica_gpus >= 0):
+        p.error("--serve-batch-wait-s, --serve-replica-cpus and --serve-replica-gpus must be >= 0 and "
+                "--serve-target-ongoing-requests > 0")
+    if c.precision not in ("fp32", "bf16", "fp16", "auto"):
+        p.error("--serve-precision must be fp32, bf16, fp16 or auto")
+    return c
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value else None
 
 
 def _path_env(name: str) -> Path | None:

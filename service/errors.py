@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
+
+from service.metrics import observe
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +48,46 @@ def unimplemented(what: str, issue: str) -> ApiError:
 
 
 def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Servicer method wrapper: ApiError -> its status; anything unexpected -> INTERNAL, logged."""
+    """Servicer method wrapper: ApiError -> its status; the caller's deadline passed -> DEADLINE_EXCEEDED (the
+    work is cancelled, replica calls included); anything unexpected -> INTERNAL, logged. Every call is counted
+    in the metrics by status code, with its latency."""
 
     @functools.wraps(method)
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
         try:
-            return await method(self, request, context)
+            async with asyncio.timeout(context.time_remaining()):
+                return await method(self, request, context)
         except ApiError as e:
+            code = e.code
             await context.abort(e.code, e.message)
+        except TimeoutError:
+            if not _deadline_passed(context):
+                code = grpc.StatusCode.INTERNAL  # a timeout of our own, not the caller's deadline
+                log.exception("unexpected timeout in %s", method.__name__)
+                await context.abort(code, f"internal timeout in {method.__name__}; see server log")
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            await context.abort(code, f"{method.__name__} did not finish within the caller's deadline")
         except grpc.aio.AbortError:
+            code = grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:  # gRPC cancels the handler when the caller hangs up or its deadline passes
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if _deadline_passed(context) else grpc.StatusCode.CANCELLED
             raise
         except Exception:
+            code = grpc.StatusCode.INTERNAL
             log.exception("unexpected error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method.__name__}; see server log")
+        finally:
+            observe(method.__name__, code.name, time.perf_counter() - start)
 
     return unary
+
+
+def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 def rpc_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:

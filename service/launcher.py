@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 LISTENING = re.compile(r"fineserve listening on [^:]+:(\d+)")
+METRICS = re.compile(r"fineserve metrics on [^:]+:(\d+)/metrics")
 
 
 class ServerProcess:
@@ -30,6 +31,8 @@ class ServerProcess:
         self._args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self.target = ""
+        # http://127.0.0.1:<port>/metrics when the server was started with --metrics-port.
+        self.metrics_url = ""
 
     def start(self, timeout: float = 180) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
@@ -46,6 +49,8 @@ class ServerProcess:
             text = self.log_path.read_bytes()[offset:].decode(errors="replace")
             if m := LISTENING.search(text):
                 self.target = f"127.0.0.1:{m.group(1)}"
+                if metrics := METRICS.search(text):
+                    self.metrics_url = f"http://127.0.0.1:{metrics.group(1)}/metrics"
                 return self
             time.sleep(0.2)
         self.stop()

@@ -6,6 +6,7 @@ the serving deployment import the engine only inside Ray workers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -25,11 +26,12 @@ class RayBackend:
         self._settings = settings
         self._local = not settings.ray_address
         self.handle: Any = None
+        self.stats: Any = None
         self._entrypoints: dict[str, Any] = {}
 
     def start(self) -> None:
         """Blocking: connect to (or start) Ray and deploy the serving app."""
-        from worker.serving import ModelServer
+        from worker.serving_stats import STATS_ACTOR, STATS_NAMESPACE, ServingStats
 
         if self._local:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -41,10 +43,42 @@ class RayBackend:
         else:
             ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
             log.info("connected to the Ray cluster at %s", self._settings.ray_address)
+        # Detached: on a cluster the replicas keep reporting across front-door restarts.
+        self.stats = ray.remote(ServingStats).options(name=STATS_ACTOR, namespace=STATS_NAMESPACE, num_cpus=0,
+                                                      lifetime="detached", get_if_exists=True).remote()
         serve.start(http_options={"location": "NoServer"})
-        app = ModelServer.bind(str(self._settings.data_dir / "models"), self._settings.models_per_replica,
-                               self._settings.limits.max_image_pixels)
-        self.handle = serve.run(app, name=SERVE_APP, route_prefix=None, blocking=False)
+        self.handle = serve.run(self.serving_app(), name=SERVE_APP, route_prefix=None, blocking=False)
+
+    def serving_app(self) -> Any:
+        """The ModelServer deployment shaped by the settings: replica resources, replica count or autoscaling,
+        request limits (Ray Serve rejects calls past max_queued_requests at once: BackPressureError), batching."""
+        from worker.serving import ModelServer
+
+        s = self._settings
+        c = s.serving
+        scaling: dict[str, Any] = (
+            {"num_replicas": c.min_replicas} if c.min_replicas == c.max_replicas else
+            {"autoscaling_config": {"min_replicas": c.min_replicas, "max_replicas": c.max_replicas,
+                                    "target_ongoing_requests": c.target_ongoing_requests}})
+        deployment = ModelServer.options(
+            ray_actor_options={"num_cpus": c.replica_cpus, "num_gpus": c.replica_gpus},
+            max_ongoing_requests=c.max_ongoing_requests, max_queued_requests=c.max_queued_requests, **scaling)
+        return deployment.bind(str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels,
+                               max_batch_size=c.max_batch_size, batch_wait_s=c.batch_wait_s, precision=c.precision)
+
+    def serving_stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The stats actor's snapshot (worker/serving_stats.py); blocking, for the metrics thread."""
+        return ray.get(self.stats.snapshot.remote(), timeout=timeout)
+
+    async def loaded_replicas(self, model_id: str) -> int:
+        """How many serving replicas hold the model (by serving id) in memory now; 0 when the stats actor does
+        not answer within a second (GetModel's other fields matter more than this one)."""
+        try:
+            snap = await asyncio.wait_for(self.stats.snapshot.remote(), 1.0)
+        except (TimeoutError, ray.exceptions.RayError) as e:
+            log.warning("serving stats unavailable: %s", e)
+            return 0
+        return sum(model_id in r["models"] for r in snap["replicas"].values())
 
     @staticmethod
     def stop() -> None:

@@ -31,6 +31,7 @@ from service.config import Settings
 from service.coordinator import RemoteJobs, RemoteStore
 from service.coordinator import connect as connect_coordinator
 from service.interceptors import AuthInterceptor
+from service.metrics import ServingCollector, start_metrics
 from service.ray_backend import RayBackend
 from service.registry import Registry
 
@@ -63,7 +64,7 @@ async def serve(settings: Settings) -> None:
     training = TrainingServicer(store, jobs, registry, settings.allowed_roots)
     datasets_pb2_grpc.add_DatasetsServicer_to_server(DatasetsServicer(store, settings), server)
     training_pb2_grpc.add_TrainingServicer_to_server(training, server)
-    models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(store, registry), server)
+    models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(store, registry, backend.loaded_replicas), server)
     inference_pb2_grpc.add_InferenceServicer_to_server(
         InferenceServicer(store, backend.handle, settings.limits, registry.serving_id), server)
     health_servicer = health.aio.HealthServicer()
@@ -73,6 +74,11 @@ async def serve(settings: Settings) -> None:
     port = (server.add_secure_port(address, credentials) if credentials is not None
             else server.add_insecure_port(address))
     await server.start()
+    if settings.metrics_port is not None:
+        metrics_port = start_metrics(settings.metrics_port, settings.host,
+                                     ServingCollector(backend.serving_stats, store.unfinished_jobs))
+        # Tests and scripts read this line to learn the metrics port when 0 picked one.
+        print(f"fineserve metrics on {settings.host}:{metrics_port}/metrics", flush=True)
     _log_security(settings, keys)
     for name in ["", *SERVICES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from worker.serving import invalid
+from worker.answers import invalid
 
 
-def segment_calls(calls: list[tuple[Any, list[bytes], bool]]) -> list[dict[str, Any]]:
-    """calls: (ImageSegmenter, images, include_probabilities). Each answer is {"results": [Segmentation as a
+def segment_calls(calls: list[tuple[Any, list[bytes], bool, int]],
+                  on_pass: Callable[[int], None] = lambda images: None) -> list[dict[str, Any]]:
+    """calls: (ImageSegmenter, images, include_probabilities, index of images[0] in its request); on_pass(n)
+    is told of each forward pass of n images. Each answer is {"results": [Segmentation as a
     dict]} or an error; a bad image fails only its own call. Inputs are resized to the model's input size, so
     images of any sizes batch together; each mask comes back at its own image's size."""
     import torch
@@ -18,16 +21,17 @@ def segment_calls(calls: list[tuple[Any, list[bytes], bool]]) -> list[dict[str, 
 
     answers: list[dict[str, Any]] = [{} for _ in calls]
     by_model: dict[int, list[tuple[int, torch.Tensor, list[tuple[int, int]]]]] = {}
-    for i, (model, images, _) in enumerate(calls):
+    for i, (model, images, _, offset) in enumerate(calls):
         try:
             batch, sizes = model.preprocess(images)
         except InvalidImage as e:
-            answers[i] = invalid(f"image {e.index}: {e.reason}")
+            answers[i] = invalid(f"image {offset + e.index}: {e.reason}")
             continue
         by_model.setdefault(id(model), []).append((i, batch, sizes))
     for group in by_model.values():
         model = calls[group[0][0]][0]
         logits = model.predict_logits(torch.cat([x for _, x, _ in group]))
+        on_pass(len(logits))
         for i, x, sizes in group:
             part, logits = logits[: len(x)], logits[len(x) :]
             answers[i] = {

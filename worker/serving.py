@@ -1,13 +1,19 @@
 """Ray Serve deployment that serves stored models: multiplexed by model id, batched across callers.
 
 Model ids are "<tenant>/<name>/<version>", the model's directory relative to the model store root (the front
-door resolves a caller's model within the caller's tenant first); versions are immutable, so a loaded model
-never goes stale and a new version is servable the moment its directory exists.
+door resolves a caller's model within the caller's tenant first). A new version is servable the moment its
+directory exists. A deleted model is dropped from every replica within REPORT_S (each replica watches the
+directories of the models it holds), and a version number re-used after a delete is never answered by the
+old weights: a loaded model remembers its directory's identity and is reloaded when that changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +21,174 @@ from ray import serve
 
 from worker import interpretation
 from worker.answers import invalid
+from worker.pass_merging import Call, MergedPasses
+from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
+# Defaults of the batch decorators; each deployment sets its own in __init__ (service/config.py ServingConfig).
 MAX_BATCH_SIZE = 32
-BATCH_WAIT_S = 0.01
+BATCH_WAIT_S = 0.0
+# Batches that may wait behind a running pass (worker/pass_merging.py merges them into the next one).
+MAX_WAITING_BATCHES = 64
+
+
+def _images_in(calls: list[Call]) -> int:
+    return sum(len(c[1]) for c in calls)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What tells a model directory apart from a deleted one re-created at the same path."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+class Held:
+    """A loaded model as the multiplexer keeps it; the multiplexer calls __del__ when it evicts it (LRU)."""
+
+    def __init__(self, model: Any, identity: tuple[int, int] | None, release: Callable[[], None]) -> None:
+        self.model = model
+        self.identity = identity
+        self._release: Callable[[], None] | None = release
+
+    def __del__(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 @serve.deployment(name="ModelServer", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=128)
 class ModelServer:
-    def __init__(self, models_root: str, max_models: int, max_image_pixels: int | None = None) -> None:
-        self._root = Path(models_root)
+    def __init__(self, models_root: str, max_models: int, max_image_pixels: int | None = None,
+                 max_batch_size: int = MAX_BATCH_SIZE, batch_wait_s: float = BATCH_WAIT_S,
+                 precision: str = "fp32") -> None:
+        self._root = Path(models_root).resolve()
+        self._max_models = max_models
+        self._max_batch = max_batch_size
+        self._precision = precision
+        for batcher in (self._classify_batch, self._segment_batch):
+            batcher.set_max_batch_size(max_batch_size)
+            batcher.set_batch_wait_timeout_s(batch_wait_s)
+        self._classify_passes = MergedPasses(max_batch_size)
+        self._segment_passes = MergedPasses(max_batch_size)
         if max_image_pixels:
             from PIL import Image
 
             # The engine refuses images past Image.MAX_IMAGE_PIXELS from their header, before decoding.
             Image.MAX_IMAGE_PIXELS = max_image_pixels
+        # Models in memory or being loaded, and the most there ever were at once (what the metrics report).
+        self._held: set[str] = set()
+        self._held_max = 0
+        self._held_lock = threading.Lock()
+        self._stats: Any = None  # the stats actor, looked up at the first report (False: there is none)
+        self._replica = ""
+        self._watcher: asyncio.Task[None] | None = None
 
-        async def load(model_id: str) -> Any:
+        async def load(model_id: str) -> Held:
             return await asyncio.to_thread(self._load, model_id)
 
         # Wrapped here rather than decorated on the class so that the LRU size is a deployment argument.
+        self._multiplexed = load
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
 
-    def _load(self, model_id: str) -> Any:
-        from worker.engine import load_served_model
+    def _stats_actor(self) -> Any:
+        """The stats actor, or None when deployed without the front door's (then the replica reports nothing)."""
+        if self._stats is None:
+            import ray
 
-        root = self._root.resolve()
-        path = (root / model_id).resolve()
-        if root not in path.parents:
+            self._replica = serve.get_replica_context().replica_id.unique_id
+            try:
+                self._stats = ray.get_actor(STATS_ACTOR, namespace=STATS_NAMESPACE)
+            except ValueError:
+                self._stats = False
+        return self._stats or None
+
+    def _report(self) -> None:
+        if stats := self._stats_actor():
+            with self._held_lock:
+                models, held_max = list(self._held), self._held_max
+            stats.replica.remote(self._replica, models, held_max, self._max_models)
+
+    def _record_pass(self, method: str, images: int) -> None:
+        if stats := self._stats_actor():
+            stats.forward_pass.remote(method, images)
+
+    def _dir(self, model_id: str) -> Path:
+        path = (self._root / model_id).resolve()
+        if self._root not in path.parents:
             raise ValueError(f"model id {model_id!r} is outside the model store")
-        return load_served_model(path)
+        return path
+
+    def _load(self, model_id: str) -> Held:
+        from worker.engine import load_served_model, prepare_for_serving
+
+        path = self._dir(model_id)
+        identity = _identity(path)
+        with self._held_lock:
+            self._held.add(model_id)
+            self._held_max = max(self._held_max, len(self._held))
+        self._report()
+        try:
+            model = prepare_for_serving(load_served_model(path), self._precision)
+        except BaseException:
+            self._release(model_id)
+            raise
+        return Held(model, identity, lambda: self._release(model_id))
+
+    def _release(self, model_id: str) -> None:
+        with self._held_lock:
+            self._held.discard(model_id)
+        self._report()
+
+    async def _model(self) -> Any:
+        """The request's model, loaded on demand; reloaded when its directory was replaced since."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        model_id = serve.get_multiplexed_model_id()
+        held = await self._get_model(model_id)
+        if held.identity != _identity(self._dir(model_id)):
+            await self._evict(model_id)
+            held = await self._get_model(model_id)
+        return held.model
+
+    async def _evict(self, model_id: str) -> None:
+        # Ray Serve's multiplexer has no public unload; its LRU dict and lock are the one place to drop a model.
+        wrapper = getattr(self._multiplexed, "__serve_multiplex_wrapper", None)
+        if wrapper is None:
+            return
+        async with wrapper._model_cache_lock:
+            held = wrapper.models.pop(model_id, None)
+            wrapper._push_multiplexed_replica_info = True  # the router stops sending this model here
+        if held is not None:
+            held.__del__()
+
+    async def _watch(self) -> None:
+        """Every REPORT_S: drop models whose directory was deleted or replaced; tell the stats actor we live."""
+        while True:
+            await asyncio.sleep(REPORT_S)
+            wrapper = getattr(self._multiplexed, "__serve_multiplex_wrapper", None)
+            for model_id, held in list(wrapper.models.items()) if wrapper else []:
+                with contextlib.suppress(ValueError):
+                    if held.identity != _identity(self._dir(model_id)):
+                        await self._evict(model_id)
+            self._report()
+
+    async def _in_batches(self, batcher: Callable[[Call], Awaitable[dict[str, Any]]], model: Any,
+                          images: list[bytes], option: Any) -> dict[str, Any]:
+        """A request's images through the batcher in parts of at most max_batch_size, answers re-joined in
+        order; the first bad image (by index in the request) fails the request."""
+        n = self._max_batch
+        parts = await asyncio.gather(*(batcher((model, images[i:i + n], option, i))
+                                       for i in range(0, max(len(images), 1), n)))
+        for part in parts:
+            if "error" in part:
+                return part
+        return {"results": [r for part in parts for r in part["results"]]}
 
     async def predict_text(self, texts: list[str], top_k: int) -> dict[str, Any]:
         """(label, probability) pairs per text, most probable first (top_k of them; 0 = all)."""
-        model = await self._get_model(serve.get_multiplexed_model_id())
+        model = await self._model()
         try:
             return {"results": await asyncio.to_thread(model.predict, texts, top_k)}
         except ValueError as e:
@@ -55,36 +196,35 @@ class ModelServer:
 
     async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
         """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
-        model = await self._get_model(serve.get_multiplexed_model_id())
-        return await self._classify_batch((model, images, top_k))
+        return await self._in_batches(self._classify_batch, await self._model(), images, top_k)
 
     async def score_labels(self, images: list[bytes], threshold: float | None) -> dict[str, Any]:
         """Multi-label scores of a request's images, computed as Classify computes probabilities."""
-        model = await self._get_model(serve.get_multiplexed_model_id())
+        model = await self._model()
         return await asyncio.to_thread(interpretation.score_labels, model, images, threshold)
 
     async def explain(self, images: list[bytes], target: str) -> dict[str, Any]:
         """Grad-CAM heatmaps of a request's images (one forward and backward pass for them all)."""
-        model = await self._get_model(serve.get_multiplexed_model_id())
+        model = await self._model()
         return await asyncio.to_thread(interpretation.explain, model, images, target)
 
     async def recommend(self, query: dict[str, Any]) -> dict[str, Any]:
         """Collaborative filtering; one query is already a batch (users or pairs), so it is answered inline."""
         from worker.embedding_serving import recommend
 
-        return recommend(await self._get_model(serve.get_multiplexed_model_id()), query)
+        return recommend(await self._model(), query)
 
     async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> dict[str, Any]:
         from worker.embedding_serving import predict_table
 
-        return predict_table(await self._get_model(serve.get_multiplexed_model_id()), rows, top_k)
+        return predict_table(await self._model(), rows, top_k)
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
-    async def _classify_batch(self, calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._classify_calls, calls)
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
+                 max_concurrent_batches=MAX_WAITING_BATCHES)
+    async def _classify_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
+        return await self._classify_passes.run(calls, self._classify_calls)
 
-    @staticmethod
-    def _classify_calls(calls: list[tuple[Any, list[bytes], int]]) -> list[dict[str, Any]]:
+    def _classify_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
         """One forward pass per model over every caller's images; a bad image fails only its own call."""
         import torch
 
@@ -92,16 +232,17 @@ class ModelServer:
 
         answers: list[dict[str, Any]] = [{} for _ in calls]
         by_model: dict[int, list[tuple[int, torch.Tensor]]] = {}
-        for i, (model, images, _) in enumerate(calls):
+        for i, (model, images, _, offset) in enumerate(calls):
             try:
                 batch = model.preprocess(images)
             except InvalidImage as e:
-                answers[i] = invalid(f"image {e.index}: {e.reason}")
+                answers[i] = invalid(f"image {offset + e.index}: {e.reason}")
                 continue
             by_model.setdefault(id(model), []).append((i, batch))
         for group in by_model.values():
             model = calls[group[0][0]][0]
             probs = model.predict_tensor(torch.cat([x for _, x in group]))
+            self._record_pass("classify", len(probs))
             for i, x in group:
                 part, probs = probs[: len(x)], probs[len(x):]
                 answers[i] = {"results": model.top_k(part, calls[i][2])}
@@ -109,11 +250,14 @@ class ModelServer:
 
     async def segment(self, images: list[bytes], probabilities: bool) -> dict[str, Any]:
         """A segmentation per image (see segment_calls), or {"error": {...}} for input the model cannot take."""
-        model = await self._get_model(serve.get_multiplexed_model_id())
-        return await self._segment_batch((model, images, probabilities))
+        return await self._in_batches(self._segment_batch, await self._model(), images, probabilities)
 
-    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
-    async def _segment_batch(self, calls: list[tuple[Any, list[bytes], bool]]) -> list[dict[str, Any]]:
+    @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
+                 max_concurrent_batches=MAX_WAITING_BATCHES)
+    async def _segment_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
+        return await self._segment_passes.run(calls, self._segment_calls)
+
+    def _segment_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
         from worker.segment_serving import segment_calls
 
-        return await asyncio.to_thread(segment_calls, calls)
+        return segment_calls(calls, lambda images: self._record_pass("segment", images))

@@ -13,8 +13,9 @@ from service.api.embedding_inference import recommend_query, recommend_response,
 from service.api.models import resolve_model_for
 from service.api.segmentation import segment_response
 from service.config import Limits
-from service.errors import invalid, replica_answer, rpc
+from service.errors import invalid, rpc
 from service.images import check_images, check_texts, set_pixel_limit
+from service.replica_calls import ask
 from service.store import Store
 
 
@@ -44,7 +45,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = default 5)")
-        answer = replica_answer(await replicas.classify.remote([im.data for im in request.images], request.top_k or 5))
+        answer = await ask(replicas.classify.remote([im.data for im in request.images], request.top_k or 5))
         return inference_pb2.ClassifyResponse(
             model=model.ref,
             results=[inference_pb2.Classification(
@@ -61,7 +62,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
         model, replicas = self._image_model(request, training_pb2.SEGMENTATION, "Segment")
-        answer = replica_answer(await replicas.segment.remote([im.data for im in request.images],
+        answer = await ask(replicas.segment.remote([im.data for im in request.images],
                                                               request.include_probabilities))
         return segment_response(model, request.images, answer["results"])
 
@@ -75,7 +76,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                         context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
         query = recommend_query(request)
         model, replica = self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
-        answer = replica_answer(await replica.recommend.remote(query))
+        answer = await ask(replica.recommend.remote(query))
         return recommend_response(model.ref, request, query, answer)
 
     @rpc
@@ -83,7 +84,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
         model, replica = self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
-        answer = replica_answer(await replica.predict_tabular.remote(rows, request.top_k or 5))
+        answer = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
         return tabular_response(model.ref, answer)
 
     @rpc
@@ -98,7 +99,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = self._replica_for(request.model, training_pb2.TEXT_CLASSIFICATION, "PredictText")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = every class)")
-        answer = replica_answer(await replicas.predict_text.remote(list(request.texts), request.top_k))
+        answer = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))
         return inference_pb2.PredictTextResponse(model=model.ref, results=[
             inference_pb2.TextPrediction(top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
             for top in answer["results"]])

@@ -8,8 +8,9 @@ from typing import Any
 from fineserve.v1 import inference_pb2, training_pb2
 from service.api.models import resolve_model_for
 from service.config import Limits
-from service.errors import invalid, replica_answer
+from service.errors import invalid
 from service.images import check_images
+from service.replica_calls import ask
 from service.store import Store
 
 EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASSIFICATION, training_pb2.SEGMENTATION)
@@ -27,7 +28,7 @@ async def score_labels(
     threshold = request.threshold if request.HasField("threshold") else None
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise invalid(f"threshold must be in [0, 1] (got {threshold}); leave it unset for the tuned thresholds")
-    answer = await replicas(path).score_labels.remote([im.data for im in request.images], threshold)
+    answer = await ask(replicas(path).score_labels.remote([im.data for im in request.images], threshold))
     return inference_pb2.ScoreLabelsResponse(
         model=model.ref,
         results=[
@@ -36,7 +37,7 @@ async def score_labels(
                 predicted=result["predicted"],
                 scores=[inference_pb2.LabelScore(label=label, score=score) for label, score in result["scores"]],
             )
-            for image, result in zip(request.images, replica_answer(answer)["results"], strict=True)
+            for image, result in zip(request.images, answer["results"], strict=True)
         ],
     )
 
@@ -55,7 +56,7 @@ async def explain(
             f"target {request.target!r} is not a class of model {model.ref.name}/{model.ref.version} "
             f"(known: {', '.join(model.classes)}); leave it empty for the top prediction"
         )
-    answer = await replicas(path).explain.remote([im.data for im in request.images], request.target)
+    answer = await ask(replicas(path).explain.remote([im.data for im in request.images], request.target))
     return inference_pb2.ExplainResponse(
         model=model.ref,
         results=[
@@ -67,6 +68,6 @@ async def explain(
                 grid=r["grid"],
                 overlay_png=r["overlay_png"],
             )
-            for image, r in zip(request.images, replica_answer(answer)["results"], strict=True)
+            for image, r in zip(request.images, answer["results"], strict=True)
         ],
     )

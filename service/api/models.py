@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import grpc
 
 from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc, training_pb2
@@ -38,9 +40,13 @@ def resolve_model_for(store: Store, ref: common_pb2.ModelRef, rpc_name: str,
 
 
 class ModelsServicer(models_pb2_grpc.ModelsServicer):
-    def __init__(self, store: Store, registry: Registry) -> None:
+    """loaded_replicas(serving id) counts the serving replicas that hold a model in memory."""
+
+    def __init__(self, store: Store, registry: Registry,
+                 loaded_replicas: Callable[[str], Awaitable[int]]) -> None:
         self._store = store
         self._registry = registry
+        self._loaded_replicas = loaded_replicas
 
     @rpc
     async def ListModels(self, request: models_pb2.ListModelsRequest,
@@ -52,7 +58,9 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
     @rpc
     async def GetModel(self, request: models_pb2.GetModelRequest,
                        context: grpc.aio.ServicerContext) -> models_pb2.Model:
-        return resolve_model(self._store, request.ref)[0]
+        model, path = resolve_model(self._store, request.ref)
+        model.loaded_replicas = await self._loaded_replicas(self._registry.serving_id(path))
+        return model
 
     @rpc
     async def DeleteModel(self, request: models_pb2.DeleteModelRequest,

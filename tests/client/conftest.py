@@ -79,7 +79,9 @@ class FakeModels(models_pb2_grpc.ModelsServicer):
     def GetModel(self, request, context):
         if request.ref.name != "pets":
             context.abort(grpc.StatusCode.NOT_FOUND, f"model {request.ref.name} not found")
-        return models_pb2.Model(ref=common_pb2.ModelRef(name="pets", version=request.ref.version or 3))
+        version = request.ref.version or 3
+        return models_pb2.Model(ref=common_pb2.ModelRef(name="pets", version=version),
+                                loaded_replicas=2 if version == 3 else 0)
 
     def ListModels(self, request, context):
         if not request.page.page_token:

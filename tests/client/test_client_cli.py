@@ -45,6 +45,14 @@ def test_not_found_exits_2(serve, capsys, monkeypatch, models_servicer):
     assert err.startswith("error: NOT_FOUND: model nope not found")
 
 
+def test_model_says_where_it_is_loaded(serve, capsys, models_servicer):
+    target = serve(models_servicer)
+    assert main(["--target", target, "model", "pets"]) == 0
+    assert "loaded on 2 replica(s)" in capsys.readouterr().out
+    assert main(["--target", target, "model", "pets/1"]) == 0
+    assert "not loaded (the next call loads it)" in capsys.readouterr().out
+
+
 def test_unavailable_exits_1(capsys):
     assert main(["--target", "127.0.0.1:1", "--timeout", "5", "jobs"]) == 1
     assert capsys.readouterr().err.startswith("error: UNAVAILABLE: ")

@@ -30,9 +30,10 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, torch_home: Path) -> Iterator[ServerProcess]:
     """Tests may restart it (same data dir); read .target afresh after a restart."""
     os.environ["TORCH_HOME"] = str(torch_home)  # inherited by the server and its local Ray workers
-    # A short job lease, so that a test can find a hung worker in seconds (test_training_recipe).
+    # A short job lease, so that a test can find a hung worker in seconds (test_training_recipe); metrics for
+    # test_serving_scale.
     srv = ServerProcess(tmp_path_factory.mktemp("srv") / "data", "--allowed-root", str(shared_data),
-                        "--job-lease-seconds", "20").start()
+                        "--job-lease-seconds", "20", "--metrics-port", "0").start()
     yield srv
     srv.stop()
 

@@ -13,7 +13,7 @@ from .multi_label_inference import LabelScores, MultiLabelClassifier
 from .ratings_data import RatingsFormat
 from .recommender import Recommender, UnknownId
 from .segmentation_inference import ImageSegmenter
-from .served_models import load_served_model
+from .served_models import load_served_model, prepare_for_serving
 from .tabular_data import InvalidRow
 from .tabular_predictor import TabularPredictor
 from .tabular_training import train_tabular
@@ -48,6 +48,7 @@ __all__ = [
     "grad_cam",
     "load_served_model",
     "lr_range_test",
+    "prepare_for_serving",
     "train_collab",
     "train_embedding_task",
     "train_tabular",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .config import IMAGE_CLASSIFICATION
+from .forward import forward_logits
 from .image_transforms import valid_transform
 from .images import decode_image
 from .model_card import load_model_dir
@@ -29,6 +30,9 @@ class ImageClassifier:
     """
 
     TASK = IMAGE_CLASSIFICATION
+    # Set by prepare_for_serving: the autocast precision and weight layout of forward passes.
+    precision = "fp32"
+    channels_last = False
 
     def __init__(self, model: ResNetClassifier, card: dict[str, Any], device: torch.device) -> None:
         self.model = model
@@ -55,17 +59,15 @@ class ImageClassifier:
         return logits.softmax(dim=1)
 
     def predict_tensor(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C) float32 probabilities (see activate) on CPU for a preprocessed batch.
-
-        On CPU each image gets its own forward pass: kernels choose algorithms by batch size, so this keeps an
-        image's probabilities bit-identical whatever it is batched with, and costs no throughput on CPU.
-        """
+        """(N, C) float32 probabilities (see activate) on CPU for a preprocessed batch (see forward_logits)."""
         if not len(batch):
             return torch.empty(0, len(self.classes))
-        batch = batch.to(self.device)
-        with torch.inference_mode():
-            parts = batch.split(1) if self.device.type == "cpu" else [batch]
-            return self.activate(torch.cat([self.model(x) for x in parts]).float()).cpu()
+        return self.activate(forward_logits(self.model, batch, self.device, self.precision, self.channels_last))
+
+    def warm_up(self) -> None:
+        """One forward pass on a blank image, so lazy kernel set-up is not paid by the first caller."""
+        size = self.card["image_size"]
+        self.predict_tensor(torch.zeros(1, 3, size, size))
 
     def predict_proba(self, images: list[bytes]) -> torch.Tensor:
         return self.predict_tensor(self.preprocess(images))

@@ -13,6 +13,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
+from .forward import forward_logits
 from .images import decode_image
 from .model_card import load_model_dir
 from .unet import ResNetUNet
@@ -66,6 +67,10 @@ class ImageSegmenter:
     """A loaded U-Net in eval mode. preprocess -> predict_logits -> segmentation, public so that a server can
     run the images of several callers as one batch (every input is resized to the model's input size)."""
 
+    # Set by prepare_for_serving: the autocast precision and weight layout of forward passes.
+    precision = "fp32"
+    channels_last = False
+
     def __init__(self, model: ResNetUNet, card: dict[str, Any], device: torch.device) -> None:
         self.model = model
         self.card = card
@@ -97,14 +102,14 @@ class ImageSegmenter:
         return TF.normalize(x, self.mean, self.std)
 
     def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """(N, C, h, w) float32 per-pixel logits on CPU; on CPU one image per forward pass, so an image's answer
-        does not depend on what it is batched with."""
+        """(N, C, h, w) float32 per-pixel logits on CPU (see forward_logits)."""
         if not len(batch):
             return torch.empty(0, len(self.classes), *self.input_hw)
-        batch = batch.to(self.device)
-        with torch.inference_mode():
-            parts = batch.split(1) if self.device.type == "cpu" else [batch]
-            return torch.cat([self.model(x) for x in parts]).float().cpu()
+        return forward_logits(self.model, batch, self.device, self.precision, self.channels_last)
+
+    def warm_up(self) -> None:
+        """One forward pass on a blank image, so lazy kernel set-up is not paid by the first caller."""
+        self.predict_logits(torch.zeros(1, 3, *self.input_hw))
 
     def segmentation(self, logits: torch.Tensor, size: tuple[int, int], probabilities: bool) -> Segmentation:
         """One image's (C, h, w) logits scaled (bilinear) to its (height, width), then argmax. Class by class,

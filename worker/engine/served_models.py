@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
 from .embedding_tasks import LOADERS as EMBEDDING_LOADERS
 from .errors import EngineError
 from .inference import ImageClassifier
 from .model_card import read_card
 from .multi_label_inference import MultiLabelClassifier
+from .precision import prefers_channels_last, resolve_precision
 from .segmentation_inference import ImageSegmenter
 from .text_inference import TextClassifierModel
 
@@ -23,3 +26,17 @@ def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:
     if task not in LOADERS:
         raise EngineError(f"{model_dir} holds a {task!r} model, which no fineserve engine serves")
     return LOADERS[task](model_dir, device)
+
+
+def prepare_for_serving(served: Any, precision: str = "fp32") -> Any:
+    """Ready a loaded model for a serving replica: forward passes autocast to `precision` (as training's
+    option; fp32 keeps answers bit-identical), weights channels-last where the device convolves faster so,
+    and one warm-up pass so the first caller's latency is the steady one. Models without convolutions
+    (text, embeddings, tables) are served as loaded."""
+    if isinstance(served, ImageClassifier | ImageSegmenter):
+        served.precision = resolve_precision(precision, served.device)
+        if prefers_channels_last(served.device):
+            served.model.to(memory_format=torch.channels_last)
+            served.channels_last = True
+        served.warm_up()
+    return served

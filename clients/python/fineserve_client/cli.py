@@ -177,6 +177,8 @@ def _model_details(model: models_pb2.Model) -> str:
         ("dataset", model.dataset_id or "-"),
         ("size", _size(model.size_bytes)),
         ("created", _time(model, "created_at")),
+        ("serving", f"loaded on {model.loaded_replicas} replica(s)" if model.loaded_replicas
+         else "not loaded (the next call loads it)"),
     ]
     return _details(pairs)
 

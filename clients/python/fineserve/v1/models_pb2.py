@@ -27,7 +27,7 @@ from fineserve.v1 import common_pb2 as fineserve_dot_v1_dot_common__pb2
 from fineserve.v1 import training_pb2 as fineserve_dot_v1_dot_training__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ineserve/v1/models.proto\x12\x0c\x66ineserve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x66ineserve/v1/common.proto\x1a\x1b\x66ineserve/v1/training.proto\"\xe9\x02\n\x05Model\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12 \n\x04task\x18\x02 \x01(\x0e\x32\x12.fineserve.v1.Task\x12\x0c\n\x04\x61rch\x18\x03 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\x12\x0c\n\x04\x62\x61se\x18\x05 \x01(\t\x12\x31\n\x07metrics\x18\x06 \x03(\x0b\x32 .fineserve.v1.Model.MetricsEntry\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x12\n\ndataset_id\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcard_json\x18\n \x01(\t\x12\x12\n\nsize_bytes\x18\x0b \x01(\x03\x12\x0e\n\x06tenant\x18\x0c \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"J\n\x11ListModelsRequest\x12\'\n\x04page\x18\x01 \x01(\x0b\x32\x19.fineserve.v1.PageRequest\x12\x0c\n\x04name\x18\x02 \x01(\t\"R\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.fineserve.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x0fGetModelRequest\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\"9\n\x12\x44\x65leteModelRequest\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\">\n\x13\x44\x65leteModelResponse\x12\'\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32\x16.fineserve.v1.ModelRef2\xed\x01\n\x06Models\x12O\n\nListModels\x12\x1f.fineserve.v1.ListModelsRequest\x1a .fineserve.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.fineserve.v1.GetModelRequest\x1a\x13.fineserve.v1.Model\x12R\n\x0b\x44\x65leteModel\x12 .fineserve.v1.DeleteModelRequest\x1a!.fineserve.v1.DeleteModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66ineserve/v1/models.proto\x12\x0c\x66ineserve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19\x66ineserve/v1/common.proto\x1a\x1b\x66ineserve/v1/training.proto\"\x82\x03\n\x05Model\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\x12 \n\x04task\x18\x02 \x01(\x0e\x32\x12.fineserve.v1.Task\x12\x0c\n\x04\x61rch\x18\x03 \x01(\t\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\x12\x0c\n\x04\x62\x61se\x18\x05 \x01(\t\x12\x31\n\x07metrics\x18\x06 \x03(\x0b\x32 .fineserve.v1.Model.MetricsEntry\x12\x0e\n\x06job_id\x18\x07 \x01(\t\x12\x12\n\ndataset_id\x18\x08 \x01(\t\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tcard_json\x18\n \x01(\t\x12\x12\n\nsize_bytes\x18\x0b \x01(\x03\x12\x0e\n\x06tenant\x18\x0c \x01(\t\x12\x17\n\x0floaded_replicas\x18\r \x01(\x05\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"J\n\x11ListModelsRequest\x12\'\n\x04page\x18\x01 \x01(\x0b\x32\x19.fineserve.v1.PageRequest\x12\x0c\n\x04name\x18\x02 \x01(\t\"R\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.fineserve.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x0fGetModelRequest\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\"9\n\x12\x44\x65leteModelRequest\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x16.fineserve.v1.ModelRef\">\n\x13\x44\x65leteModelResponse\x12\'\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32\x16.fineserve.v1.ModelRef2\xed\x01\n\x06Models\x12O\n\nListModels\x12\x1f.fineserve.v1.ListModelsRequest\x1a .fineserve.v1.ListModelsResponse\x12>\n\x08GetModel\x12\x1d.fineserve.v1.GetModelRequest\x1a\x13.fineserve.v1.Model\x12R\n\x0b\x44\x65leteModel\x12 .fineserve.v1.DeleteModelRequest\x1a!.fineserve.v1.DeleteModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,19 +37,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODEL_METRICSENTRY']._loaded_options = None
   _globals['_MODEL_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODEL']._serialized_start=133
-  _globals['_MODEL']._serialized_end=494
-  _globals['_MODEL_METRICSENTRY']._serialized_start=448
-  _globals['_MODEL_METRICSENTRY']._serialized_end=494
-  _globals['_LISTMODELSREQUEST']._serialized_start=496
-  _globals['_LISTMODELSREQUEST']._serialized_end=570
-  _globals['_LISTMODELSRESPONSE']._serialized_start=572
-  _globals['_LISTMODELSRESPONSE']._serialized_end=654
-  _globals['_GETMODELREQUEST']._serialized_start=656
-  _globals['_GETMODELREQUEST']._serialized_end=710
-  _globals['_DELETEMODELREQUEST']._serialized_start=712
-  _globals['_DELETEMODELREQUEST']._serialized_end=769
-  _globals['_DELETEMODELRESPONSE']._serialized_start=771
-  _globals['_DELETEMODELRESPONSE']._serialized_end=833
-  _globals['_MODELS']._serialized_start=836
-  _globals['_MODELS']._serialized_end=1073
+  _globals['_MODEL']._serialized_end=519
+  _globals['_MODEL_METRICSENTRY']._serialized_start=473
+  _globals['_MODEL_METRICSENTRY']._serialized_end=519
+  _globals['_LISTMODELSREQUEST']._serialized_start=521
+  _globals['_LISTMODELSREQUEST']._serialized_end=595
+  _globals['_LISTMODELSRESPONSE']._serialized_start=597
+  _globals['_LISTMODELSRESPONSE']._serialized_end=679
+  _globals['_GETMODELREQUEST']._serialized_start=681
+  _globals['_GETMODELREQUEST']._serialized_end=735
+  _globals['_DELETEMODELREQUEST']._serialized_start=737
+  _globals['_DELETEMODELREQUEST']._serialized_end=794
+  _globals['_DELETEMODELRESPONSE']._serialized_start=796
+  _globals['_DELETEMODELRESPONSE']._serialized_end=858
+  _globals['_MODELS']._serialized_start=861
+  _globals['_MODELS']._serialized_end=1098
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Model(_message.Message):
-    __slots__ = ("ref", "task", "arch", "classes", "base", "metrics", "job_id", "dataset_id", "created_at", "card_json", "size_bytes", "tenant")
+    __slots__ = ("ref", "task", "arch", "classes", "base", "metrics", "job_id", "dataset_id", "created_at", "card_json", "size_bytes", "tenant", "loaded_replicas")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class Model(_message.Message):
     CARD_JSON_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    LOADED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.ModelRef
     task: _training_pb2.Task
     arch: str
@@ -44,7 +45,8 @@ class Model(_message.Message):
     card_json: str
     size_bytes: int
     tenant: str
-    def __init__(self, ref: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., task: _Optional[_Union[_training_pb2.Task, str]] = ..., arch: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., base: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., card_json: _Optional[str] = ..., size_bytes: _Optional[int] = ..., tenant: _Optional[str] = ...) -> None: ...
+    loaded_replicas: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., task: _Optional[_Union[_training_pb2.Task, str]] = ..., arch: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., base: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., job_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., card_json: _Optional[str] = ..., size_bytes: _Optional[int] = ..., tenant: _Optional[str] = ..., loaded_replicas: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("page", "name")

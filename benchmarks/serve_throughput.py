@@ -1,0 +1,178 @@
+"""Classify through gRPC against raw batched inference of the same ResNet-18 in one process (the ceiling).
+
+A fresh data dir gets two stored ResNet-18 classifiers at 224 px (random weights: speed does not depend on
+them), published through the registry as a finished job would publish them; then a real front door starts on
+it (local Ray, the Serve deployment as configured by the flags after "--"). For each concurrency, that many
+asyncio callers send one-image Classify calls; the table gives images/s and p50/p99 latency, beside the
+ceiling: the same weights, decode + the model's transform + one batched forward pass (batch = concurrency,
+at most --max-batch), in this process. Then the time to first prediction of the second model, never called
+before (load from the store, warm-up, predict), beside the warm single-image latency.
+
+    OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py
+    OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py --requests 64 --concurrency 1 8 32 -- --serve-precision bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import torch
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+
+from fineserve.v1 import common_pb2, inference_pb2, inference_pb2_grpc, training_pb2
+from service.launcher import ServerProcess
+from service.registry import Registry
+from service.store import Store
+from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
+from worker.engine.inference import ImageClassifier
+from worker.engine.model_card import FORMAT_VERSION, save_model
+from worker.engine.resnet_classifier import ResNetClassifier
+
+SIZE = 224
+CLASSES = [f"class{i}" for i in range(10)]
+
+
+def _images(n: int) -> list[bytes]:
+    """n distinct 320x240 JPEGs (smooth random fields, so they compress like photos)."""
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        small = torch.rand(3, 12, 16, generator=gen)
+        pixels = torch.nn.functional.interpolate(small[None], size=(240, 320), mode="bilinear")[0]
+        buf = io.BytesIO()
+        Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def _card() -> dict:
+    return {"format_version": FORMAT_VERSION, "task": "image_classification", "arch": "resnet18",
+            "classes": CLASSES, "n_classes": len(CLASSES), "image_size": SIZE,
+            "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
+
+
+async def _publish(data_dir: Path, names: list[str]) -> None:
+    """Store the models as a finished fine-tune job does (staged files, then Registry.publish)."""
+    store = Store(data_dir / "fineserve.db")
+    registry = Registry(store, data_dir)
+    for name in names:
+        job = training_pb2.Job(id=f"bench-{name}",
+                               request=training_pb2.CreateFineTuneJobRequest(model_name=name))
+        save_model(registry.staging_dir(job.id), ResNetClassifier("resnet18", len(CLASSES)).state_dict(), _card())
+        await registry.publish(job, _card())
+    store.close()
+
+
+def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int) -> tuple[float, float]:
+    """(images/s of decode + transform + one batched forward of `batch` images, p50 s of a 1-image call)."""
+    served = ImageClassifier.load(model_dir, device="cpu")
+    net, transform = served.model, served.transform
+
+    def run(chunk: list[bytes]) -> torch.Tensor:
+        x = torch.stack([transform(Image.open(io.BytesIO(d)).convert("RGB")) for d in chunk])
+        with torch.inference_mode():
+            return net(x).softmax(1).topk(2)
+
+    run(images[:batch])
+    rates, singles = [], []
+    for r in range(rounds):
+        chunk = [images[(r * batch + i) % len(images)] for i in range(batch)]
+        start = time.perf_counter()
+        run(chunk)
+        rates.append(batch / (time.perf_counter() - start))
+        start = time.perf_counter()
+        run(chunk[:1])
+        singles.append(time.perf_counter() - start)
+    return statistics.median(rates), statistics.median(singles)
+
+
+def _request(name: str, image: bytes) -> inference_pb2.ClassifyRequest:
+    return inference_pb2.ClassifyRequest(model=common_pb2.ModelRef(name=name), top_k=2,
+                                         images=[common_pb2.Image(data=image)])
+
+
+async def _through_grpc(target: str, name: str, images: list[bytes], concurrency: int, requests: int,
+                        warm_up: bool = True) -> tuple[float, list[float]]:
+    """(images/s, per-call latencies) of `requests` one-image calls from `concurrency` callers, after one
+    untimed call when warm_up."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = inference_pb2_grpc.InferenceStub(channel)
+        await channel.channel_ready()
+        if warm_up:
+            await stub.Classify(_request(name, images[0]), timeout=300)
+        latencies: list[float] = []
+        todo = iter(range(requests))
+
+        async def caller() -> None:
+            for i in todo:
+                start = time.perf_counter()
+                await stub.Classify(_request(name, images[i % len(images)]), timeout=300)
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - start), latencies
+
+
+def _passes(metrics_url: str) -> tuple[float, float]:
+    """(forward passes, images) the replicas have run for Classify so far, from the front door's metrics."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as r:
+        samples = {s.name: s.value for f in text_string_to_metric_families(r.read().decode()) for s in f.samples
+                   if s.labels.get("method") == "classify"}
+    return samples.get("fineserve_forward_passes_total", 0.0), samples.get("fineserve_batch_images_sum", 0.0)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--requests", type=int, default=256, help="calls per concurrency level")
+    parser.add_argument("--max-batch", type=int, default=32, help="largest ceiling batch (the server's default)")
+    parser.add_argument("--rounds", type=int, default=5, help="ceiling rounds per batch size (median counts)")
+    parser.add_argument("server_args", nargs="*", help="after --: front-door flags, e.g. --serve-max-batch-size 16")
+    args = parser.parse_args()
+    images = _images(64)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        asyncio.run(_publish(data_dir, ["bench", "cold"]))
+        server = ServerProcess(data_dir, "--metrics-port", "0", *args.server_args).start()
+        try:
+            print(f"torch threads {torch.get_num_threads()}; server flags: {' '.join(args.server_args) or 'defaults'}")
+            print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
+                  "ceiling img/s (batch) | ratio |")
+            print("|---|---|---|---|---|---|---|")
+            single_raw = 0.0
+            for c in args.concurrency:
+                before = _passes(server.metrics_url)
+                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, max(args.requests, c)))
+                after = _passes(server.metrics_url)
+                per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
+                batch = min(c, args.max_batch)
+                ceiling, single_raw = _ceiling(data_dir / "models" / "default" / "bench" / "1", images, batch,
+                                               args.rounds)
+                print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
+                      f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
+            print(f"\nraw single-image latency in process (p50): {single_raw * 1e3:.1f} ms")
+            _, cold = asyncio.run(_through_grpc(server.target, "cold", images, 1, 1, warm_up=False))
+            _, warm = asyncio.run(_through_grpc(server.target, "cold", images, 1, 16))
+            print(f"time to first prediction of a model not yet loaded: {cold[0] * 1e3:.0f} ms (load from the "
+                  f"store, warm-up pass, predict); its next calls: p50 {_pct(warm, 0.5) * 1e3:.1f} ms")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Awaiting the serving replicas: their answers, a full queue, and callers who stop waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from ray.serve.exceptions import BackPressureError
+
+from service.errors import ApiError, replica_answer
+
+
+async def ask(response: Any) -> dict[str, Any]:
+    """A DeploymentResponse's answer (see replica_answer). Ray Serve refuses a call at once when the queue for
+    the replicas is full (max_queued_requests): RESOURCE_EXHAUSTED. When the caller's deadline passes or it
+    hangs up, the rpc wrapper cancels this coroutine; the request is then cancelled on the replicas too."""
+    try:
+        return replica_answer(await response)
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
+    except BackPressureError as e:
+        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       f"the serving replicas are at capacity ({e}); retry with backoff") from e

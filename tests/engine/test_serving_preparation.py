@@ -1,0 +1,40 @@
+"""prepare_for_serving: eval weights, the serving precision, a warm-up pass; fp32 answers stay bit-identical."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from worker.engine import EngineError, ImageClassifier, load_served_model, prepare_for_serving
+from worker.engine.precision import cpu_supports_bf16
+
+
+def _images(dataset: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((dataset / "valid").rglob("*")) if p.is_file()]
+
+
+def test_fp32_serving_answers_as_the_plain_engine(tiny_model: Path, tiny_dataset: Path) -> None:
+    images = _images(tiny_dataset)
+    plain = ImageClassifier.load(tiny_model, device="cpu").predict_proba(images)
+    served = prepare_for_serving(load_served_model(tiny_model, device="cpu"), "fp32")
+    assert not served.model.training and served.precision == "fp32"
+    assert not served.channels_last  # CPU: oneDNN picks its layout; only GPUs get channels-last weights
+    assert torch.equal(served.predict_proba(images), plain)
+
+
+def test_bf16_serving_stays_close_to_fp32(tiny_model: Path, tiny_dataset: Path) -> None:
+    images = _images(tiny_dataset)
+    fp32 = ImageClassifier.load(tiny_model, device="cpu").predict_proba(images)
+    served = prepare_for_serving(load_served_model(tiny_model, device="cpu"), "bf16")
+    probs = served.predict_proba(images)
+    gap = (probs - fp32).abs().max().item()
+    print(f"\nbf16 vs fp32 serving, largest probability gap: {gap:.4f} (native bf16: {cpu_supports_bf16()})")
+    assert served.precision == "bf16" and probs.dtype == torch.float32
+    assert gap < 0.05 and torch.equal(probs.argmax(1), fp32.argmax(1))
+
+
+def test_a_precision_the_device_cannot_run_is_refused(tiny_model: Path) -> None:
+    with pytest.raises(EngineError, match="fp16 needs a GPU"):
+        prepare_for_serving(load_served_model(tiny_model, device="cpu"), "fp16")
