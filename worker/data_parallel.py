@@ -54,6 +54,8 @@ def _train_worker(config: dict[str, Any]) -> None:
     rank, size = context.get_world_rank(), context.get_world_size()
     channel.put.remote({"type": "log", "message": f"data-parallel worker rank {rank} of {size}: pid {os.getpid()} "
                                                   f"on {socket.gethostname()}"})
+    if rank == 0:  # the generator removes it if the run is killed (see _remove)
+        channel.put.remote({"type": "placement_group", "group": ray.util.get_current_placement_group()})
     cfg = dict(spec["config"])
     if cfg.get("device", "auto") == "auto":
         cfg["device"] = str(ray.train.torch.get_device())
@@ -80,6 +82,17 @@ def _lost_or_raise(error: Exception) -> None:
         if isinstance(cause, WorkerHealthCheckFailedError | WorkerHealthCheckTimeoutError | DistError):
             raise WorkerLost(f"data-parallel worker rank {rank} was lost: {cause}") from error
     raise next(iter(causes.values())) from error
+
+
+def _remove(group: Any) -> None:
+    """Remove the workers' placement group if it outlived the run. Ray Train removes it when a run ends, but a
+    killed run (cancelled: its controller dies with the fit task) leaves that to its PlacementGroupCleaner, which
+    needs Ray's State API (the dashboard), absent from the embedded default: the group would hold its CPUs until
+    the service stops, and every later job would wait for them."""
+    from ray.util import placement_group_table, remove_placement_group
+
+    if group is not None and placement_group_table(group).get("state") != "REMOVED":
+        remove_placement_group(group)
 
 
 @ray.remote(num_cpus=0, max_retries=0)
@@ -116,6 +129,7 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                                             "each; the job runs once they are all up"})
         started = False
         result: Event = {}
+        group = None
         try:
             while True:
                 done, _ = ray.wait([fit], timeout=POLL_INTERVAL_S)
@@ -125,6 +139,8 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                         started = True
                     if event["type"] == "result":
                         result = event
+                    elif event["type"] == "placement_group":
+                        group = event["group"]
                     else:
                         on_event(event)
                 if done:
@@ -140,6 +156,7 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                 raise WorkerLost(f"the data-parallel run's driver task was lost: {e}") from e
         finally:
             ray.kill(channel)
+            _remove(group)
         if not result:
             raise RuntimeError("the data-parallel run ended without rank 0's result")
         return {k: v for k, v in result.items() if k != "type"}

@@ -88,6 +88,11 @@ def test_cancelling_a_two_worker_job_stops_its_workers(api: Api, mnist_dataset: 
     while _alive(pids.values()) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _alive(pids.values()), f"training workers {pids} outlived the cancelled job"
+    # The workers' CPUs came back: a one-worker job asking for every CPU of the server's Ray starts.
+    after = api.training.CreateFineTuneJob(_request(mnist_dataset.id, model_name="after-cancel",
+                                                    resources=common_pb2.Resources(cpu_only=True)), timeout=30)
+    assert wait_for(api, after.id, {training_pb2.RUNNING, *TERMINAL}, timeout=120).state != training_pb2.QUEUED
+    api.training.CancelJob(training_pb2.CancelJobRequest(id=after.id), timeout=60)
 
 
 def _alive(pids: Iterable[int]) -> list[int]:
