@@ -68,3 +68,11 @@ def early_stopping_fields(es: training_pb2.EarlyStopping) -> dict[str, Any]:
         raise invalid("early_stopping needs patience >= 1 and min_delta >= 0")
     return {"early_stopping_metric": es.metric, "early_stopping_patience": es.patience,
             "early_stopping_min_delta": es.min_delta}
+
+
+def stored_base(store: Store, ref: Any) -> tuple[Any, str]:
+    """(model, path) of the stored model a job starts from (base.stored_model); NOT_FOUND when there is none."""
+    found = store.get_model(ref.name, ref.version)
+    if found is None:
+        raise not_found(f"base model {ref.name}/{ref.version or 'latest'} not found")
+    return found

@@ -12,9 +12,9 @@ from typing import Any
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.embedding_jobs import TASKS as EMBEDDING_TASKS
 from service.embedding_jobs import embedding_spec
-from service.errors import invalid, not_found, unimplemented
+from service.errors import invalid, unimplemented
 from service.ids import MODEL_NAME
-from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset
+from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset, stored_base
 from service.paths import resolve_under_roots
 from service.store import Store
 from service.text_job_spec import TEXT_TASKS, text_spec
@@ -169,10 +169,7 @@ def _base(base: training_pb2.BaseModel, arch: str, store: Store, roots: tuple[Pa
         return {"kind": "file", "path": str(resolve_under_roots(base.weights_file, roots, "base.weights_file"))}
     if which == "stored_model":
         ref = base.stored_model
-        found = store.get_model(ref.name, ref.version)
-        if found is None:
-            raise not_found(f"base model {ref.name}/{ref.version or 'latest'} not found")
-        model, path = found
+        model, path = stored_base(store, ref)
         if model.arch != arch:
             raise invalid(f"base model {ref.name}/{model.ref.version} is a {model.arch}, not a {arch}")
         return {"kind": "store", "path": path, "name": f"{ref.name}/{model.ref.version}"}

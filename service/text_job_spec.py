@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import invalid, not_found
-from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset
+from service.errors import invalid
+from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset, stored_base
 from service.paths import resolve_under_roots
 from service.store import Store
 
@@ -94,10 +94,7 @@ def _base(base: training_pb2.BaseModel, task: str, store: Store, roots: tuple[Pa
         return {"kind": "file", "path": str(resolve_under_roots(base.weights_file, roots, "base.weights_file"))}
     if which == "stored_model":
         ref = base.stored_model
-        found = store.get_model(ref.name, ref.version)
-        if found is None:
-            raise not_found(f"base model {ref.name}/{ref.version or 'latest'} not found")
-        model, path = found
+        model, path = stored_base(store, ref)
         if model.task != training_pb2.LANGUAGE_MODEL:
             raise invalid(f"base model {ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
                           "model; text jobs start from a LANGUAGE_MODEL")
