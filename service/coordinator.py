@@ -75,8 +75,9 @@ class Coordinator:
         self._store.close()
 
 
-def connect(settings: Settings) -> Any:
-    """The coordinator actor: the running one, or a new one (blocking; Ray must be initialised)."""
+def connect(settings: Settings) -> tuple[Any, int]:
+    """(the coordinator actor, jobs it re-queued when it started): the running one, or a new one (blocking;
+    Ray must be initialised). Asking for the count also surfaces a failed start here, with its cause."""
     local = not settings.ray_address
     options: dict[str, Any] = {"name": COORDINATOR, "get_if_exists": True, "num_cpus": 0,
                                "max_concurrency": MAX_CALLS}
@@ -84,8 +85,7 @@ def connect(settings: Settings) -> Any:
         # Outlives front doors; restarted by Ray (it re-queues unfinished jobs); next to the head's storage.
         options.update(lifetime="detached", max_restarts=-1, resources={"node:__internal_head__": 0.001})
     actor = ray.remote(Coordinator).options(**options).remote(settings)
-    ray.get(actor.resumed.remote())  # surfaces a failed start here, with its cause
-    return actor
+    return actor, ray.get(actor.resumed.remote())
 
 
 def _cause(e: ray.exceptions.RayTaskError) -> Exception:

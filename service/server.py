@@ -7,7 +7,6 @@ import logging
 import signal
 
 import grpc
-import ray
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -53,7 +52,7 @@ async def serve(settings: Settings) -> None:
     configure_audit(settings.audit_log)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
-    coordinator = await asyncio.to_thread(connect_coordinator, settings)
+    coordinator, resumed = await asyncio.to_thread(connect_coordinator, settings)
     store = RemoteStore(coordinator)
     registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]
     jobs = RemoteJobs(coordinator)
@@ -82,7 +81,6 @@ async def serve(settings: Settings) -> None:
     _log_security(settings, keys)
     for name in ["", *SERVICES]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    resumed = await asyncio.to_thread(ray.get, coordinator.resumed.remote())
     # Tests and scripts read this line to learn the port when --port 0 picked one.
     print(f"fineserve listening on {settings.host}:{port} (data dir {settings.data_dir}; "
           f"{resumed} job(s) re-queued)", flush=True)
