@@ -35,8 +35,9 @@ def test_probabilities_are_float32_and_independent_of_batching(tiny_model: Path,
     images = valid_images(tiny_dataset)
     probs = model.predict_proba(images)
     assert probs.dtype == torch.float32 and probs.shape == (len(images), 2)
-    assert torch.equal(probs, model.predict_proba(images))
-    assert torch.equal(probs[3:5], model.predict_proba(images[3:5]))
+    assert torch.equal(probs, model.predict_proba(images))  # the same batch: the same bits
+    # Another batch runs other kernels on CPU: the same answer, to float32 rounding.
+    torch.testing.assert_close(probs[3:5], model.predict_proba(images[3:5]), rtol=0, atol=1e-6)
     assert model.predict_proba([]).shape == (0, 2)
 
 

@@ -1,4 +1,4 @@
-"""prepare_for_serving: eval weights, the serving precision, a warm-up pass; fp32 answers stay bit-identical."""
+"""prepare_for_serving: eval weights, the serving precision, a warm-up pass; fp32 answers as the plain engine."""
 
 from __future__ import annotations
 

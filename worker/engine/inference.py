@@ -23,7 +23,8 @@ def top_classes(probs: torch.Tensor, classes: list[str], k: int) -> list[list[tu
 
 
 class ImageClassifier:
-    """A loaded model in eval mode. On CPU (fp32) the same bytes give bit-identical probabilities.
+    """A loaded model in eval mode. On CPU (fp32) the same batch gives bit-identical probabilities; an image
+    batched with others gets the same ones to float32 rounding (about 1e-7, see forward_logits).
 
     predict_proba = predict_tensor(preprocess(...)); the steps are public so a server can batch the
     preprocessed images of several callers into one forward pass.

@@ -30,7 +30,7 @@ def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:
 
 def prepare_for_serving(served: Any, precision: str = "fp32") -> Any:
     """Ready a loaded model for a serving replica: forward passes autocast to `precision` (as training's
-    option; fp32 keeps answers bit-identical), weights channels-last where the device convolves faster so,
+    option; fp32 answers as the plain engine does), weights channels-last where the device convolves faster so,
     and one warm-up pass so the first caller's latency is the steady one. Models without convolutions
     (text, embeddings, tables) are served as loaded."""
     if isinstance(served, ImageClassifier | ImageSegmenter):
