@@ -9,12 +9,16 @@ resume from their checkpoints. On a local Ray it lives and dies with the front d
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import ray
 
-from fineserve.v1 import training_pb2
+from fineserve.v1 import models_pb2, training_pb2
 from service.config import Settings
 from service.errors import ApiError
 from service.job_queue import JobQueue
@@ -24,9 +28,47 @@ from service.ray_backend import RayBackend
 from service.registry import Registry
 from service.store import Store, TenantStore
 
+log = logging.getLogger(__name__)
+
 COORDINATOR = "fineserve-coordinator"
-# Concurrent calls the actor serves: every open WatchJob stream holds one.
+# Concurrent calls the actor serves: every open WatchJob stream and every front door's long poll holds one.
 MAX_CALLS = 10_000
+# Model lookups a front door keeps (see RemoteStore.get_model), and its pause before polling a lost coordinator.
+CACHED_LOOKUPS = 4096
+FOLLOW_RETRY_S = 1.0
+
+
+class ChangeCounter:
+    """A count of changes and a wait for it to move past a value seen; bump may be called from any thread."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(lambda f=future: f.done() or f.set_result(None))
+
+    async def after(self, seen: int) -> int:
+        """The count, as soon as it differs from seen."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.value != seen:
+                return self.value
+            waiter = (loop, loop.create_future())
+            self._waiters.append(waiter)
+        try:
+            await waiter[1]
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            raise
+        return self.value
 
 
 class Coordinator:
@@ -36,6 +78,8 @@ class Coordinator:
         self._settings = settings
         self._store = Store(settings.data_dir / "fineserve.db",
                             max_active_jobs=settings.limits.max_concurrent_jobs_per_tenant)
+        self._model_changes = ChangeCounter()
+        self._store.on_models_changed = self._model_changes.bump
         self._registry = Registry(self._store, settings.data_dir)
         self._jobs = JobManager(self._store, RayBackend(settings), self._registry,
                                 JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
@@ -54,6 +98,10 @@ class Coordinator:
 
     def schema_version(self) -> int:
         return self._store.schema_version
+
+    async def models_changed(self, seen: int) -> int:
+        """The count of changes to the models table, once it differs from seen: a front door's long poll."""
+        return await self._model_changes.after(seen)
 
     async def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
         return self._jobs.create(job, spec, request_id)
@@ -107,11 +155,65 @@ async def _result(ref: Any) -> Any:
         raise _cause(e) from None
 
 
+def _copy(model: models_pb2.Model) -> models_pb2.Model:
+    out = models_pb2.Model()
+    out.CopyFrom(model)
+    return out
+
+
 class RemoteStore:
-    """Store's interface, each call answered by the coordinator's Store (one short actor call)."""
+    """Store's interface, each call answered by the coordinator's Store (one short actor call).
+
+    Model lookups, on every inference call's path, are answered from a cache instead while
+    follow_model_changes runs: the coordinator answers its long poll whenever the models table changes, and
+    the cache is dropped then; without an answering coordinator nothing is cached. A model another front
+    door deletes or publishes reaches this one's lookups within that reply's trip.
+    """
 
     def __init__(self, actor: Any) -> None:
         self._actor = actor
+        self._models: OrderedDict[tuple[str, str, int], tuple[models_pb2.Model, str]] = OrderedDict()
+        self._following = False
+        self._generation = 0  # changes this front door has seen: a lookup started before one is not cached
+
+    def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
+        key = (tenant, name, version)
+        if self._following and (hit := self._models.get(key)) is not None:
+            self._models.move_to_end(key)
+            return _copy(hit[0]), hit[1]  # a copy: callers fill in fields of their answer (loaded_replicas)
+        generation = self._generation
+        found = _call(self._actor.store, "get_model", name, version, tenant=tenant)
+        if found is not None and self._following and generation == self._generation:
+            self._models[key] = (_copy(found[0]), found[1])
+            if len(self._models) > CACHED_LOOKUPS:
+                self._models.popitem(last=False)
+        return found
+
+    def delete_models(self, name: str, version: int, *, tenant: str) -> list[tuple[int, str]]:
+        self._forget_models()  # this front door's next lookup must not see what it is deleting
+        deleted = _call(self._actor.store, "delete_models", name, version, tenant=tenant)
+        self._forget_models()
+        return deleted
+
+    def _forget_models(self) -> None:
+        self._models.clear()
+        self._generation += 1
+
+    async def follow_model_changes(self) -> None:
+        """For the front door's life: drop cached lookups at each change the coordinator reports."""
+        seen = -1
+        while True:
+            try:
+                seen = await _result(self._actor.models_changed.remote(seen))
+            except Exception as e:  # the coordinator is restarting or gone: cache nothing until it answers
+                if self._following:
+                    log.warning("model changes not followed (%s); looking models up on every call", e)
+                self._following, seen = False, -1
+                self._forget_models()
+                await asyncio.sleep(FOLLOW_RETRY_S)
+                continue
+            self._forget_models()
+            self._following = True
 
     @property
     def schema_version(self) -> int:

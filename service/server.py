@@ -54,6 +54,7 @@ async def serve(settings: Settings) -> None:
     await asyncio.to_thread(backend.start)
     coordinator, resumed = await asyncio.to_thread(connect_coordinator, settings)
     store = RemoteStore(coordinator)
+    following = asyncio.create_task(store.follow_model_changes())
     registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]
     jobs = RemoteJobs(coordinator)
 
@@ -96,6 +97,7 @@ async def serve(settings: Settings) -> None:
     await health_servicer.enter_graceful_shutdown()
     jobs.close_watchers()
     await server.stop(settings.grace_seconds)
+    following.cancel()
     if local:  # the local Ray, coordinator and jobs go down with this process: leave the jobs re-queued
         await jobs.shutdown(settings.grace_seconds)
     await asyncio.to_thread(backend.stop)

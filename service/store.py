@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,11 @@ class Store:
 
     max_active_jobs: QUEUED+RUNNING jobs one tenant may have (0 = no limit); put_job refuses more with
     RESOURCE_EXHAUSTED, checked in the same transaction as the insert so concurrent creations cannot overshoot.
+    on_models_changed, when set, is called after each committed change to the models table (the coordinator
+    tells front doors to drop their cached model lookups).
     """
+
+    on_models_changed: Callable[[], None] | None = None
 
     def __init__(self, path: Path, max_active_jobs: int = 0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +161,10 @@ class Store:
 
     def for_tenant(self, tenant: str) -> TenantStore:
         return TenantStore(self, tenant)
+
+    def _models_changed(self) -> None:
+        if self.on_models_changed is not None:
+            self.on_models_changed()
 
     # datasets
     def put_dataset(self, ds: datasets_pb2.Dataset, path: str) -> None:
@@ -277,6 +285,7 @@ class Store:
         with self._tx() as db:
             db.execute("INSERT INTO models (name, version, path, body, tenant) VALUES (?,?,?,?,?)",
                        (model.ref.name, model.ref.version, path, model.SerializeToString(), tenant))
+        self._models_changed()
 
     def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
         """Version 0 resolves to the latest version of the name."""
@@ -301,6 +310,7 @@ class Store:
         with self._tx() as db:
             rows = db.execute(f"SELECT version, path FROM models WHERE {where}", args).fetchall()
             db.execute(f"DELETE FROM models WHERE {where}", args)
+        self._models_changed()
         return [(int(v), p) for v, p in rows]
 
     # the version 1 -> 2 migration of the model files (driven by the registry)
@@ -317,6 +327,7 @@ class Store:
                 db.execute("UPDATE models SET path=? WHERE tenant=? AND name=? AND version=?",
                            (path, tenant, name, version))
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._models_changed()
 
 
 class TenantStore:

@@ -1,5 +1,6 @@
 """Two front doors on one Ray cluster (the Kubernetes shape): they share datasets, jobs and models through the
-cluster's job coordinator, and a job outlives the front door it was created through."""
+cluster's job coordinator, a job outlives the front door it was created through, and a model deleted through
+one door stops being served by the other (whose model lookups are cached)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for, zip_folder
-from fineserve.v1 import datasets_pb2, training_pb2
+from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
 from service.launcher import ServerProcess
 
 
@@ -96,6 +98,18 @@ def test_two_front_doors_share_everything_and_jobs_outlive_theirs(
         api_a = Api(a.target)
         assert api_a.training.GetJob(training_pb2.GetJobRequest(id=job.id)).state == training_pb2.SUCCEEDED
         assert classify(api_a, "shared", [image], version=done.result.model.version) == answer
+
+        # Door b looks "shared" up from its cache now; a delete through door a reaches it too.
+        assert classify(api_b, "shared", [image]) == answer
+        api_a.models.DeleteModel(models_pb2.DeleteModelRequest(ref=common_pb2.ModelRef(name="shared")), timeout=30)
+        deadline = time.monotonic() + 10
+        while True:
+            with pytest.raises(grpc.RpcError) as err:
+                classify(api_b, "shared", [image])
+            if err.value.code() == grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, err.value.details()
     finally:
         api_a.close()
         api_b.close()

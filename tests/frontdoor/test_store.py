@@ -38,9 +38,13 @@ def test_request_id_returns_the_first_job(tmp_path: Path) -> None:
     assert s.get_job("job-2") is None
 
 
-def test_delete_all_versions(tmp_path: Path) -> None:
+def test_delete_all_versions_and_every_models_change_is_announced(tmp_path: Path) -> None:
     s = Store(tmp_path / "f.db")
+    changes = []
+    s.on_models_changed = lambda: changes.append(s.get_model("m", 0, tenant="default"))  # after the commit
     for v in (1, 2):
         s.put_model(models_pb2.Model(ref=common_pb2.ModelRef(name="m", version=v)), f"/m/{v}")
+    assert [path for _, path in changes] == ["/m/1", "/m/2"]
+    s.put_job(training_pb2.Job(id="j"), None)  # not a models change
     assert sorted(v for v, _ in s.delete_models("m", 0, tenant="default")) == [1, 2]
-    assert s.get_model("m", 0, tenant="default") is None
+    assert s.get_model("m", 0, tenant="default") is None and changes[2:] == [None]
