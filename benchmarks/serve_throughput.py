@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -36,6 +37,7 @@ from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
 from worker.engine.inference import ImageClassifier
 from worker.engine.model_card import FORMAT_VERSION, save_model
 from worker.engine.resnet_classifier import ResNetClassifier
+from worker.serving_stats import REPORT_S
 
 SIZE = 224
 CLASSES = [f"class{i}" for i in range(10)]
@@ -72,8 +74,8 @@ async def _publish(data_dir: Path, names: list[str]) -> None:
     store.close()
 
 
-def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int) -> tuple[float, float]:
-    """(images/s of decode + transform + one batched forward of `batch` images, p50 s of a 1-image call)."""
+def _raw(model_dir: Path) -> Callable[[list[bytes]], torch.Tensor]:
+    """Decode + the model's transform + one forward pass + top-2 of a list of images, in this process."""
     served = ImageClassifier.load(model_dir, device="cpu")
     net, transform = served.model, served.transform
 
@@ -82,17 +84,32 @@ def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int) -> t
         with torch.inference_mode():
             return net(x).softmax(1).topk(2)
 
+    return run
+
+
+def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int) -> float:
+    """Images/s of raw batched inference (see _raw) of `batch` images, the median of `rounds` batches."""
+    run = _raw(model_dir)
     run(images[:batch])
-    rates, singles = [], []
+    rates = []
     for r in range(rounds):
         chunk = [images[(r * batch + i) % len(images)] for i in range(batch)]
         start = time.perf_counter()
         run(chunk)
         rates.append(batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _single(model_dir: Path, images: list[bytes], calls: int) -> float:
+    """p50 seconds of raw inference (see _raw) of one image."""
+    run = _raw(model_dir)
+    run(images[:1])
+    times = []
+    for i in range(calls):
         start = time.perf_counter()
-        run(chunk[:1])
-        singles.append(time.perf_counter() - start)
-    return statistics.median(rates), statistics.median(singles)
+        run([images[i % len(images)]])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _request(name: str, image: bytes) -> inference_pb2.ClassifyRequest:
@@ -131,6 +148,14 @@ def _passes(metrics_url: str) -> tuple[float, float]:
     return samples.get("fineserve_forward_passes_total", 0.0), samples.get("fineserve_batch_images_sum", 0.0)
 
 
+def _reported(metrics_url: str, images: float) -> tuple[float, float]:
+    """_passes, once the replicas have reported at least `images` images (they report every REPORT_S)."""
+    deadline = time.monotonic() + 30 * REPORT_S
+    while (passes := _passes(metrics_url))[1] < images and time.monotonic() < deadline:
+        time.sleep(REPORT_S / 4)
+    return passes
+
+
 def _pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
@@ -141,6 +166,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=256, help="calls per concurrency level")
     parser.add_argument("--max-batch", type=int, default=32, help="largest ceiling batch (the server's default)")
     parser.add_argument("--rounds", type=int, default=5, help="ceiling rounds per batch size (median counts)")
+    parser.add_argument("--single-calls", type=int, default=64, help="raw one-image calls (their p50 counts)")
     parser.add_argument("server_args", nargs="*", help="after --: front-door flags, e.g. --serve-max-batch-size 16")
     args = parser.parse_args()
     images = _images(64)
@@ -154,18 +180,19 @@ def main() -> None:
             print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
                   "ceiling img/s (batch) | ratio |")
             print("|---|---|---|---|---|---|---|")
-            single_raw = 0.0
+            model_dir = data_dir / "models" / "default" / "bench" / "1"
             for c in args.concurrency:
                 before = _passes(server.metrics_url)
-                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, max(args.requests, c)))
-                after = _passes(server.metrics_url)
+                calls = max(args.requests, c)
+                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, calls))
+                after = _reported(server.metrics_url, before[1] + calls + 1)  # the calls and the warm-up
                 per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
                 batch = min(c, args.max_batch)
-                ceiling, single_raw = _ceiling(data_dir / "models" / "default" / "bench" / "1", images, batch,
-                                               args.rounds)
+                ceiling = _ceiling(model_dir, images, batch, args.rounds)
                 print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
                       f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
-            print(f"\nraw single-image latency in process (p50): {single_raw * 1e3:.1f} ms")
+            print(f"\nraw single-image latency in process (p50 of {args.single_calls}): "
+                  f"{_single(model_dir, images, args.single_calls) * 1e3:.1f} ms")
             _, cold = asyncio.run(_through_grpc(server.target, "cold", images, 1, 1, warm_up=False))
             _, warm = asyncio.run(_through_grpc(server.target, "cold", images, 1, 16))
             print(f"time to first prediction of a model not yet loaded: {cold[0] * 1e3:.0f} ms (load from the "

@@ -19,6 +19,11 @@ from worker.jobs import WorkerLost
 log = logging.getLogger(__name__)
 
 SERVE_APP = "fineserve"
+# Ray Serve's latency flag for the replicas: requests run on the replica's own event loop, not a second one.
+# ModelServer keeps blocking work off that loop (asyncio.to_thread), which the flag asks for.
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# Room in a replica's gRPC message for the request's framing around its images.
+MESSAGE_SLACK = 1 << 20
 
 
 class RayBackend:
@@ -61,10 +66,17 @@ class RayBackend:
             {"autoscaling_config": {"min_replicas": c.min_replicas, "max_replicas": c.max_replicas,
                                     "target_ongoing_requests": c.target_ongoing_requests}})
         deployment = ModelServer.options(
-            ray_actor_options={"num_cpus": c.replica_cpus, "num_gpus": c.replica_gpus},
+            ray_actor_options={"num_cpus": c.replica_cpus, "num_gpus": c.replica_gpus,
+                               "runtime_env": {"env_vars": self.replica_env()}},
             max_ongoing_requests=c.max_ongoing_requests, max_queued_requests=c.max_queued_requests, **scaling)
         return deployment.bind(str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels,
                                max_batch_size=c.max_batch_size, batch_wait_s=c.batch_wait_s, precision=c.precision)
+
+    def replica_env(self) -> dict[str, str]:
+        """REPLICA_ENV, and a replica gRPC server that takes every request the front door accepts (the
+        front door sends requests over Ray Serve's gRPC transport, whose own limit is 4 MiB)."""
+        size = self._settings.limits.max_message_bytes + MESSAGE_SLACK
+        return REPLICA_ENV | {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(size)}
 
     def serving_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The stats actor's snapshot (worker/serving_stats.py); blocking, for the metrics thread."""

@@ -77,10 +77,12 @@ class ModelServer:
 
             # The engine refuses images past Image.MAX_IMAGE_PIXELS from their header, before decoding.
             Image.MAX_IMAGE_PIXELS = max_image_pixels
-        # Models in memory or being loaded, and the most there ever were at once (what the metrics report).
+        # What the metrics report: models in memory or being loaded, the most there ever were at once, and the
+        # forward passes run since the last report (all under _stats_lock).
         self._held: set[str] = set()
         self._held_max = 0
-        self._held_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._passes: list[tuple[str, int]] = []  # (method, images) of forward passes not yet reported
         self._stats: Any = None  # the stats actor, looked up at the first report (False: there is none)
         self._replica = ""
         self._watcher: asyncio.Task[None] | None = None
@@ -106,13 +108,17 @@ class ModelServer:
 
     def _report(self) -> None:
         if stats := self._stats_actor():
-            with self._held_lock:
+            with self._stats_lock:
                 models, held_max = list(self._held), self._held_max
+                passes, self._passes = self._passes, []
             stats.replica.remote(self._replica, models, held_max, self._max_models)
+            if passes:
+                stats.forward_passes.remote(passes)
 
     def _record_pass(self, method: str, images: int) -> None:
-        if stats := self._stats_actor():
-            stats.forward_pass.remote(method, images)
+        """Kept until the next report (every REPORT_S)."""
+        with self._stats_lock:
+            self._passes.append((method, images))
 
     def _dir(self, model_id: str) -> Path:
         path = (self._root / model_id).resolve()
@@ -125,7 +131,7 @@ class ModelServer:
 
         path = self._dir(model_id)
         identity = _identity(path)
-        with self._held_lock:
+        with self._stats_lock:
             self._held.add(model_id)
             self._held_max = max(self._held_max, len(self._held))
         self._report()
@@ -137,7 +143,7 @@ class ModelServer:
         return Held(model, identity, lambda: self._release(model_id))
 
     def _release(self, model_id: str) -> None:
-        with self._held_lock:
+        with self._stats_lock:
             self._held.discard(model_id)
         self._report()
 
@@ -164,7 +170,8 @@ class ModelServer:
             held.__del__()
 
     async def _watch(self) -> None:
-        """Every REPORT_S: drop models whose directory was deleted or replaced; tell the stats actor we live."""
+        """Every REPORT_S: drop models whose directory was deleted or replaced; tell the stats actor we live and
+        what we ran."""
         while True:
             await asyncio.sleep(REPORT_S)
             wrapper = getattr(self._multiplexed, "__serve_multiplex_wrapper", None)
@@ -209,15 +216,15 @@ class ModelServer:
         return await asyncio.to_thread(interpretation.explain, model, images, target)
 
     async def recommend(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Collaborative filtering; one query is already a batch (users or pairs), so it is answered inline."""
+        """Collaborative filtering; one query is already a batch (users or pairs), so it is not batched."""
         from worker.embedding_serving import recommend
 
-        return recommend(await self._model(), query)
+        return await asyncio.to_thread(recommend, await self._model(), query)
 
     async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> dict[str, Any]:
         from worker.embedding_serving import predict_table
 
-        return predict_table(await self._model(), rows, top_k)
+        return await asyncio.to_thread(predict_table, await self._model(), rows, top_k)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)

@@ -12,7 +12,8 @@ STATS_ACTOR = "fineserve-serving-stats"
 STATS_NAMESPACE = "fineserve"
 # Images per forward pass: the histogram's upper bounds.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-# Replicas report at least every REPORT_S; one silent for STALE_S is gone (scaled down or dead).
+# Replicas report at least every REPORT_S (their forward passes too: no actor call on a request's path);
+# one silent for STALE_S is gone (scaled down or dead).
 REPORT_S = 1.0
 STALE_S = 15.0
 
@@ -29,12 +30,14 @@ class ServingStats:
         self._replicas[replica] = {"models": sorted(models), "held_max": held_max, "max_models": max_models,
                                    "seen": time.monotonic()}
 
-    def forward_pass(self, method: str, images: int) -> None:
-        """One forward pass of `images` images (several callers' requests merged) for a method's batch."""
-        h = self._passes.setdefault(method, {"buckets": [0] * (len(BATCH_BUCKETS) + 1), "count": 0, "sum": 0})
-        h["buckets"][bisect.bisect_left(BATCH_BUCKETS, images)] += 1
-        h["count"] += 1
-        h["sum"] += images
+    def forward_passes(self, passes: list[tuple[str, int]]) -> None:
+        """(method, images) of each forward pass a replica ran since its last report (several callers'
+        requests merged into one pass)."""
+        for method, images in passes:
+            h = self._passes.setdefault(method, {"buckets": [0] * (len(BATCH_BUCKETS) + 1), "count": 0, "sum": 0})
+            h["buckets"][bisect.bisect_left(BATCH_BUCKETS, images)] += 1
+            h["count"] += 1
+            h["sum"] += images
 
     def snapshot(self) -> dict[str, Any]:
         """{"replicas": {id: {models, held_max, max_models}}, "passes": {method: {buckets: [(le, cumulative)],

@@ -30,8 +30,10 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         set_pixel_limit(limits.max_image_pixels)
 
     def _replicas(self, path: str) -> Any:
-        """The serving handle routed to the replicas holding (or loading) the model at path."""
-        return self._handle.options(multiplexed_model_id=self._serving_id(path))
+        """The serving handle routed to the replicas holding (or loading) the model at path. Requests travel
+        to the replica over Ray Serve's gRPC transport (_by_reference=False), a shorter path than an actor call
+        for payloads that are used once."""
+        return self._handle.options(multiplexed_model_id=self._serving_id(path), _by_reference=False)
 
     def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
         """(model, replicas routed to it) for an image request: a model of `task`, images within limits."""

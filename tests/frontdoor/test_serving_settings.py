@@ -51,8 +51,8 @@ def test_metrics_from_the_replicas_stats_and_the_jobs() -> None:
     stats = ServingStats()
     stats.replica("r1", ["default/a/1", "default/b/2"], held_max=2, max_models=2)
     stats.replica("r2", ["default/a/1"], held_max=1, max_models=2)
-    for images in (1, 3, 32, 40):
-        stats.forward_pass("classify", images)
+    stats.forward_passes([("classify", 1), ("classify", 3)])
+    stats.forward_passes([("classify", 32), ("classify", 40)])
     jobs = [training_pb2.Job(state=training_pb2.RUNNING), training_pb2.Job(state=training_pb2.QUEUED),
             training_pb2.Job(state=training_pb2.QUEUED)]
     registry = CollectorRegistry()
