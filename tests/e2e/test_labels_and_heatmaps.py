@@ -128,7 +128,9 @@ def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2
     many = score(api, images)
     assert len(one.results) == 1 and len(many.results) == 3 and many.model.version == 1
     assert [r.name for r in many.results] == ["im0", "im1", "im2"]
-    assert [(s.label, s.score) for s in one.results[0].scores] == [(s.label, s.score) for s in many.results[0].scores]
+    # The same scores alone or beside other images (to float32 rounding: on CPU the batch picks the kernels).
+    assert ([(s.label, pytest.approx(s.score, abs=1e-6)) for s in one.results[0].scores]
+            == [(s.label, s.score) for s in many.results[0].scores])
     for result in many.results:
         scores = {s.label: s.score for s in result.scores}
         assert list(scores) == ["blue", "green", "red"] and all(0 < v < 1 for v in scores.values())
