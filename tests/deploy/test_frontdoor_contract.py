@@ -95,7 +95,7 @@ def test_ports_probes_and_service_match_the_front_door(overlay: str, monkeypatch
     _, _, container = frontdoor(docs)
     settings, _ = parse_with_env(monkeypatch, container_env(docs, container))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": settings.port}, (ports, settings.port)
+    assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}, (ports, settings)
     probes = probe_ports(container)
     # The kubelet's gRPC probe speaks plaintext only: with TLS it can only check the port accepts connections.
     expected = "tcpSocket" if settings.tls_cert else "grpc"
@@ -112,6 +112,25 @@ def test_ports_probes_and_service_match_the_front_door(overlay: str, monkeypatch
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     open_ports = {p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule for p in rule["ports"]}
     assert open_ports == {settings.port}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_front_door_pod_is_scraped_on_its_metrics_port(overlay: str, monkeypatch: pytest.MonkeyPatch,
+                                                          rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Per pod (each counts its own calls): the annotations name the port the front door serves /metrics on,
+    and only Prometheus may reach it."""
+    docs = rendered[overlay]
+    deployment, _, container = frontdoor(docs)
+    settings, _ = parse_with_env(monkeypatch, container_env(docs, container))
+    assert settings.metrics_port, "the front door serves no metrics"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == settings.metrics_port
+    assert all(p["port"] != settings.metrics_port for p in one(docs, "Service", "fineserve")["spec"]["ports"])
+    policy = one(docs, "NetworkPolicy", "fineserve-frontdoor")
+    (rule,) = [r for r in policy["spec"]["ingress"] if any(p["port"] == settings.metrics_port
+                                                           for p in r.get("ports", []))]
+    assert [f["podSelector"]["matchLabels"] for f in rule["from"]] == [{"app.kubernetes.io/name": "prometheus"}]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
