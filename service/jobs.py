@@ -187,6 +187,7 @@ class JobManager:
         cpus, gpus, _ = self._ask(job)
         try:
             while True:
+                held = None  # a data-parallel run's placement group (its workers' CPUs and GPUs)
                 try:
                     gen = self._backend.submit(job.kind, spec, cpus, gpus)
                     self._gens[job_id] = gen
@@ -194,13 +195,17 @@ class JobManager:
                     # No lease while Ray is still waiting for resources: a queued job may wait indefinitely.
                     while (ev := await self._next_event(gen, self._lease_s if running else None)) is not None:
                         running = running or ev["type"] == "started"
-                        if await self._handle(job_id, ev):
+                        if ev["type"] == "placement_group":
+                            held = ev["group"]
+                        elif await self._handle(job_id, ev):
                             return
                     self._set_state(job_id, training_pb2.FAILED, "the worker ended without a result")
                     return
                 except Exception as e:
                     if isinstance(e, LeaseExpired):
                         self._backend.cancel(gen, force=True)
+                    if held is not None:  # a killed or lost generator cannot free it: a resumed run needs it
+                        self._backend.release(held)
                     if self._stopping:
                         self._set_state(job_id, training_pb2.QUEUED,
                                         "service stopping: job re-queued for the next start")

@@ -146,6 +146,17 @@ class RayBackend:
         ray.cancel(gen, force=force)
 
     @staticmethod
+    def release(group: Any) -> None:
+        """Free a data-parallel run's placement group after its generator was killed (a no-op when the run had
+        removed it itself); a failure is logged, as the job has moved on."""
+        from worker.data_parallel import release_placement_group
+
+        try:
+            release_placement_group(group)
+        except Exception as e:
+            log.warning("could not remove placement group %s: %s", group, e)
+
+    @staticmethod
     def is_worker_lost(error: Exception) -> bool:
         """The process or node running the job died, or one of its data-parallel training workers did (as
         opposed to the job's own code failing)."""

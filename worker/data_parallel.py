@@ -54,7 +54,7 @@ def _train_worker(config: dict[str, Any]) -> None:
     rank, size = context.get_world_rank(), context.get_world_size()
     channel.put.remote({"type": "log", "message": f"data-parallel worker rank {rank} of {size}: pid {os.getpid()} "
                                                   f"on {socket.gethostname()}"})
-    if rank == 0:  # the generator removes it if the run is killed (see _remove)
+    if rank == 0:  # removed if the run is killed (see release_placement_group)
         channel.put.remote({"type": "placement_group", "group": ray.util.get_current_placement_group()})
     cfg = dict(spec["config"])
     if cfg.get("device", "auto") == "auto":
@@ -84,11 +84,12 @@ def _lost_or_raise(error: Exception) -> None:
     raise next(iter(causes.values())) from error
 
 
-def _remove(group: Any) -> None:
+def release_placement_group(group: Any) -> None:
     """Remove the workers' placement group if it outlived the run. Ray Train removes it when a run ends, but a
     killed run (cancelled: its controller dies with the fit task) leaves that to its PlacementGroupCleaner, which
     needs Ray's State API (the dashboard), absent from the embedded default: the group would hold its CPUs until
-    the service stops, and every later job would wait for them."""
+    the service stops, and every later job would wait for them. The generator calls this when its run ends; the
+    job manager calls it too after killing a generator that could not (its lease ran out, or it died)."""
     from ray.util import placement_group_table, remove_placement_group
 
     if group is not None and placement_group_table(group).get("state") != "REMOVED":
@@ -141,6 +142,7 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                         result = event
                     elif event["type"] == "placement_group":
                         group = event["group"]
+                        on_event(event)  # the job manager releases it if this generator is killed
                     else:
                         on_event(event)
                 if done:
@@ -156,7 +158,7 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                 raise WorkerLost(f"the data-parallel run's driver task was lost: {e}") from e
         finally:
             ray.kill(channel)
-            _remove(group)
+            release_placement_group(group)
         if not result:
             raise RuntimeError("the data-parallel run ended without rank 0's result")
         return {k: v for k, v in result.items() if k != "type"}

@@ -1,8 +1,10 @@
 """Data-parallel fine-tuning through gRPC: a two-worker Ray Train job on mnist_tiny loses a training worker after
-its first checkpoint, resumes from it, succeeds and serves; requests it cannot run are refused up front."""
+its first checkpoint, resumes from it, succeeds and serves; a job whose generator hangs resumes after its lease
+and can be cancelled; requests it cannot run are refused up front."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -68,26 +70,61 @@ def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_datase
     assert accuracy >= 0.95  # the one-worker e2e job's bar
 
 
-def test_cancelling_a_two_worker_job_stops_its_workers(api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
-    job = api.training.CreateFineTuneJob(_request(mnist_dataset.id, model_name="digits-ddp-cancelled"), timeout=30)
-    pids: dict[int, int] = {}
-    seen: list[str] = []
-    for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+def test_a_hung_two_worker_job_resumes_then_cancelling_stops_its_workers(
+        api: Api, mnist_dataset: datasets_pb2.Dataset) -> None:
+    """The job's generator stops (SIGSTOP) mid-run: the lease kills it, which also ends its Ray Train run, but
+    only the job manager can free the run's placement group, so the resumed attempt can get its workers. Then a
+    cancel stops that attempt's workers and gives their CPUs back."""
+    long = training_pb2.Hyperparameters()
+    long.CopyFrom(HYPER)
+    long.epochs = 20  # still running when it is cancelled
+    job = api.training.CreateFineTuneJob(_request(mnist_dataset.id, model_name="digits-ddp-cancelled",
+                                                  hyperparameters=long), timeout=30)
+    ranks: dict[int, list[int]] = {}
+    generator = 0
+    try:
+        seen: list[str] = []
+        for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=600):
+            kind = ev.WhichOneof("event")
+            seen.append(training_pb2.JobState.Name(ev.state.state) if kind == "state" else kind)
+            if kind == "log" and " worker pid " in ev.log.message:  # "attempt N: worker pid P on host"
+                generator = int(ev.log.message.split()[4])
+            if kind == "log" and (m := RANK_PID.match(ev.log.message)):
+                ranks.setdefault(int(m[1]), []).append(int(m[2]))
+            if kind == "batch":
+                os.kill(generator, signal.SIGSTOP)
+                break
+        # QUEUED while Ray Train gathers the workers; RUNNING once they are up.
+        assert seen.index("RUNNING") > seen.index("log") and set(ranks) == {0, 1}, seen
+        deadline = time.monotonic() + 300
+        while (now := api.training.GetJob(training_pb2.GetJobRequest(id=job.id), timeout=30)).attempts < 2:
+            assert time.monotonic() < deadline and now.state not in TERMINAL, now
+            time.sleep(1)
+        assert wait_for(api, job.id, {training_pb2.RUNNING, *TERMINAL}, timeout=300).state == training_pb2.RUNNING
+    finally:
+        if generator:  # in case the lease's kill has not landed: never leave it stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(generator, signal.SIGKILL)
+    ranks = {}  # both attempts' ranks, and the job's state changes, replayed from the start
+    reasons: list[str] = []
+    for ev in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=120):
         kind = ev.WhichOneof("event")
-        seen.append(training_pb2.JobState.Name(ev.state.state) if kind == "state" else kind)
         if kind == "log" and (m := RANK_PID.match(ev.log.message)):
-            pids[int(m[1])] = int(m[2])
-        if kind == "batch":
-            api.training.CancelJob(training_pb2.CancelJobRequest(id=job.id), timeout=60)
+            ranks.setdefault(int(m[1]), []).append(int(m[2]))
+        if kind == "state":
+            reasons.append(ev.state.reason)
+        if kind == "batch" and all(len(pids) == 2 for pids in ranks.values()):
             break
+    assert any("no heartbeat" in r and "attempt 2" in r for r in reasons), reasons
+
+    api.training.CancelJob(training_pb2.CancelJobRequest(id=job.id), timeout=60)
     job = wait_for(api, job.id, TERMINAL, timeout=120)
     assert job.state == training_pb2.CANCELLED, job.error
-    # QUEUED while Ray Train gathers the workers; RUNNING once they are up.
-    assert seen.index("RUNNING") > seen.index("log") and set(pids) == {0, 1}, seen
+    pids = [pid for attempt in ranks.values() for pid in attempt]
     deadline = time.monotonic() + 30
-    while _alive(pids.values()) and time.monotonic() < deadline:
+    while _alive(pids) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _alive(pids.values()), f"training workers {pids} outlived the cancelled job"
+    assert not _alive(pids), f"training workers {ranks} outlived their runs"
     # The workers' CPUs came back: a one-worker job asking for every CPU of the server's Ray starts.
     after = api.training.CreateFineTuneJob(_request(mnist_dataset.id, model_name="after-cancel",
                                                     resources=common_pb2.Resources(cpu_only=True)), timeout=30)

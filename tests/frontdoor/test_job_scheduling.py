@@ -45,6 +45,7 @@ class ScriptedBackend:
         self.total_cpus = total_cpus
         self.runs: dict[str, list[ScriptedRun]] = {}
         self.cancelled: list[tuple[str, bool]] = []
+        self.released: list[Any] = []
 
     def cluster_gpus(self) -> float:
         return 0.0
@@ -63,6 +64,9 @@ class ScriptedBackend:
     def cancel(self, gen: ScriptedRun, force: bool = False) -> None:
         self.cancelled.append((gen.spec["job"], force))
         gen.feed.put_nowait(WorkerLost("killed") if force else RuntimeError("cancelled"))
+
+    def release(self, group: Any) -> None:
+        self.released.append(group)
 
     @staticmethod
     def is_worker_lost(error: Exception) -> bool:
@@ -205,6 +209,31 @@ def test_a_silent_worker_loses_its_lease_and_the_job_resumes(tmp_path: Path) -> 
             await asyncio.sleep(0.6)
         assert h.state("job-a") == training_pb2.FAILED
         assert "no heartbeat" in h.jobs.get("job-a").error
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_data_parallel_generator_has_its_placement_group_released(tmp_path: Path) -> None:
+    """A generator killed for its lease cannot free its workers' placement group itself; the job manager does,
+    or the resumed attempt would wait forever for the CPUs the old group holds. A run that ends on its own frees
+    its group itself."""
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(), lease_s=0.3)
+        h.create("job-a", workers=2)
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        h.run("job-a").feed.put_nowait({"type": "placement_group", "group": "group-1"})
+        await asyncio.sleep(0.6)  # silence: the lease runs out
+        assert h.backend.cancelled == [("job-a", True)] and h.backend.released == ["group-1"]
+        assert len(h.backend.runs["job-a"]) == 2, "resumed"
+        h.run("job-a", 1).feed.put_nowait(started())
+        h.run("job-a", 1).feed.put_nowait({"type": "placement_group", "group": "group-2"})
+        h.run("job-a", 1).feed.put_nowait(failed())
+        await settle()
+        assert h.state("job-a") == training_pb2.FAILED and h.backend.released == ["group-1"]
+        assert [e.WhichOneof("event") for e in h.store.events("job-a", 1)].count("log") == 2, \
+            "the group is bookkeeping, not a job event"
         await h.close()
 
     asyncio.run(scenario())
