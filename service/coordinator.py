@@ -190,10 +190,10 @@ class RemoteStore:
         return found
 
     def delete_models(self, name: str, version: int, *, tenant: str) -> list[tuple[int, str]]:
-        self._forget_models()  # this front door's next lookup must not see what it is deleting
-        deleted = _call(self._actor.store, "delete_models", name, version, tenant=tenant)
-        self._forget_models()
-        return deleted
+        try:
+            return _call(self._actor.store, "delete_models", name, version, tenant=tenant)
+        finally:  # this front door's next lookup must not see what it deleted, whenever the poll's reply comes
+            self._forget_models()
 
     def _forget_models(self) -> None:
         self._models.clear()

@@ -140,11 +140,10 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
                         started = True
                     if event["type"] == "result":
                         result = event
-                    elif event["type"] == "placement_group":
-                        group = event["group"]
-                        on_event(event)  # the job manager releases it if this generator is killed
-                    else:
-                        on_event(event)
+                        continue
+                    if event["type"] == "placement_group":
+                        group = event["group"]  # forwarded too: the job manager frees it if this task is killed
+                    on_event(event)
                 if done:
                     break
                 if should_stop():
