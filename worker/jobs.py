@@ -39,6 +39,19 @@ def started_event() -> Event:
     return {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
 
 
+def _task_threads() -> int:
+    """Torch threads for this job: the CPUs Ray gave its task (at least 1). Ray reuses a worker process across
+    tasks and sets OMP_NUM_THREADS for each, but torch reads that once, at import, so a process whose first task
+    held no CPU (a data-parallel job's generator) would run every later job there on one thread. Outside Ray
+    (scripts, tests) torch is left as it is."""
+    import ray
+    import torch
+
+    if not ray.is_initialized():
+        return torch.get_num_threads()
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)))
+
+
 def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
                 heartbeat_s: float, announce: bool = True) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event (or raise the
@@ -49,7 +62,8 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
     # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
     # fail every later job there, so every job imports it up front, one at a time.
     with _TORCH_IMPORT:
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo
+    torch.set_num_threads(_task_threads())
 
     from worker.engine import EngineError
 

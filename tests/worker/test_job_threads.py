@@ -1,0 +1,51 @@
+"""A job's torch threads follow the CPUs Ray gave its task, even in a worker process that Ray reuses from a task
+that held none (torch reads OMP_NUM_THREADS only once, when first imported)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+
+from worker.jobs import stream_work
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@ray.remote
+def _no_cpu_task() -> tuple[int, int]:
+    import os
+
+    import torch
+
+    return os.getpid(), torch.get_num_threads()
+
+
+@ray.remote
+def _job() -> dict[str, Any]:
+    """A job through stream_work, reporting its process and the torch threads its engine thread sees."""
+    import os
+
+    import torch
+
+    def work(on_event: Any, should_stop: Any) -> dict[str, Any]:
+        return {"pid": os.getpid(), "threads": torch.get_num_threads()}
+
+    (outcome,) = [ev for ev in stream_work(work, heartbeat_s=30.0) if ev["type"] == "succeeded"]
+    return outcome
+
+
+def test_a_reused_worker_runs_a_job_on_the_cpus_its_task_holds(local_ray: None) -> None:
+    pid, threads = ray.get(_no_cpu_task.options(num_cpus=0).remote())
+    assert threads == 1, "Ray starts a task without CPUs with OMP_NUM_THREADS=1"
+    outcome = ray.get(_job.options(num_cpus=2).remote())
+    if outcome["pid"] != pid:
+        pytest.fail("Ray did not reuse the worker process: this test cannot show the reuse it is about")
+    assert outcome["threads"] == 2
