@@ -5,12 +5,14 @@ them), published through the registry as a finished job would publish them; then
 it (local Ray, the Serve deployment as configured by the flags after "--"). For each concurrency, that many
 asyncio callers send one-image Classify calls; the table gives images/s and p50/p99 latency, beside the
 ceiling: the same weights, decode + the model's transform + one batched forward pass (batch = concurrency,
-at most --max-batch), in this process. Then the time to first prediction of the second model, never called
+at most --max-batch), in this process, readied as a replica readies it (--device, --precision, channels-last on
+CUDA). Then the time to first prediction of the second model, never called
 before (load from the store, warm-up, predict), beside the warm single-image latency. The one-image latency
 goal is checked apart: blocks of 32 one-image calls through fineserve alternate with blocks of 32 raw ones.
 
     OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py
-    OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py --requests 64 --concurrency 1 8 32 -- --serve-precision bf16
+    OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py --requests 64 --concurrency 1 8 32 --precision bf16
+    python benchmarks/serve_throughput.py --precision bf16 -- --serve-replica-cpus 4 --serve-replica-gpus 1  # a GPU
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
 from worker.engine.inference import ImageClassifier
 from worker.engine.model_card import FORMAT_VERSION, save_model
 from worker.engine.resnet_classifier import ResNetClassifier
+from worker.engine.served_models import prepare_for_serving
 from worker.serving_stats import REPORT_S
 
 SIZE = 224
@@ -75,22 +78,16 @@ async def _publish(data_dir: Path, names: list[str]) -> None:
     store.close()
 
 
-def _raw(model_dir: Path) -> Callable[[list[bytes]], torch.Tensor]:
-    """Decode + the model's transform + one forward pass + top-2 of a list of images, in this process."""
-    served = ImageClassifier.load(model_dir, device="cpu")
-    net, transform = served.model, served.transform
-
-    def run(chunk: list[bytes]) -> torch.Tensor:
-        x = torch.stack([transform(Image.open(io.BytesIO(d)).convert("RGB")) for d in chunk])
-        with torch.inference_mode():
-            return net(x).softmax(1).topk(2)
-
-    return run
+def _raw(model_dir: Path, device: str, precision: str) -> Callable[[list[bytes]], list]:
+    """Decode + the model's transform + one forward pass + top-2 of a list of images, in this process, with the
+    engine readied as a replica readies it (device, precision, channels-last, warm-up)."""
+    served = prepare_for_serving(ImageClassifier.load(model_dir, device=device), precision)
+    return lambda chunk: served.classify(chunk, top_k=2)
 
 
-def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int) -> float:
+def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int, device: str, precision: str) -> float:
     """Images/s of raw batched inference (see _raw) of `batch` images, the median of `rounds` batches."""
-    run = _raw(model_dir)
+    run = _raw(model_dir, device, precision)
     run(images[:batch])
     rates = []
     for r in range(rounds):
@@ -129,12 +126,11 @@ async def _through_grpc(target: str, name: str, images: list[bytes], concurrency
         return requests / (time.perf_counter() - start), latencies
 
 
-async def _one_image_blocks(target: str, name: str, model_dir: Path, images: list[bytes], blocks: int,
-                            per_block: int) -> tuple[list[float], list[float]]:
+async def _one_image_blocks(target: str, name: str, run: Callable[[list[bytes]], list], images: list[bytes],
+                            blocks: int, per_block: int) -> tuple[list[float], list[float]]:
     """(fineserve, raw) seconds of one-image calls in alternating blocks: per_block Classify calls through gRPC
     back to back (as a concurrency-1 caller sends them), then per_block raw inferences (see _raw) in this
     process. Alternating keeps both sides' samples from the same minutes of a machine whose speed drifts."""
-    run = _raw(model_dir)
     run(images[:1])
     served: list[float] = []
     raw: list[float] = []
@@ -181,16 +177,22 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32, help="largest ceiling batch (the server's default)")
     parser.add_argument("--rounds", type=int, default=5, help="ceiling rounds per batch size (median counts)")
     parser.add_argument("--blocks", type=int, default=8, help="alternating blocks of 32 one-image calls")
-    parser.add_argument("server_args", nargs="*", help="after --: front-door flags, e.g. --serve-max-batch-size 16")
+    parser.add_argument("--device", default="auto", help="of the raw side: auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
+                        help="of both sides (passed to the front door as --serve-precision)")
+    parser.add_argument("server_args", nargs="*", help="after --: front-door flags, e.g. --serve-replica-gpus 1")
     args = parser.parse_args()
+    server_args = ["--serve-precision", args.precision, *args.server_args]
     images = _images(64)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         asyncio.run(_publish(data_dir, ["bench", "cold"]))
-        server = ServerProcess(data_dir, "--metrics-port", "0", *args.server_args).start()
+        server = ServerProcess(data_dir, "--metrics-port", "0", *server_args).start()
         try:
-            print(f"torch threads {torch.get_num_threads()}; server flags: {' '.join(args.server_args) or 'defaults'}")
+            gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+            print(f"torch {torch.__version__}{gpu}; raw side on {args.device}, torch threads "
+                  f"{torch.get_num_threads()}; server flags: {' '.join(server_args)}")
             print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
                   "ceiling img/s (batch) | ratio |")
             print("|---|---|---|---|---|---|---|")
@@ -202,10 +204,11 @@ def main() -> None:
                 after = _reported(server.metrics_url, before[1] + calls + 1)  # the calls and the warm-up
                 per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
                 batch = min(c, args.max_batch)
-                ceiling = _ceiling(model_dir, images, batch, args.rounds)
+                ceiling = _ceiling(model_dir, images, batch, args.rounds, args.device, args.precision)
                 print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
                       f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
-            served, raw = asyncio.run(_one_image_blocks(server.target, "bench", model_dir, images, args.blocks, 32))
+            raw_run = _raw(model_dir, args.device, args.precision)
+            served, raw = asyncio.run(_one_image_blocks(server.target, "bench", raw_run, images, args.blocks, 32))
             print(f"\none image at a time, {len(served)} calls each in alternating blocks of 32: fineserve p50 "
                   f"{_pct(served, 0.5) * 1e3:.1f} ms, raw p50 {_pct(raw, 0.5) * 1e3:.1f} ms: "
                   f"{(_pct(served, 0.5) - _pct(raw, 0.5)) * 1e3:+.1f} ms (goal: at most +5 ms)")

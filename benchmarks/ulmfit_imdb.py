@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from worker.engine.config import BaseWeights, Stage
+from worker.engine.errors import EngineError
 from worker.engine.text_config import TextConfig
 from worker.engine.text_data import write_folds
 from worker.engine.text_training import fine_tune_language_model, fine_tune_text_classifier
@@ -63,13 +64,14 @@ def main() -> None:
     lm_recipe, clas_recipe, flat_recipe = recipes(args.size, args.lm_epochs, args.clas_epochs)
     epochs = sum(s.epochs for s in clas_recipe["stages"])
 
-    rows = []
+    print(f"| {'stage':40} | labels | epochs | seconds (per fold) | result |")
+    print(f"| {'-' * 40} | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         lm = fine_tune_language_model(TextConfig(task="language_model", **common, **lm_recipe), data,
                                       Path(tmp) / "lm")
-        rows.append(("language model (stages 1-2), all texts", "", lm["epochs_trained"], time.perf_counter() - start,
-                     f"perplexity {lm['metrics']['perplexity']:.1f}, next-token acc {lm['metrics']['accuracy']:.3f}"))
+        _row("language model (stages 1-2), all texts", "", lm["epochs_trained"], time.perf_counter() - start,
+             f"perplexity {lm['metrics']['perplexity']:.1f}, next-token acc {lm['metrics']['accuracy']:.3f}")
         lm_base = BaseWeights("store", path=str(Path(tmp) / "lm"))
         for labelled in args.labelled:
             folds = write_folds(data, args.folds, 0, Path(tmp) / f"folds-{labelled}", labelled)
@@ -77,19 +79,31 @@ def main() -> None:
                                        ("ULMFiT schedule: random encoder", BaseWeights("none"), clas_recipe),
                                        ("flat rate: LM encoder", lm_base, flat_recipe),
                                        ("flat rate: random encoder", BaseWeights("none"), flat_recipe)):
-                start, accuracies = time.perf_counter(), []
+                start, accuracies, diverged = time.perf_counter(), [], 0
                 for i, fold in enumerate(folds):
                     cfg = TextConfig(task="text_classification", base=base, **common, **recipe)
-                    accuracies.append(fine_tune_text_classifier(cfg, fold, Path(tmp) / f"c-{i}")["metrics"]["accuracy"])
-                rows.append((name, labelled or "all", epochs, (time.perf_counter() - start) / len(folds),
-                             f"accuracy {statistics.mean(accuracies):.3f} (sd {statistics.stdev(accuracies):.3f} "
-                             f"over {len(folds)} folds: {' '.join(f'{a:.3f}' for a in accuracies)})"))
+                    try:
+                        result = fine_tune_text_classifier(cfg, fold, Path(tmp) / f"c-{i}")
+                    except EngineError as e:  # a diverged run is a result of the recipe, not a crash
+                        print(f"  {name}, fold {i}: {e}", flush=True)
+                        diverged += 1
+                        continue
+                    accuracies.append(result["metrics"]["accuracy"])
+                summary = (f"accuracy {statistics.mean(accuracies):.3f} (sd {_sd(accuracies):.3f} over "
+                           f"{len(accuracies)} folds: {' '.join(f'{a:.3f}' for a in accuracies)})" if accuracies
+                           else "no fold finished")
+                _row(name, labelled or "all", epochs, (time.perf_counter() - start) / len(folds),
+                     summary + (f"; diverged in {diverged} of {len(folds)} folds" if diverged else ""))
     print(f"data {data}, size {args.size} ({lm['card']['size']}), precision {lm['card']['precision']}")
-    print(f"| {'stage':40} | labels | epochs | seconds (per fold) | result |")
-    print(f"| {'-' * 40} | ---: | ---: | ---: | --- |")
-    for name, labels, n_epochs, seconds, result in rows:
-        print(f"| {name:40} | {labels} | {n_epochs} | {seconds:.1f} | {result} |")
 
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _row(name: str, labels: object, epochs: int, seconds: float, result: str) -> None:
+    """Printed as each stage ends, so a long run shows its finished rows."""
+    print(f"| {name:40} | {labels} | {epochs} | {seconds:.1f} | {result} |", flush=True)
 
 if __name__ == "__main__":
     main()

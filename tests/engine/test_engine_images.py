@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from worker.engine import InvalidImage
-from worker.engine.images import decode_image
+from worker.engine.images import decode_all, decode_image
 
 from .synthetic_images import image_bytes, stripes
 
@@ -33,3 +34,18 @@ def test_max_image_pixels_is_respected(monkeypatch: pytest.MonkeyPatch, limit: i
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     with pytest.raises(InvalidImage, match="limit"):
         decode_image(image_bytes(stripes(True, 0)))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decode_all_keeps_order_and_names_the_first_bad_image(threads: int) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        good = [image_bytes(stripes(i % 2 == 0, i, size=8 + i)) for i in range(6)]
+        assert decode_all(good, lambda image: image.size) == [(8 + i, 8 + i) for i in range(6)]
+        bad = [*good[:3], b"not an image", good[4], b""]
+        with pytest.raises(InvalidImage) as info:
+            decode_all(bad, lambda image: image.size)
+        assert info.value.index == 3
+    finally:
+        torch.set_num_threads(previous)

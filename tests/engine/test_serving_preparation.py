@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from worker.engine import EngineError, ImageClassifier, load_served_model, prepare_for_serving
+from worker.engine.forward import padded_size
 from worker.engine.precision import cpu_supports_bf16
 
 
@@ -38,3 +39,15 @@ def test_bf16_serving_stays_close_to_fp32(tiny_model: Path, tiny_dataset: Path) 
 def test_a_precision_the_device_cannot_run_is_refused(tiny_model: Path) -> None:
     with pytest.raises(EngineError, match="fp16 needs a GPU"):
         prepare_for_serving(load_served_model(tiny_model, device="cpu"), "fp16")
+
+
+def test_cuda_batches_are_padded_to_powers_of_two_and_padding_changes_no_row(tiny_model: Path,
+                                                                             tiny_dataset: Path) -> None:
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert [padded_size(n, cuda) for n in (0, 1, 2, 3, 5, 16, 17, 32)] == [0, 1, 2, 4, 8, 16, 32, 32]
+    assert [padded_size(n, cpu) for n in (1, 3, 17)] == [1, 3, 17]
+    served = prepare_for_serving(load_served_model(tiny_model, device="cpu"), "fp32")
+    x = served.preprocess(_images(tiny_dataset)[:3])
+    with torch.inference_mode():  # eval mode: the zero rows a CUDA pass adds leave the real rows as they were
+        alone, padded = served.model(x), served.model(torch.cat([x, torch.zeros_like(x[:1])]))[:3]
+    torch.testing.assert_close(padded, alone, rtol=0, atol=1e-5)

@@ -10,7 +10,7 @@ import torch
 
 from .grad_cam import class_score, grad_cam, region_score
 from .heatmap_images import overlay_png
-from .images import decode_image
+from .images import decode_all
 from .inference import ImageClassifier
 from .segmentation_inference import ImageSegmenter
 
@@ -38,10 +38,10 @@ def explain(model: ImageClassifier | ImageSegmenter, images: list[bytes], target
     """One batched forward and backward pass for every image; InvalidImage names an undecodable image and
     ValueError an unknown target. A segmentation target is the class's predicted region (region_score)."""
     index = target_index(model.classes, target)
-    decoded = [decode_image(data, i) for i, data in enumerate(images)]
+    decoded = decode_all(images, lambda image: (image, model.transform(image)))
     if not decoded:
         return []
-    batch = torch.stack([model.transform(image) for image in decoded]).to(model.device)
+    batch = torch.stack([x for _, x in decoded]).to(model.device)
     indices = torch.full((len(decoded),), index)
     segmenting = isinstance(model, ImageSegmenter)
     score = region_score(indices) if segmenting else class_score(indices)
@@ -55,5 +55,5 @@ def explain(model: ImageClassifier | ImageSegmenter, images: list[bytes], target
     maps = maps.cpu()
     return [
         Explanation(model.classes[c], grid, overlay_png(image, grid, (0, 0, *image.size) if segmenting else None))
-        for c, grid, image in zip(chosen, maps, decoded, strict=True)
+        for c, grid, (image, _) in zip(chosen, maps, decoded, strict=True)
     ]

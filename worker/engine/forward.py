@@ -7,15 +7,29 @@ import torch
 from .precision import autocast
 
 
+def padded_size(n: int, device: torch.device) -> int:
+    """The batch size a pass of n inputs runs at: on CUDA the next power of two.
+
+    cuDNN builds kernel plans per input shape, slowly, on the first pass of each shape; dynamic batching sends
+    every size from 1 to the max batch, so bucketing bounds a replica's cold shapes to log2(max batch) + 1. On
+    CPU the extra rows would be paid in full, so there is no padding.
+    """
+    return 1 << (n - 1).bit_length() if device.type == "cuda" and n > 0 else n
+
+
 def forward_logits(model: torch.nn.Module, batch: torch.Tensor, device: torch.device, precision: str = "fp32",
                    channels_last: bool = False) -> torch.Tensor:
     """float32 model output on CPU for an (N, 3, h, w) batch, in one forward pass on every device.
 
     On CPU, kernels choose algorithms by batch size, so an image's probabilities may differ in the last bits
     (about 1e-7) with what it is batched with; one pass per batch is what makes batching pay. channels_last
-    must match how the model's weights were laid out (prepare_for_serving converts both).
+    must match how the model's weights were laid out (prepare_for_serving converts both). Rows padded on (see
+    padded_size) are zeros; in eval mode no row sees another, and they are dropped from the output.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    batch = batch.to(device, memory_format=fmt)
+    n = len(batch)
+    x = batch.to(device, memory_format=fmt)
+    if (extra := padded_size(n, device) - n) > 0:
+        x = torch.cat([x, x.new_zeros((extra, *x.shape[1:]))]).contiguous(memory_format=fmt)
     with torch.inference_mode(), autocast(device, precision):
-        return model(batch).float().cpu()
+        return model(x)[:n].float().cpu()

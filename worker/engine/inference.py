@@ -10,7 +10,7 @@ import torch
 from .config import IMAGE_CLASSIFICATION
 from .forward import forward_logits
 from .image_transforms import valid_transform
-from .images import decode_image
+from .images import decode_all
 from .model_card import load_model_dir
 from .resnet_classifier import ResNetClassifier
 
@@ -51,7 +51,7 @@ class ImageClassifier:
     def preprocess(self, images: list[bytes]) -> torch.Tensor:
         """(N, 3, S, S) float32 model input; InvalidImage names the first image that cannot be decoded."""
         size = self.card["image_size"]
-        batch = [self.transform(decode_image(data, i)) for i, data in enumerate(images)]
+        batch = decode_all(images, self.transform)
         return torch.stack(batch) if batch else torch.empty(0, 3, size, size)
 
     @staticmethod

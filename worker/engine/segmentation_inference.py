@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
 from .forward import forward_logits
-from .images import decode_image
+from .images import decode_all
 from .model_card import load_model_dir
 from .unet import ResNetUNet
 
@@ -88,13 +88,9 @@ class ImageSegmenter:
 
     def preprocess(self, images: list[bytes]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """((N, 3, h, w) model input, each image's (height, width)); InvalidImage names the first bad image."""
-        tensors, sizes = [], []
-        for i, data in enumerate(images):
-            image = decode_image(data, i)
-            sizes.append((image.height, image.width))
-            tensors.append(self.transform(image))
-        batch = torch.stack(tensors) if tensors else torch.empty(0, 3, *self.input_hw)
-        return batch, sizes
+        prepared = decode_all(images, lambda image: (self.transform(image), (image.height, image.width)))
+        batch = torch.stack([x for x, _ in prepared]) if prepared else torch.empty(0, 3, *self.input_hw)
+        return batch, [size for _, size in prepared]
 
     def transform(self, image: Image.Image) -> torch.Tensor:
         """(3, h, w) model input of a decoded image: the whole image, resized to the model's input size."""
