@@ -197,11 +197,17 @@ def main() -> None:
                   "ceiling img/s (batch) | ratio |")
             print("|---|---|---|---|---|---|---|")
             model_dir = data_dir / "models" / "default" / "bench" / "1"
+            counted = 0.0  # images the replicas have reported for "bench"
             for c in args.concurrency:
-                before = _passes(server.metrics_url)
+                # An untimed burst at this concurrency first: replicas it spills to load the model, and new
+                # batch shapes warm up, before the timed calls (first predictions are timed apart, below).
+                asyncio.run(_through_grpc(server.target, "bench", images, c, 2 * c, warm_up=False))
+                counted += 2 * c
+                before = _reported(server.metrics_url, counted)
                 calls = max(args.requests, c)
-                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, calls))
-                after = _reported(server.metrics_url, before[1] + calls + 1)  # the calls and the warm-up
+                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, calls, warm_up=False))
+                counted += calls
+                after = _reported(server.metrics_url, counted)
                 per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
                 batch = min(c, args.max_batch)
                 ceiling = _ceiling(model_dir, images, batch, args.rounds, args.device, args.precision)

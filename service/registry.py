@@ -7,6 +7,7 @@ models root ("<tenant>/<name>/<version>") as its multiplexed model id, so two te
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -48,6 +49,9 @@ class Registry:
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
         self._lock = asyncio.Lock()
+        # serving_id is on every inference call's path and resolving costs a syscall per path component;
+        # a model directory is written once (renamed into place), so its id never changes.
+        self.serving_id = functools.lru_cache(maxsize=4096)(self._serving_id)
 
     def staging_dir(self, job_id: str) -> Path:
         return self.staging / job_id
@@ -90,7 +94,7 @@ class Registry:
             shutil.rmtree(path, ignore_errors=True)
         return [v for v, _ in deleted]
 
-    def serving_id(self, path: str) -> str:
+    def _serving_id(self, path: str) -> str:
         """The replicas' model id: the model directory relative to the models root."""
         real = Path(path).resolve()
         root = self.root.resolve()

@@ -1,17 +1,23 @@
 """A front door's model lookups: cached while the coordinator's long poll answers, dropped at every change it
-reports, at a failed poll and at the door's own deletes; and the counter that the long poll waits on."""
+reports, at a failed poll and at the door's own deletes; the counter that the long poll waits on; and the
+replicas' ids of model directories."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from fineserve.v1 import common_pb2, models_pb2
 from service import coordinator
 from service.coordinator import ChangeCounter, RemoteStore
+from service.errors import ApiError
+from service.registry import Registry
+from service.store import Store
 
 
 class FakeCoordinator:
@@ -118,3 +124,16 @@ def test_change_counter_wakes_a_waiter_from_another_thread() -> None:
         assert counter._waiters == [], "a front door that stopped polling leaves nothing behind"
 
     asyncio.run(scenario())
+
+
+def test_serving_ids_name_model_directories_inside_the_store_only(tmp_path: Path) -> None:
+    registry = Registry(Store(tmp_path / "fineserve.db"), tmp_path)
+    version = tmp_path / "models" / "default" / "m" / "1"
+    version.mkdir(parents=True)
+    assert registry.serving_id(str(version)) == registry.serving_id(str(version)) == "default/m/1"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "models" / "default" / "escape").symlink_to(tmp_path / "elsewhere")
+    for _ in range(2):  # a refusal is not remembered as an id
+        with pytest.raises(ApiError) as refused:
+            registry.serving_id(str(tmp_path / "models" / "default" / "escape"))
+        assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION

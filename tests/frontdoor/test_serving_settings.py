@@ -40,6 +40,7 @@ def test_the_deployment_follows_the_settings() -> None:
     cfg = fixed.serving_app()._bound_deployment
     assert cfg.num_replicas == 2 and cfg.max_queued_requests == 7
     assert cfg.ray_actor_options["num_cpus"] == 2 and cfg.ray_actor_options["num_gpus"] == 0
+    assert cfg._deployment_config.logging_config["enable_access_log"] is False  # no log line per request
     scaled = RayBackend(parse_settings(["--serve-max-replicas", "3", "--serve-target-ongoing-requests", "4",
                                         "--serve-replica-gpus", "0.5"])).serving_app()._bound_deployment
     auto = scaled._deployment_config.autoscaling_config
