@@ -17,7 +17,7 @@ from service.ids import MODEL_NAME
 from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset, stored_base
 from service.paths import resolve_under_roots
 from service.store import Store
-from service.text_job_spec import TEXT_TASKS, text_spec
+from service.text_job_spec import MAX_FREEZE_TO, TEXT_TASKS, text_config, text_spec
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 N_GROUPS = 3  # layer groups of every ResNet: stem+layer1+layer2 / layer3+layer4 / head
@@ -81,7 +81,14 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roo
 def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots: tuple[Path, ...]) -> dict[str, Any]:
     if req.task in EMBEDDING_TASKS:
         raise unimplemented(f"FindLearningRate for {training_pb2.Task.Name(req.task)}", "a later issue")
+    if req.task in TEXT_TASKS:  # the engine checks freeze_to against the model's groups (they follow n_layers)
+        task, cfg, dataset_dir = text_config(req, store, roots, RANGES, PRECISIONS)
+        return {"text_task": task, "config": cfg, "dataset_dir": dataset_dir, "range": _lr_range(req, MAX_FREEZE_TO)}
     cfg, dataset_dir = _config(req, store, roots)
+    return {"config": cfg, "dataset_dir": dataset_dir, "range": _lr_range(req, N_GROUPS - 1)}
+
+
+def _lr_range(req: training_pb2.FindLearningRateRequest, max_freeze_to: int) -> dict[str, Any]:
     start, end = req.start_lr or 1e-7, req.end_lr or 10.0
     if not 0 < start < end <= 1e3:
         raise invalid(f"need 0 < start_lr < end_lr <= 1000, got start_lr={start:g}, end_lr={end:g}")
@@ -89,10 +96,10 @@ def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: Store, roots:
         raise invalid("num_batches must be in [0, 10000] (0 = 100)")
     rng: dict[str, Any] = {"start_lr": start, "end_lr": end, "num_batches": req.num_batches or 100}
     if req.HasField("freeze_to"):
-        if not 0 <= req.freeze_to < N_GROUPS:
-            raise invalid(f"freeze_to must be in [0, {N_GROUPS - 1}]")
+        if not 0 <= req.freeze_to <= max_freeze_to:
+            raise invalid(f"freeze_to must be in [0, {max_freeze_to}]")
         rng["freeze_to"] = req.freeze_to
-    return {"config": cfg, "dataset_dir": dataset_dir, "range": rng}
+    return rng
 
 
 def _config(req: Any, store: Store, roots: tuple[Path, ...]) -> tuple[dict[str, Any], str]:

@@ -21,6 +21,9 @@ ARCH = "awd_lstm"
 SHARED = ("freeze_epochs", "epochs", "lr", "weight_decay", "pct_start", "batch_size", "valid_pct", "seed",
           "div_factor", "final_div_factor", "moms_max", "moms_min", "grad_clip")
 IMAGE_ONLY = ("lr_mult", "image_size", "flip", "label_smoothing", "mixup_alpha", "threshold", "fbeta_beta", "void_code")
+# The largest freeze_to a request may name (stages, FindLearningRate). The engine checks it against the model's own
+# layer groups, whose count follows n_layers (at most 8): n_layers + 1 for a language model, + 2 for a classifier.
+MAX_FREEZE_TO = 10
 TEXT_RANGES: dict[str, tuple[float, float]] = {
     "emb_size": (2, 4096), "hidden_size": (2, 8192), "n_layers": (1, 8), "max_vocab": (16, 1_000_000),
     "min_freq": (1, 1_000_000), "bptt": (8, 10_000), "max_len": (8, 100_000), "drop_mult": (0.0, 2.0),
@@ -32,6 +35,14 @@ def text_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: t
               ranges: dict[str, tuple[float, float]], precisions: dict[int, str], out_dir: Path) -> dict[str, Any]:
     """{"text_task", "config": TextConfig dict, "dataset_dir", "out_dir"}; ranges and precisions are
     job_spec's, for the hyperparameters text jobs share with image jobs."""
+    task, cfg, dataset_dir = text_config(req, store, roots, ranges, precisions)
+    return {"text_task": task, "config": cfg, "dataset_dir": dataset_dir, "out_dir": str(out_dir)}
+
+
+def text_config(req: training_pb2.CreateFineTuneJobRequest | training_pb2.FindLearningRateRequest, store: Store,
+                roots: tuple[Path, ...], ranges: dict[str, tuple[float, float]],
+                precisions: dict[int, str]) -> tuple[str, dict[str, Any], str]:
+    """(task, TextConfig dict, dataset directory) from the fields a fine-tune and its range test share."""
     task = TEXT_TASKS[req.task]
     if req.arch not in ("", ARCH):
         raise invalid(f"arch {req.arch!r}: {task} jobs use {ARCH!r}")
@@ -43,7 +54,7 @@ def text_spec(req: training_pb2.CreateFineTuneJobRequest, store: Store, roots: t
            **_hyper(req.hyperparameters, req.text, ranges, precisions)}
     if req.resources.cpu_only:
         cfg["device"] = "cpu"
-    return {"text_task": task, "config": cfg, "dataset_dir": dataset_path, "out_dir": str(out_dir)}
+    return task, cfg, dataset_path
 
 
 def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
@@ -53,7 +64,7 @@ def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
         if hp.HasField(name):
             raise invalid(f"hyperparameters.{name} does not apply to text jobs")
     if hp.group_lrs or hp.auto_lr:
-        raise invalid("group_lrs and auto_lr do not apply to text jobs yet")
+        raise invalid("group_lrs and auto_lr do not apply to text jobs yet: run FindLearningRate, then set lr")
     cfg.update(in_ranges(hp, ranges, "hyperparameters", SHARED))
     cfg.update(early_stopping_fields(hp.early_stopping))
     cfg.update(in_ranges(text, TEXT_RANGES, "text"))
@@ -71,8 +82,8 @@ def _stage(i: int, s: training_pb2.TrainingStage) -> dict[str, Any]:
     """freeze_to is checked against the model's group count by the engine (it depends on n_layers)."""
     if not 1 <= s.epochs <= 1000:
         raise invalid(f"stages[{i}].epochs must be in [1, 1000]")
-    if not 0 <= s.freeze_to <= 10:
-        raise invalid(f"stages[{i}].freeze_to must be in [0, 10]")
+    if not 0 <= s.freeze_to <= MAX_FREEZE_TO:
+        raise invalid(f"stages[{i}].freeze_to must be in [0, {MAX_FREEZE_TO}]")
     if s.image_size:
         raise invalid(f"stages[{i}].image_size does not apply to text jobs")
     if not 0 <= s.lr <= 10:

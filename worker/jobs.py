@@ -136,13 +136,20 @@ def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
 
 
 def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: {"config", "dataset_dir", "range": {start_lr, end_lr, num_batches, freeze_to}}."""
+    """spec: {"config", "dataset_dir", "range": {start_lr, end_lr, num_batches, freeze_to}}: the config a
+    FineTuneConfig dict, or with "text_task" a TextConfig dict."""
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, find_lr
+        from worker.engine.text_config import TextConfig
+        from worker.engine.text_training import find_text_lr
 
-        result = find_lr(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], **spec["range"],
-                         on_event=on_event, should_stop=should_stop)
+        if "text_task" in spec:
+            cfg = TextConfig.from_dict({**spec["config"], "task": spec["text_task"]})
+            result = find_text_lr(cfg, spec["dataset_dir"], **spec["range"], on_event=on_event, should_stop=should_stop)
+        else:
+            result = find_lr(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], **spec["range"],
+                             on_event=on_event, should_stop=should_stop)
         return {"lr_finder": result}
 
     yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))

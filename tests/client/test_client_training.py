@@ -142,3 +142,17 @@ def test_recipe_hyperparameters_and_find_lr(serve):
     assert job.id == "job-lr"
     assert (find.num_batches, find.freeze_to, find.hyperparameters.image_size) == (50, 2, 64)
     assert find.base.random_init and find.HasField("freeze_to")
+
+
+def test_text_jobs_send_text_options_and_no_image_arch(serve):
+    servicer = RecordingTraining()
+    servicer.FindLearningRate = lambda request, context: (servicer.requests.append(request),
+                                                          training_pb2.Job(id="job-lr"))[1]
+    with Client(serve(servicer)) as client:
+        client.create_fine_tune_job("ds-1", "lm", task="language_model", base="none", text={"bptt": "30"})
+        client.find_learning_rate("ds-1", task="text_classification", base="model:lm",
+                                  text=training_pb2.TextOptions(max_len=50))
+    create, find = servicer.requests
+    assert create.arch == "" and create.text.bptt == 30 and create.text.HasField("bptt")
+    assert not create.text.HasField("emb_size")
+    assert find.arch == "" and find.text.max_len == 50 and find.base.stored_model.name == "lm"

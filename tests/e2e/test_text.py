@@ -1,5 +1,5 @@
 """ULMFiT through the service: a TEXT_CSV dataset -> LANGUAGE_MODEL job -> TEXT_CLASSIFICATION job on its
-encoder -> PredictText, and the errors a caller can make on the way."""
+encoder (after an LR range test for it) -> PredictText, and the errors a caller can make on the way."""
 
 from __future__ import annotations
 
@@ -72,6 +72,17 @@ def test_text_csv_to_language_model_to_classifier_to_predict_text(api: Api, shar
                     timeout=30) == grpc.StatusCode.INVALID_ARGUMENT
     assert rpc_code(_job, api, training_pb2.TEXT_CLASSIFICATION, "c", dataset.id,
                     training_pb2.BaseModel(weights_file="nowhere.safetensors")) == grpc.StatusCode.INVALID_ARGUMENT
+
+    # The LR range test for the classifier the next job trains (same base, options and first stage).
+    lr_job = api.training.FindLearningRate(training_pb2.FindLearningRateRequest(
+        task=training_pb2.TEXT_CLASSIFICATION, dataset_id=dataset.id, base=training_pb2.BaseModel(stored_model=ref),
+        text=TINY, num_batches=12, resources=common_pb2.Resources(cpu_only=True),
+        hyperparameters=training_pb2.Hyperparameters(batch_size=16, precision=training_pb2.FP32)), timeout=30)
+    lr_job = wait_for(api, lr_job.id, TERMINAL)
+    assert lr_job.state == training_pb2.SUCCEEDED, lr_job.error
+    finder = lr_job.result.lr_finder
+    assert 1 <= len(finder.points) <= 12 and {"valley", "steepest", "minimum_div_10"} <= set(finder.suggestions)
+    assert all(a.lr < b.lr for a, b in zip(finder.points, finder.points[1:], strict=False))
 
     clas_job = _job(api, training_pb2.TEXT_CLASSIFICATION, "reviews-clas", dataset.id,
                     training_pb2.BaseModel(stored_model=ref), freeze_epochs=1, epochs=1)

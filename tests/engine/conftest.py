@@ -1,7 +1,10 @@
-"""Engine fixtures: a tiny synthetic image-folders data set and one small model fine-tuned on it."""
+"""Engine fixtures: a tiny synthetic image-folders data set, one small model fine-tuned on it, and made-up
+two-class texts."""
 
 from __future__ import annotations
 
+import csv
+import random
 import urllib.error
 from pathlib import Path
 
@@ -55,3 +58,20 @@ def seeded_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     reference = torchvision.models.resnet18(weights=None).state_dict()
     torch.save(reference, checkpoints / RESNET18_FILE)
     return reference
+
+
+@pytest.fixture(scope="session")
+def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 made-up two-class texts, 12 of them held out."""
+    rng = random.Random(0)
+    words = {"good": ["great", "fine", "lovely", "superb"], "bad": ["awful", "dull", "poor", "boring"]}
+    filler = ["the", "film", "was", "a", "plot", "and", "actors", "really", "quite", "story"]
+    root = tmp_path_factory.mktemp("reviews")
+    with open(root / "texts.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["label", "text", "is_valid"])
+        for i in range(60):
+            label = "good" if i % 2 else "bad"
+            text = " ".join(rng.choice(words[label] if rng.random() < 0.3 else filler) for _ in range(25))
+            writer.writerow([label, text.capitalize() + ".", i >= 48])
+    return root

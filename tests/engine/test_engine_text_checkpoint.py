@@ -3,9 +3,7 @@ early stopping works as in image jobs, across a resume too."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import random
 from pathlib import Path
 
 import pytest
@@ -28,23 +26,6 @@ JOBS = {
     "text_classification": (TextConfig(task="text_classification", stages=(Stage(1, 3), Stage(2, 0)), **SIZE),
                             fine_tune_text_classifier),
 }
-
-
-@pytest.fixture(scope="module")
-def reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """60 made-up two-class texts, 12 of them held out."""
-    rng = random.Random(0)
-    words = {"good": ["great", "fine", "lovely", "superb"], "bad": ["awful", "dull", "poor", "boring"]}
-    filler = ["the", "film", "was", "a", "plot", "and", "actors", "really", "quite", "story"]
-    root = tmp_path_factory.mktemp("reviews")
-    with open(root / "texts.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["label", "text", "is_valid"])
-        for i in range(60):
-            label = "good" if i % 2 else "bad"
-            text = " ".join(rng.choice(words[label] if rng.random() < 0.3 else filler) for _ in range(25))
-            writer.writerow([label, text.capitalize() + ".", i >= 48])
-    return root
 
 
 @pytest.mark.parametrize("task", sorted(JOBS))

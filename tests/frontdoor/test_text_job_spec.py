@@ -9,7 +9,7 @@ import pytest
 
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import ApiError
-from service.job_spec import fine_tune_spec
+from service.job_spec import find_lr_spec, fine_tune_spec
 from service.store import Store, TenantStore
 
 Req = training_pb2.CreateFineTuneJobRequest
@@ -73,3 +73,22 @@ def test_text_jobs_take_early_stopping_as_image_jobs_do(store: TenantStore, tmp_
 def test_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
     with pytest.raises(ApiError, match=message):
         _spec(store, tmp_path, **fields)
+
+
+def test_find_learning_rate_for_a_text_classifier(store: TenantStore, tmp_path: Path) -> None:
+    req = training_pb2.FindLearningRateRequest(
+        task=training_pb2.TEXT_CLASSIFICATION, dataset_id="ds-text", base=training_pb2.BaseModel(random_init=True),
+        text=training_pb2.TextOptions(emb_size=16, max_len=40), num_batches=30, freeze_to=3,
+        hyperparameters=training_pb2.Hyperparameters(batch_size=8))
+    spec = find_lr_spec(req, store, (tmp_path,))
+    assert spec["text_task"] == "text_classification" and "out_dir" not in spec
+    assert (spec["config"]["emb_size"], spec["config"]["max_len"], spec["config"]["batch_size"]) == (16, 40, 8)
+    assert spec["range"] == {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 30, "freeze_to": 3}
+    for bad, message in (({"arch": "resnet18"}, "awd_lstm"), ({"freeze_to": 11}, r"freeze_to must be in \[0, 10\]"),
+                         ({"dataset_id": "ds-img"}, "needs a TEXT_CSV dataset")):
+        wrong = training_pb2.FindLearningRateRequest()
+        wrong.CopyFrom(req)
+        for name, value in bad.items():
+            setattr(wrong, name, value)
+        with pytest.raises(ApiError, match=message):
+            find_lr_spec(wrong, store, (tmp_path,))

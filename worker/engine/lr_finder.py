@@ -173,10 +173,15 @@ def job_range_test(cfg: FineTuneConfig, job: Job, model: LayerGroupModel, base: 
     result = lr_range_test(model, loader, lambda: make_optimizer(model.layer_groups(), cfg),
                            settings=LoopSettings.for_job(cfg, job.device, job.precision), start_lr=start_lr,
                            end_lr=end_lr, num_batches=num_batches, on_event=on_event, should_stop=should_stop)
-    on_event(log_event("LR range test suggestions: " + ", ".join(
-        f"{name} {lr:.3g}" for name, lr in result["suggestions"].items())
-        + (" (stopped early: the loss diverged)" if result["diverged"] else "")))
+    on_event(suggestions_event(result))
     return result
+
+
+def suggestions_event(result: dict[str, Any]) -> Event:
+    """The log line a job writes after its range test (lr_range_test's result)."""
+    return log_event("LR range test suggestions: " + ", ".join(
+        f"{name} {lr:.3g}" for name, lr in result["suggestions"].items())
+        + (" (stopped early: the loss diverged)" if result["diverged"] else ""))
 
 
 def find_lr(cfg: FineTuneConfig, dataset_dir: str | Path, start_lr: float = 1e-7, end_lr: float = 10.0,

@@ -8,6 +8,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .checkpoint import (
 from .early_stopping import EarlyStopping
 from .errors import DatasetError
 from .job_setup import Event, log_event, private_rng
+from .lr_finder import lr_range_test, suggestions_event
 from .model_card import FORMAT_VERSION, save_model
 from .precision import grad_scaler, resolve_device, resolve_precision
 from .schedule import group_max_lrs, make_optimizer, one_cycle
@@ -143,12 +145,25 @@ def _card(cfg: TextConfig, task: str, size: AWDLSTMSize, vocab: Vocab, history: 
     }
 
 
-def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
-                             on_event: Callable[[Event], None] = ignore_event,
-                             should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
-    """Stages 1-2: a vocabulary from the corpus (labels ignored, see lm_split), the base's rows mapped onto
-    it, then the stages; writes model.safetensors + card.json (vocab included). Returns {metrics, card,
-    epochs_trained}; metrics are valid_loss, perplexity, accuracy (next token) and train_loss."""
+@dataclass
+class _TextJob:
+    """What a text job trains on, before its model exists (built under the job's private RNG, see build)."""
+
+    settings: LoopSettings
+    data: TextCsv
+    base: LMWeights | None
+    vocab: Vocab
+    size: AWDLSTMSize
+    train: Any
+    valid: Any
+    build: Callable[[], LanguageModel | TextClassifier]
+    classes: list[str] = field(default_factory=list)
+    """A classifier's labels."""
+
+
+def _language_model_job(cfg: TextConfig, dataset_dir: str | Path, on_event: Callable[[Event], None]) -> _TextJob:
+    """Stages 1-2's corpus (labels ignored, see lm_split), vocabulary and streams; build() maps the base's rows
+    onto the vocabulary."""
     settings, data, base = _setup(cfg, dataset_dir, on_event)
     train_texts, valid_texts = lm_split([r.text for r in data.train + data.valid], cfg.valid_pct, cfg.seed)
     on_event(log_event(f"language model corpus: every text, labelled or not; {len(train_texts)} to train on, "
@@ -162,17 +177,31 @@ def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: 
     train = LMStreams([vocab.numericalize(t) for t in train_tokens], cfg.batch_size, cfg.bptt, True, cfg.seed)
     valid = LMStreams([vocab.numericalize(t) for t in tokenize_all(valid_texts)],
                       min(cfg.batch_size, 16), cfg.bptt, False)
-    with private_rng(cfg.seed, settings.device):
+
+    def build() -> LanguageModel:
         model = LanguageModel(size, cfg.drop_mult, vocab.pad_id)
         if base:
             known = sum(base.vocab.index(t) is not None for t in vocab.itos)
             model.load_state_dict(remap_vocab(base, vocab), strict=False)
             on_event(log_event(f"{known} of {len(vocab)} tokens known to the base; the rest start from its mean"))
-        model.to(settings.device)
+        return model.to(settings.device)
+
+    return _TextJob(settings, data, base, vocab, size, train, valid, build)
+
+
+def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
+                             on_event: Callable[[Event], None] = ignore_event,
+                             should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """Stages 1-2: a vocabulary from the corpus (labels ignored, see lm_split), the base's rows mapped onto
+    it, then the stages; writes model.safetensors + card.json (vocab included). Returns {metrics, card,
+    epochs_trained}; metrics are valid_loss, perplexity, accuracy (next token) and train_loss."""
+    job = _language_model_job(cfg, dataset_dir, on_event)
+    with private_rng(cfg.seed, job.settings.device):
+        model = job.build()
         # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
-        history = run_stages(cfg, model, train, valid, settings, Path(out_dir), job_fingerprint(cfg, list(vocab.itos)),
-                             on_event, should_stop, _lm_metrics)
-    card = _card(cfg, "language_model", size, vocab, history, base, data, settings)
+        history = run_stages(cfg, model, job.train, job.valid, job.settings, Path(out_dir),
+                             job_fingerprint(cfg, list(job.vocab.itos)), on_event, should_stop, _lm_metrics)
+    card = _card(cfg, "language_model", job.size, job.vocab, history, job.base, job.data, job.settings)
     save_model(out_dir, model_state(model), card)
     remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved language model to {out_dir}"))
@@ -212,12 +241,9 @@ def classifier_inputs(texts: list[str], vocab: Vocab, max_len: int, window: str 
     return [x[-max_len:] if window == "end" else x[:max_len] for x in ids]
 
 
-def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
-                              on_event: Callable[[Event], None] = ignore_event,
-                              should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
-    """Stage 3: the base language model's encoder (and vocabulary) + a concat-pooling head trained on the labelled
-    rows with gradual unfreezing. With base "none" the encoder is random and the vocabulary built from the
-    training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
+def _classifier_job(cfg: TextConfig, dataset_dir: str | Path, on_event: Callable[[Event], None]) -> _TextJob:
+    """Stage 3's labelled rows and batches; the vocabulary is the base language model's, or with base "none" built
+    from the training texts (the no-LM baseline). build() loads the base's encoder."""
     settings, data, base = _setup(cfg, dataset_dir, on_event)
     train_rows = [r for r in data.train if r.label]
     classes = data.classes
@@ -234,20 +260,61 @@ def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir:
                               [index[r.label] for r in train_rows], cfg.batch_size, vocab.pad_id, True, cfg.seed)
     valid = SortedTextBatches(classifier_inputs([r.text for r in valid_rows], vocab, cfg.max_len),
                               [index[r.label] for r in valid_rows], cfg.batch_size, vocab.pad_id, False)
-    with private_rng(cfg.seed, settings.device):
+
+    def build() -> TextClassifier:
         model = TextClassifier(size, len(classes), cfg.drop_mult, vocab.pad_id)
         if base:
             encoder = {k.removeprefix("encoder."): v for k, v in base.state.items() if k.startswith("encoder.")}
             model.encoder.load_state_dict(encoder)
-        model.to(settings.device)
-        history = run_stages(cfg, model, train, valid, settings, Path(out_dir), job_fingerprint(cfg, classes),
-                             on_event, should_stop, _clas_metrics)
-    card = _card(cfg, "text_classification", size, vocab, history, base, data, settings, classes=classes,
-                 n_classes=len(classes))
+        return model.to(settings.device)
+
+    return _TextJob(settings, data, base, vocab, size, train, valid, build, classes)
+
+
+def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir: str | Path,
+                              on_event: Callable[[Event], None] = ignore_event,
+                              should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """Stage 3: the base language model's encoder (and vocabulary) + a concat-pooling head trained on the labelled
+    rows with gradual unfreezing. With base "none" the encoder is random and the vocabulary built from the
+    training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
+    job = _classifier_job(cfg, dataset_dir, on_event)
+    with private_rng(cfg.seed, job.settings.device):
+        model = job.build()
+        history = run_stages(cfg, model, job.train, job.valid, job.settings, Path(out_dir),
+                             job_fingerprint(cfg, job.classes), on_event, should_stop, _clas_metrics)
+    card = _card(cfg, "text_classification", job.size, job.vocab, history, job.base, job.data, job.settings,
+                 classes=job.classes, n_classes=len(job.classes))
     save_model(out_dir, model.state_dict(), card)
     remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved text classifier to {out_dir}"))
     return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+
+
+def find_text_lr(cfg: TextConfig, dataset_dir: str | Path, start_lr: float = 1e-7, end_lr: float = 10.0,
+                 num_batches: int = 100, freeze_to: int | None = None,
+                 on_event: Callable[[Event], None] = ignore_event,
+                 should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+    """The LR range test (lr_finder.lr_range_test) on the model and training batches a text fine-tune of cfg
+    starts from: same data, vocabulary, base weights and seed, the first stage's freeze depth unless freeze_to is
+    given, the job's optimizer settings and precision. Returns lr_range_test's result; writes nothing."""
+    job = (_language_model_job if cfg.task == "language_model" else _classifier_job)(cfg, dataset_dir, on_event)
+    with private_rng(cfg.seed, job.settings.device):
+        model = job.build()
+        groups = model.layer_groups()
+        depth = cfg.resolved_stages()[0].freeze_to if freeze_to is None else freeze_to
+        if not 0 <= depth < len(groups):
+            raise ValueError(f"freeze_to={depth}: this model has {len(groups)} layer groups, so it must be in "
+                             f"[0, {len(groups) - 1}]")
+        model.freeze_to(depth)
+        job.train.set_epoch(1)
+        _reset(model)
+        on_event(log_event(f"LR range test: lr {start_lr:g} to {end_lr:g} over up to {num_batches} batches, "
+                           f"freeze_to {depth}"))
+        result = lr_range_test(model, job.train, lambda: make_optimizer(groups, cfg),  # type: ignore[arg-type]
+                               settings=job.settings, start_lr=start_lr, end_lr=end_lr, num_batches=num_batches,
+                               on_event=on_event, should_stop=should_stop)
+    on_event(suggestions_event(result))
+    return result
 
 
 def run_text_job(spec: dict[str, Any], on_event: Callable[[Event], None] = ignore_event,

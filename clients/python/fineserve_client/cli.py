@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
 
 from . import __version__
-from .client import Classification, Client, parse_model_ref
+from .client import TEXT_TASKS, Classification, Client, parse_model_ref
 from .errors import FineserveError, JobFailed
 from .interpretation import overlay_path
 from .jobs import check_job, is_terminal
@@ -247,6 +247,7 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
         task=task,
         collab=options if task == training_pb2.COLLABORATIVE_FILTERING else None,
         tabular=options if task == training_pb2.TABULAR else None,
+        text=options if task in TEXT_TASKS else None,
         arch=a.arch,
         base=a.base,
         epochs=a.epochs,
@@ -274,8 +275,11 @@ def _cmd_train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_lr_find(c: Client, a: argparse.Namespace, out: TextIO) -> int:
-    job = c.find_learning_rate(a.dataset, arch=a.arch, base=a.base, num_batches=a.num_batches,
-                               batch_size=a.batch_size, image_size=a.image_size)
+    task = training_pb2.Task.Value(a.task.upper())
+    options = _key_values(a.option, "--option")
+    job = c.find_learning_rate(a.dataset, arch=a.arch, task=task, base=a.base, num_batches=a.num_batches,
+                               text=options if task in TEXT_TASKS else None, batch_size=a.batch_size,
+                               image_size=a.image_size)
     job = c.wait(job.id, progress=not a.json)
     check_job(job)
     if a.json:
@@ -579,9 +583,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
     p.add_argument("--task", default="image_classification",
                    help="image_classification (default), multi_label_classification, segmentation, "
-                   "collaborative_filtering or tabular")
+                   "collaborative_filtering, tabular, language_model or text_classification")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
-                   help="a CollabOptions / TabularOptions field, lists comma-separated (repeatable), "
+                   help="a CollabOptions / TabularOptions / TextOptions field, lists comma-separated (repeatable), "
                         "e.g. --option target=salary --option categorical=workclass,education")
     p.add_argument("--arch", default="resnet18",
                    help="resnet18, resnet34 or resnet50 (default: resnet18); dot or neural for collaborative_filtering")
@@ -608,8 +612,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = command("lr-find", _cmd_lr_find, "run the LR range test and print (and plot) the suggested rates")
     p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
+    p.add_argument("--task", default="image_classification", help="as for train")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="language_model, text_classification: a TextOptions field (repeatable), e.g. --option bptt=30")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--base", default="imagenet")
+    p.add_argument("--base", default="imagenet", help="as for train; text tasks: none or model:LM_NAME")
     p.add_argument("--num-batches", type=int, default=100)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)

@@ -52,6 +52,7 @@ _CLASSIFY_BATCH = 64
 # Already-compressed files are stored in the upload zip as they are; deflating them again only costs time.
 _STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".zip", ".gz", ".bz2", ".xz"})
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+TEXT_TASKS = (training_pb2.LANGUAGE_MODEL, training_pb2.TEXT_CLASSIFICATION)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -499,6 +500,7 @@ class Client:
         resources: common_pb2.Resources | Mapping[str, Any] | None = None,
         collab: training_pb2.CollabOptions | Mapping[str, Any] | None = None,
         tabular: training_pb2.TabularOptions | Mapping[str, Any] | None = None,
+        text: training_pb2.TextOptions | Mapping[str, Any] | None = None,
         **more_hyperparameters: Any,
     ) -> training_pb2.Job:
         """Queue a fine-tune job and return it (state QUEUED).
@@ -512,6 +514,9 @@ class Client:
         For ``task="collaborative_filtering"`` (``arch`` ``"dot"`` or ``"neural"``) and ``task="tabular"``, ``base``
         is not sent and ``collab`` / ``tabular`` carry the options (``CollabOptions`` / ``TabularOptions`` or a
         mapping of their fields, e.g. ``tabular={"target": "salary", "categorical": ["workclass"]}``).
+        For ``task="language_model"`` and ``"text_classification"``, ``text`` carries the AWD-LSTM settings
+        (``TextOptions`` or a mapping, e.g. ``text={"emb_size": 32, "bptt": 30}``) and the default ``arch`` is
+        not sent (the service picks ``awd_lstm``); ``base`` is ``"none"`` or ``"model:LM_NAME"``.
         """
         hyper = _hyperparameters(
             epochs=epochs,
@@ -527,7 +532,7 @@ class Client:
         request = training_pb2.CreateFineTuneJobRequest(
             task=task_id,
             model_name=model_name,
-            arch="" if embedding and arch == "resnet18" else arch,
+            arch=_arch(task_id, arch),
             dataset_id=dataset_id,
             hyperparameters=hyper,
             request_id=request_id or "",
@@ -538,6 +543,8 @@ class Client:
             request.collab.CopyFrom(options_message(training_pb2.CollabOptions, collab))
         if tabular is not None:
             request.tabular.CopyFrom(options_message(training_pb2.TabularOptions, tabular))
+        if text is not None:
+            request.text.CopyFrom(options_message(training_pb2.TextOptions, text))
         if resources is not None:
             request.resources.CopyFrom(
                 resources
@@ -560,13 +567,16 @@ class Client:
         request_id: str | None = None,
         *,
         resources: common_pb2.Resources | Mapping[str, Any] | None = None,
+        text: training_pb2.TextOptions | Mapping[str, Any] | None = None,
         **hyperparameters: Any,
     ) -> training_pb2.Job:
         """Queue an LR range test (a job); ``wait`` for it, then read ``job.result.lr_finder`` or plot it with
-        :func:`fineserve_client.plots.plot_lr_finder`."""
+        :func:`fineserve_client.plots.plot_lr_finder`. Text tasks take ``text`` and ``base`` as
+        :meth:`create_fine_tune_job` does."""
+        task_id = _enum(training_pb2.Task, task, "task")
         request = training_pb2.FindLearningRateRequest(
-            task=_enum(training_pb2.Task, task, "task"),
-            arch=arch,
+            task=task_id,
+            arch=_arch(task_id, arch),
             base=parse_base(base),
             dataset_id=dataset_id,
             hyperparameters=_hyperparameters(**hyperparameters),
@@ -577,6 +587,8 @@ class Client:
         )
         if freeze_to is not None:
             request.freeze_to = freeze_to
+        if text is not None:
+            request.text.CopyFrom(options_message(training_pb2.TextOptions, text))
         if resources is not None:
             request.resources.CopyFrom(
                 resources if isinstance(resources, common_pb2.Resources) else common_pb2.Resources(**resources))
@@ -931,6 +943,11 @@ class Client:
 def _answered(response: Any) -> str:
     """The "name/version" that answered an inference call."""
     return f"{response.model.name}/{response.model.version}" if response.HasField("model") else ""
+
+
+def _arch(task: int, arch: str) -> str:
+    """The default ("resnet18") is an image backbone: for other tasks it is not sent and the service picks."""
+    return "" if arch == "resnet18" and (task in EMBEDDING_TASKS or task in TEXT_TASKS) else arch
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:

@@ -100,7 +100,8 @@ def tabular_predictions(response: inference_pb2.PredictTabularResponse) -> list[
 
 
 def options_message(message_type: type, values: Mapping[str, Any] | Any) -> Any:
-    """A CollabOptions / TabularOptions message from a message or a mapping of its fields; text values (as the
+    """A CollabOptions / TabularOptions / TextOptions message from a message or a mapping of its fields; text
+    values (as the
     CLI's KEY=VALUE gives them) are converted by field type, lists from comma-separated text."""
     if isinstance(values, message_type):
         return values

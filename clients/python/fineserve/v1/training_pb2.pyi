@@ -253,7 +253,7 @@ class TabularOptions(_message.Message):
     def __init__(self, target: _Optional[str] = ..., categorical: _Optional[_Iterable[str]] = ..., continuous: _Optional[_Iterable[str]] = ..., regression: _Optional[bool] = ..., data_file: _Optional[str] = ..., separator: _Optional[str] = ..., layers: _Optional[_Iterable[int]] = ..., dropout: _Optional[float] = ...) -> None: ...
 
 class FindLearningRateRequest(_message.Message):
-    __slots__ = ("task", "arch", "base", "dataset_id", "hyperparameters", "start_lr", "end_lr", "num_batches", "freeze_to", "resources", "request_id")
+    __slots__ = ("task", "arch", "base", "dataset_id", "hyperparameters", "start_lr", "end_lr", "num_batches", "freeze_to", "resources", "request_id", "text")
     TASK_FIELD_NUMBER: _ClassVar[int]
     ARCH_FIELD_NUMBER: _ClassVar[int]
     BASE_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +265,7 @@ class FindLearningRateRequest(_message.Message):
     FREEZE_TO_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     task: Task
     arch: str
     base: BaseModel
@@ -276,7 +277,8 @@ class FindLearningRateRequest(_message.Message):
     freeze_to: int
     resources: _common_pb2.Resources
     request_id: str
-    def __init__(self, task: _Optional[_Union[Task, str]] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., start_lr: _Optional[float] = ..., end_lr: _Optional[float] = ..., num_batches: _Optional[int] = ..., freeze_to: _Optional[int] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    text: TextOptions
+    def __init__(self, task: _Optional[_Union[Task, str]] = ..., arch: _Optional[str] = ..., base: _Optional[_Union[BaseModel, _Mapping]] = ..., dataset_id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., start_lr: _Optional[float] = ..., end_lr: _Optional[float] = ..., num_batches: _Optional[int] = ..., freeze_to: _Optional[int] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., request_id: _Optional[str] = ..., text: _Optional[_Union[TextOptions, _Mapping]] = ...) -> None: ...
 
 class LrPoint(_message.Message):
     __slots__ = ("lr", "loss")
