@@ -63,9 +63,11 @@ def _hyper(hp: training_pb2.Hyperparameters, text: training_pb2.TextOptions,
     for name in IMAGE_ONLY:
         if hp.HasField(name):
             raise invalid(f"hyperparameters.{name} does not apply to text jobs")
-    if hp.group_lrs or hp.auto_lr:
-        raise invalid("group_lrs and auto_lr do not apply to text jobs yet: run FindLearningRate, then set lr")
+    if hp.group_lrs:
+        raise invalid("group_lrs does not apply to text jobs: their groups' rates follow text.group_lr_ratio")
     cfg.update(in_ranges(hp, ranges, "hyperparameters", SHARED))
+    if hp.auto_lr and not hp.HasField("lr"):  # as image jobs: an explicit lr wins
+        cfg["auto_lr"] = True
     cfg.update(early_stopping_fields(hp.early_stopping))
     cfg.update(in_ranges(text, TEXT_RANGES, "text"))
     if cfg.get("moms_min", 0.7) > cfg.get("moms_max", 0.8):

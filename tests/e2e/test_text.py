@@ -1,4 +1,4 @@
-"""ULMFiT through the service: a TEXT_CSV dataset -> LANGUAGE_MODEL job -> TEXT_CLASSIFICATION job on its
+"""ULMFiT through the service: a TEXT_CSV dataset -> LANGUAGE_MODEL job (auto_lr) -> TEXT_CLASSIFICATION job on its
 encoder (after an LR range test for it) -> PredictText, and the errors a caller can make on the way."""
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ def test_text_csv_to_language_model_to_classifier_to_predict_text(api: Api, shar
     assert dataset.summary.valid_items > 0
 
     lm_job = _job(api, training_pb2.LANGUAGE_MODEL, "reviews-lm", dataset.id,
-                  training_pb2.BaseModel(random_init=True), freeze_epochs=0, epochs=1)
+                  training_pb2.BaseModel(random_init=True), freeze_epochs=0, epochs=1, auto_lr=True)
     lm_job = wait_for(api, lm_job.id, TERMINAL)
     assert lm_job.state == training_pb2.SUCCEEDED, lm_job.error
+    assert lm_job.result.chosen_lr == lm_job.result.lr_finder.suggestions["valley"] > 0  # auto_lr's choice
     assert {"perplexity", "accuracy", "valid_loss"} <= set(lm_job.result.metrics)
     assert lm_job.result.metrics["perplexity"] > 1
 

@@ -92,3 +92,13 @@ def test_find_learning_rate_for_a_text_classifier(store: TenantStore, tmp_path: 
             setattr(wrong, name, value)
         with pytest.raises(ApiError, match=message):
             find_lr_spec(wrong, store, (tmp_path,))
+
+
+def test_text_jobs_take_auto_lr_unless_lr_is_given(store: TenantStore, tmp_path: Path) -> None:
+    base = training_pb2.BaseModel(random_init=True)
+    auto = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=base,
+                 hyperparameters=training_pb2.Hyperparameters(auto_lr=True))
+    assert auto["config"]["auto_lr"] is True and "lr" not in auto["config"]
+    given = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=base,
+                  hyperparameters=training_pb2.Hyperparameters(auto_lr=True, lr=3e-3))
+    assert "auto_lr" not in given["config"] and given["config"]["lr"] == 3e-3

@@ -24,6 +24,8 @@ from .train_loop import Batch, LoopSettings, ignore_event, never_stop, train_ste
 
 SMOOTH_BETA = 0.98
 DIVERGE_FACTOR = 4.0
+AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
+"""The range test auto_lr runs (image and text jobs): find_lr's defaults."""
 
 
 def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:

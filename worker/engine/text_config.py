@@ -56,6 +56,9 @@ class TextConfig:
     """Epochs of the last stage, everything trainable. Unused with stages."""
     lr: float = 1e-2
     """Head group's peak rate of the first stage; each later default stage halves it."""
+    auto_lr: bool = False
+    """Run the LR range test first (on the job's model and batches, see text_training.find_text_lr) and use its
+    valley suggestion as lr."""
     group_lr_ratio: float = 2.6
     """Each layer group's peak rate is the next one's divided by this (discriminative fine-tuning)."""
     stages: tuple[Stage, ...] = ()
@@ -124,6 +127,8 @@ class TextConfig:
         _check_choice("early_stopping_metric", self.early_stopping_metric, EARLY_STOPPING_METRICS)
         _check_int("early_stopping_patience", self.early_stopping_patience, 1, 1000)
         _check_float("early_stopping_min_delta", self.early_stopping_min_delta, 0.0)
+        if not isinstance(self.auto_lr, bool):
+            _fail("auto_lr", "must be a boolean", self.auto_lr)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_float("valid_pct", self.valid_pct, 0.0, 1.0, open_lo=True, open_hi=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)

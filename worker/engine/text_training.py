@@ -4,11 +4,11 @@ Both run the image recipe's pieces: schedule.py's discriminative AdamW and 1cycl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from .checkpoint import (
 from .early_stopping import EarlyStopping
 from .errors import DatasetError
 from .job_setup import Event, log_event, private_rng
-from .lr_finder import lr_range_test, suggestions_event
+from .lr_finder import AUTO_LR_RANGE, lr_range_test, suggestions_event
 from .model_card import FORMAT_VERSION, save_model
 from .precision import grad_scaler, resolve_device, resolve_precision
 from .schedule import group_max_lrs, make_optimizer, one_cycle
@@ -44,13 +44,14 @@ Metrics = dict[str, float]
 
 def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: Any, valid: Any, settings: LoopSettings,
                out_dir: Path, fingerprint: str, on_event: Callable[[Event], None], should_stop: Callable[[], bool],
-               metrics: Callable[[float, float], Metrics]) -> list[Metrics]:
+               metrics: Callable[[float, float], Metrics], lr_finder: dict[str, Any] | None = None) -> list[Metrics]:
     """Each resolved stage as one 1cycle at its freeze depth with discriminative rates; metrics(valid_loss,
     accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch.
 
     Early stopping and a checkpoint after every epoch work as in image jobs (early_stopping.py, checkpoint.py); a
     checkpoint in out_dir made for the same fingerprint is resumed after its epoch: the batches of an epoch depend
-    only on (seed, epoch), so the result is the uninterrupted job's."""
+    only on (seed, epoch), so the result is the uninterrupted job's. lr_finder (auto_lr's range test) is saved with
+    every checkpoint, so a resumed job does not run it again (see _auto_lr)."""
     history: list[Metrics] = []
     done = 0
     early = EarlyStopping(cfg.early_stopping_metric, cfg.early_stopping_patience, cfg.early_stopping_min_delta)
@@ -98,7 +99,8 @@ def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: An
                 on_event(log_event(f"early stopping after epoch {done}: {early.metric} has not improved by more than "
                                    f"{early.min_delta:g} for {early.patience} epoch(s)"))
             state = TrainingState(index, done, model_state(model), opt.state_dict(), sched.state_dict(),
-                                  scaler.state_dict(), early.state_dict(), history, rng_state(settings.device))
+                                  scaler.state_dict(), early.state_dict(), history, rng_state(settings.device),
+                                  lr_finder)
             on_event({"type": "checkpoint", "epoch": done,
                       "path": str(save_checkpoint(out_dir, state, fingerprint))})
     return history
@@ -145,7 +147,7 @@ def _card(cfg: TextConfig, task: str, size: AWDLSTMSize, vocab: Vocab, history: 
     }
 
 
-@dataclass
+@dataclasses.dataclass
 class _TextJob:
     """What a text job trains on, before its model exists (built under the job's private RNG, see build)."""
 
@@ -157,7 +159,7 @@ class _TextJob:
     train: Any
     valid: Any
     build: Callable[[], LanguageModel | TextClassifier]
-    classes: list[str] = field(default_factory=list)
+    classes: list[str] = dataclasses.field(default_factory=list)
     """A classifier's labels."""
 
 
@@ -196,16 +198,18 @@ def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: 
     it, then the stages; writes model.safetensors + card.json (vocab included). Returns {metrics, card,
     epochs_trained}; metrics are valid_loss, perplexity, accuracy (next token) and train_loss."""
     job = _language_model_job(cfg, dataset_dir, on_event)
+    # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
+    fingerprint = job_fingerprint(cfg, list(job.vocab.itos))
     with private_rng(cfg.seed, job.settings.device):
         model = job.build()
-        # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
-        history = run_stages(cfg, model, job.train, job.valid, job.settings, Path(out_dir),
-                             job_fingerprint(cfg, list(job.vocab.itos)), on_event, should_stop, _lm_metrics)
-    card = _card(cfg, "language_model", job.size, job.vocab, history, job.base, job.data, job.settings)
+        run_cfg, lr_finder = _auto_lr(cfg, job, model, Path(out_dir), fingerprint, on_event, should_stop)
+        history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
+                             should_stop, _lm_metrics, lr_finder)
+    card = _card(run_cfg, "language_model", job.size, job.vocab, history, job.base, job.data, job.settings)
     save_model(out_dir, model_state(model), card)
     remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved language model to {out_dir}"))
-    return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+    return _result(card, history, run_cfg, lr_finder)
 
 
 def lm_split(texts: list[str], valid_pct: float, seed: int) -> tuple[list[str], list[str]]:
@@ -278,16 +282,40 @@ def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir:
     rows with gradual unfreezing. With base "none" the encoder is random and the vocabulary built from the
     training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
     job = _classifier_job(cfg, dataset_dir, on_event)
+    fingerprint = job_fingerprint(cfg, job.classes)
     with private_rng(cfg.seed, job.settings.device):
         model = job.build()
-        history = run_stages(cfg, model, job.train, job.valid, job.settings, Path(out_dir),
-                             job_fingerprint(cfg, job.classes), on_event, should_stop, _clas_metrics)
-    card = _card(cfg, "text_classification", job.size, job.vocab, history, job.base, job.data, job.settings,
+        run_cfg, lr_finder = _auto_lr(cfg, job, model, Path(out_dir), fingerprint, on_event, should_stop)
+        history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
+                             should_stop, _clas_metrics, lr_finder)
+    card = _card(run_cfg, "text_classification", job.size, job.vocab, history, job.base, job.data, job.settings,
                  classes=job.classes, n_classes=len(job.classes))
     save_model(out_dir, model.state_dict(), card)
     remove_checkpoint(Path(out_dir))
     on_event(log_event(f"saved text classifier to {out_dir}"))
-    return {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+    return _result(card, history, run_cfg, lr_finder)
+
+
+def _result(card: dict[str, Any], history: list[Metrics], cfg: TextConfig,
+            lr_finder: dict[str, Any] | None) -> dict[str, Any]:
+    """{metrics, card, epochs_trained}, plus with auto_lr {lr_finder, chosen_lr}, as image jobs report them."""
+    result = {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
+    return result | ({"lr_finder": lr_finder, "chosen_lr": cfg.lr} if lr_finder else {})
+
+
+def _auto_lr(cfg: TextConfig, job: _TextJob, model: LanguageModel | TextClassifier, out_dir: Path, fingerprint: str,
+             on_event: Callable[[Event], None], should_stop: Callable[[], bool]
+             ) -> tuple[TextConfig, dict[str, Any] | None]:
+    """cfg with auto_lr's lr (the range test's valley) and the test's result: the one this job's checkpoint
+    recorded, or a test run now on the model about to train (which it leaves as it found it)."""
+    if not cfg.auto_lr:
+        return cfg, None
+    resume = load_checkpoint(out_dir, fingerprint, lambda message: None)  # run_stages logs what it resumes
+    lr_finder = resume.lr_finder if resume and resume.lr_finder else _range_test(
+        cfg, job, model, **AUTO_LR_RANGE, on_event=on_event, should_stop=should_stop)
+    chosen = dataclasses.replace(cfg, lr=lr_finder["suggestions"]["valley"])
+    on_event(log_event(f"auto_lr: lr {chosen.lr:.3g}, the range test's valley suggestion"))
+    return chosen, lr_finder
 
 
 def find_text_lr(cfg: TextConfig, dataset_dir: str | Path, start_lr: float = 1e-7, end_lr: float = 10.0,
@@ -299,20 +327,26 @@ def find_text_lr(cfg: TextConfig, dataset_dir: str | Path, start_lr: float = 1e-
     given, the job's optimizer settings and precision. Returns lr_range_test's result; writes nothing."""
     job = (_language_model_job if cfg.task == "language_model" else _classifier_job)(cfg, dataset_dir, on_event)
     with private_rng(cfg.seed, job.settings.device):
-        model = job.build()
-        groups = model.layer_groups()
-        depth = cfg.resolved_stages()[0].freeze_to if freeze_to is None else freeze_to
-        if not 0 <= depth < len(groups):
-            raise ValueError(f"freeze_to={depth}: this model has {len(groups)} layer groups, so it must be in "
-                             f"[0, {len(groups) - 1}]")
-        model.freeze_to(depth)
-        job.train.set_epoch(1)
-        _reset(model)
-        on_event(log_event(f"LR range test: lr {start_lr:g} to {end_lr:g} over up to {num_batches} batches, "
-                           f"freeze_to {depth}"))
-        result = lr_range_test(model, job.train, lambda: make_optimizer(groups, cfg),  # type: ignore[arg-type]
-                               settings=job.settings, start_lr=start_lr, end_lr=end_lr, num_batches=num_batches,
-                               on_event=on_event, should_stop=should_stop)
+        return _range_test(cfg, job, job.build(), start_lr=start_lr, end_lr=end_lr, num_batches=num_batches,
+                           freeze_to=freeze_to, on_event=on_event, should_stop=should_stop)
+
+
+def _range_test(cfg: TextConfig, job: _TextJob, model: LanguageModel | TextClassifier, *, start_lr: float,
+                end_lr: float, num_batches: int, freeze_to: int | None, on_event: Callable[[Event], None],
+                should_stop: Callable[[], bool]) -> dict[str, Any]:
+    groups = model.layer_groups()
+    depth = cfg.resolved_stages()[0].freeze_to if freeze_to is None else freeze_to
+    if not 0 <= depth < len(groups):
+        raise ValueError(f"freeze_to={depth}: this model has {len(groups)} layer groups, so it must be in "
+                         f"[0, {len(groups) - 1}]")
+    model.freeze_to(depth)
+    job.train.set_epoch(1)
+    _reset(model)
+    on_event(log_event(f"LR range test: lr {start_lr:g} to {end_lr:g} over up to {num_batches} batches, "
+                       f"freeze_to {depth}"))
+    result = lr_range_test(model, job.train, lambda: make_optimizer(groups, cfg),  # type: ignore[arg-type]
+                           settings=job.settings, start_lr=start_lr, end_lr=end_lr, num_batches=num_batches,
+                           on_event=on_event, should_stop=should_stop)
     on_event(suggestions_event(result))
     return result
 

@@ -30,16 +30,13 @@ from .distributed import for_training, is_main, per_rank_batch, world_size
 from .early_stopping import EarlyStopping
 from .image_loaders import reseed_for_epoch, train_loader, valid_loader
 from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
-from .lr_finder import job_range_test
+from .lr_finder import AUTO_LR_RANGE, job_range_test
 from .model_card import FORMAT_VERSION, save_model
 from .precision import grad_scaler
 from .resnet_classifier import LayerGroupModel
 from .schedule import group_max_lrs, make_optimizer, one_cycle
 from .tasks import task_for
 from .train_loop import LoopSettings, ignore_event, never_stop, train_epoch
-
-AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
-"""The range test auto_lr runs: find_lr's defaults."""
 
 
 @dataclass
