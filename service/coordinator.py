@@ -175,18 +175,25 @@ class RemoteStore:
         self._models: OrderedDict[tuple[str, str, int], tuple[models_pb2.Model, str]] = OrderedDict()
         self._following = False
         self._generation = 0  # changes this front door has seen: a lookup started before one is not cached
+        # The servicers call from the event loop (inference) and from threads (everything else).
+        self._lock = threading.Lock()
 
     def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
         key = (tenant, name, version)
-        if self._following and (hit := self._models.get(key)) is not None:
-            self._models.move_to_end(key)
+        with self._lock:
+            hit = self._models.get(key) if self._following else None
+            if hit is not None:
+                self._models.move_to_end(key)
+            generation = self._generation
+        if hit is not None:
             return _copy(hit[0]), hit[1]  # a copy: callers fill in fields of their answer (loaded_replicas)
-        generation = self._generation
         found = _call(self._actor.store, "get_model", name, version, tenant=tenant)
-        if found is not None and self._following and generation == self._generation:
-            self._models[key] = (_copy(found[0]), found[1])
-            if len(self._models) > CACHED_LOOKUPS:
-                self._models.popitem(last=False)
+        if found is not None:
+            with self._lock:
+                if self._following and generation == self._generation:
+                    self._models[key] = (_copy(found[0]), found[1])
+                    if len(self._models) > CACHED_LOOKUPS:
+                        self._models.popitem(last=False)
         return found
 
     def delete_models(self, name: str, version: int, *, tenant: str) -> list[tuple[int, str]]:
@@ -196,8 +203,9 @@ class RemoteStore:
             self._forget_models()
 
     def _forget_models(self) -> None:
-        self._models.clear()
-        self._generation += 1
+        with self._lock:
+            self._models.clear()
+            self._generation += 1
 
     async def follow_model_changes(self) -> None:
         """For the front door's life: drop cached lookups at each change the coordinator reports."""

@@ -88,7 +88,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
             ds = datasets_pb2.Dataset(id=ds_id, name=header.name, layout=header.layout, source="upload",
                                       sha256=header.sha256, size_bytes=nbytes, file_count=files,
                                       summary=summary, created_at=now_ts(), tenant=current_tenant())
-            self._store.put_dataset(ds, str(final))
+            await asyncio.to_thread(self._store.put_dataset, ds, str(final))
             return ds
         finally:
             archive.unlink(missing_ok=True)
@@ -132,7 +132,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="registered",
                                   uri=str(path), size_bytes=size, file_count=files, summary=summary,
                                   created_at=now_ts(), tenant=current_tenant())
-        self._store.put_dataset(ds, str(path))
+        await asyncio.to_thread(self._store.put_dataset, ds, str(path))
         return ds
 
     def _inspect_registered(self, request: datasets_pb2.RegisterDatasetRequest,
@@ -157,20 +157,21 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     @rpc
     async def GetDataset(self, request: datasets_pb2.GetDatasetRequest,
                          context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
-        return self._get(request.id)[0]
+        return (await asyncio.to_thread(self._get, request.id))[0]
 
     @rpc
     async def ListDatasets(self, request: datasets_pb2.ListDatasetsRequest,
                            context: grpc.aio.ServicerContext) -> datasets_pb2.ListDatasetsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        items = self._store.list_datasets(request.layout, offset, limit, tenant=current_tenant())
+        items = await asyncio.to_thread(self._store.list_datasets, request.layout, offset, limit,
+                                        tenant=current_tenant())
         return datasets_pb2.ListDatasetsResponse(datasets=items, next_page_token=next_token(offset, limit, len(items)))
 
     @rpc
     async def DeleteDataset(self, request: datasets_pb2.DeleteDatasetRequest,
                             context: grpc.aio.ServicerContext) -> datasets_pb2.DeleteDatasetResponse:
-        ds, path = self._get(request.id)
-        self._store.delete_dataset(ds.id, tenant=current_tenant())
+        ds, path = await asyncio.to_thread(self._get, request.id)
+        await asyncio.to_thread(self._store.delete_dataset, ds.id, tenant=current_tenant())
         if ds.source == "upload":
             await asyncio.to_thread(shutil.rmtree, path, True)
         return datasets_pb2.DeleteDatasetResponse()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -52,25 +53,29 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
     async def ListModels(self, request: models_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> models_pb2.ListModelsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        models = self._store.list_models(request.name, offset, limit, tenant=current_tenant())
+        models = await asyncio.to_thread(self._store.list_models, request.name, offset, limit, tenant=current_tenant())
         return models_pb2.ListModelsResponse(models=models, next_page_token=next_token(offset, limit, len(models)))
 
     @rpc
     async def GetModel(self, request: models_pb2.GetModelRequest,
                        context: grpc.aio.ServicerContext) -> models_pb2.Model:
-        model, path = resolve_model(self._store, request.ref)
+        model, path = await asyncio.to_thread(resolve_model, self._store, request.ref)
         model.loaded_replicas = await self._loaded_replicas(self._registry.serving_id(path))
         return model
 
     @rpc
     async def DeleteModel(self, request: models_pb2.DeleteModelRequest,
                           context: grpc.aio.ServicerContext) -> models_pb2.DeleteModelResponse:
-        if request.ref.version:
-            resolve_model(self._store, request.ref)
-        elif not request.ref.name:
+        return await asyncio.to_thread(self._delete, request.ref)
+
+    def _delete(self, ref: common_pb2.ModelRef) -> models_pb2.DeleteModelResponse:
+        """Coordinator calls and file removal, so off the event loop."""
+        if ref.version:
+            resolve_model(self._store, ref)
+        elif not ref.name:
             raise invalid("ref.name is required")
-        versions = self._registry.delete(request.ref.name, request.ref.version, current_tenant())
+        versions = self._registry.delete(ref.name, ref.version, current_tenant())
         if not versions:
-            raise not_found(f"model {request.ref.name} not found")
+            raise not_found(f"model {ref.name} not found")
         return models_pb2.DeleteModelResponse(
-            deleted=[common_pb2.ModelRef(name=request.ref.name, version=v) for v in versions])
+            deleted=[common_pb2.ModelRef(name=ref.name, version=v) for v in versions])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,31 +41,36 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                                 context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FINE_TUNE,
                                request=request, created_at=now_ts(), tenant=current_tenant())
-        return self._jobs.create(job, self._spec(job), request.request_id)
+        return await asyncio.to_thread(self._create, job, request.request_id)
 
     @rpc
     async def FindLearningRate(self, request: training_pb2.FindLearningRateRequest,
                                context: grpc.aio.ServicerContext) -> training_pb2.Job:
         job = training_pb2.Job(id=new_id("job"), state=training_pb2.QUEUED, task=request.task, kind=FIND_LR,
                                lr_request=request, created_at=now_ts(), tenant=current_tenant())
-        return self._jobs.create(job, self._spec(job), request.request_id)
+        return await asyncio.to_thread(self._create, job, request.request_id)
+
+    def _create(self, job: training_pb2.Job, request_id: str) -> training_pb2.Job:
+        """The spec (dataset and base lookups) and the job's creation: coordinator calls, so off the event loop."""
+        return self._jobs.create(job, self._spec(job), request_id)
 
     @rpc
     async def GetJob(self, request: training_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> training_pb2.Job:
-        return self._own_job(request.id)
+        return await asyncio.to_thread(self._own_job, request.id)
 
     @rpc
     async def ListJobs(self, request: training_pb2.ListJobsRequest,
                        context: grpc.aio.ServicerContext) -> training_pb2.ListJobsResponse:
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
-        jobs = self._store.list_jobs(list(request.states), request.model_name, offset, limit, tenant=current_tenant())
+        jobs = await asyncio.to_thread(self._store.list_jobs, list(request.states), request.model_name, offset, limit,
+                                       tenant=current_tenant())
         return training_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_token(offset, limit, len(jobs)))
 
     @rpc
     async def CancelJob(self, request: training_pb2.CancelJobRequest,
                         context: grpc.aio.ServicerContext) -> training_pb2.Job:
-        self._own_job(request.id)
+        await asyncio.to_thread(self._own_job, request.id)
         return await self._jobs.cancel(request.id)
 
     @rpc_stream
@@ -72,6 +78,6 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
                        context: grpc.aio.ServicerContext) -> AsyncIterator[training_pb2.JobEvent]:
         if request.from_sequence < 0:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "from_sequence must be >= 0")
-        self._own_job(request.id)
+        await asyncio.to_thread(self._own_job, request.id)
         async for ev in self._jobs.watch(request.id, request.from_sequence):
             yield ev

@@ -127,7 +127,7 @@ def test_bad_input_gets_specific_codes(api: Api, server: ServerProcess, trained:
         "no texts": (grpc.StatusCode.INVALID_ARGUMENT,
                      lambda: api.inference.PredictText(inference_pb2.PredictTextRequest())),
         "later issue": (grpc.StatusCode.UNIMPLEMENTED, lambda: api.training.FindLearningRate(
-            training_pb2.FindLearningRateRequest(task=training_pb2.LANGUAGE_MODEL, dataset_id="ds-nope"))),
+            training_pb2.FindLearningRateRequest(task=training_pb2.COLLABORATIVE_FILTERING, dataset_id="ds-nope"))),
     }
     before = len(list((server.data_dir / "datasets").iterdir()))
     for what, (code, call) in cases.items():
