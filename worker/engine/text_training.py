@@ -44,18 +44,18 @@ Metrics = dict[str, float]
 
 def run_stages(cfg: TextConfig, model: LanguageModel | TextClassifier, train: Any, valid: Any, settings: LoopSettings,
                out_dir: Path, fingerprint: str, on_event: Callable[[Event], None], should_stop: Callable[[], bool],
-               metrics: Callable[[float, float], Metrics], lr_finder: dict[str, Any] | None = None) -> list[Metrics]:
+               metrics: Callable[[float, float], Metrics], resume: TrainingState | None = None,
+               lr_finder: dict[str, Any] | None = None) -> list[Metrics]:
     """Each resolved stage as one 1cycle at its freeze depth with discriminative rates; metrics(valid_loss,
     accuracy) names the epoch's validation numbers. Language models start fresh streams every epoch.
 
-    Early stopping and a checkpoint after every epoch work as in image jobs (early_stopping.py, checkpoint.py); a
-    checkpoint in out_dir made for the same fingerprint is resumed after its epoch: the batches of an epoch depend
-    only on (seed, epoch), so the result is the uninterrupted job's. lr_finder (auto_lr's range test) is saved with
-    every checkpoint, so a resumed job does not run it again (see _auto_lr)."""
+    Early stopping and a checkpoint (for fingerprint, in out_dir) after every epoch work as in image jobs
+    (early_stopping.py, checkpoint.py); resume, the job's checkpoint (see _checkpoint), continues after its epoch:
+    the batches of an epoch depend only on (seed, epoch), so the result is the uninterrupted job's. lr_finder
+    (auto_lr's range test) is saved with every checkpoint, so a resumed job does not run it again (see _auto_lr)."""
     history: list[Metrics] = []
     done = 0
     early = EarlyStopping(cfg.early_stopping_metric, cfg.early_stopping_patience, cfg.early_stopping_min_delta)
-    resume = load_checkpoint(out_dir, fingerprint, lambda message: on_event(log_event(message)))
     if resume:
         load_model_state(model, resume.model)
         history, done = resume.history, resume.epoch
@@ -200,11 +200,12 @@ def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: 
     job = _language_model_job(cfg, dataset_dir, on_event)
     # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
     fingerprint = job_fingerprint(cfg, list(job.vocab.itos))
+    resume = _checkpoint(Path(out_dir), fingerprint, on_event)
     with private_rng(cfg.seed, job.settings.device):
         model = job.build()
-        run_cfg, lr_finder = _auto_lr(cfg, job, model, Path(out_dir), fingerprint, on_event, should_stop)
+        run_cfg, lr_finder = _auto_lr(cfg, job, model, resume, on_event, should_stop)
         history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
-                             should_stop, _lm_metrics, lr_finder)
+                             should_stop, _lm_metrics, resume, lr_finder)
     card = _card(run_cfg, "language_model", job.size, job.vocab, history, job.base, job.data, job.settings)
     save_model(out_dir, model_state(model), card)
     remove_checkpoint(Path(out_dir))
@@ -283,11 +284,12 @@ def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir:
     training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
     job = _classifier_job(cfg, dataset_dir, on_event)
     fingerprint = job_fingerprint(cfg, job.classes)
+    resume = _checkpoint(Path(out_dir), fingerprint, on_event)
     with private_rng(cfg.seed, job.settings.device):
         model = job.build()
-        run_cfg, lr_finder = _auto_lr(cfg, job, model, Path(out_dir), fingerprint, on_event, should_stop)
+        run_cfg, lr_finder = _auto_lr(cfg, job, model, resume, on_event, should_stop)
         history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
-                             should_stop, _clas_metrics, lr_finder)
+                             should_stop, _clas_metrics, resume, lr_finder)
     card = _card(run_cfg, "text_classification", job.size, job.vocab, history, job.base, job.data, job.settings,
                  classes=job.classes, n_classes=len(job.classes))
     save_model(out_dir, model.state_dict(), card)
@@ -303,14 +305,18 @@ def _result(card: dict[str, Any], history: list[Metrics], cfg: TextConfig,
     return result | ({"lr_finder": lr_finder, "chosen_lr": cfg.lr} if lr_finder else {})
 
 
-def _auto_lr(cfg: TextConfig, job: _TextJob, model: LanguageModel | TextClassifier, out_dir: Path, fingerprint: str,
+def _checkpoint(out_dir: Path, fingerprint: str, on_event: Callable[[Event], None]) -> TrainingState | None:
+    """The job's checkpoint in out_dir, if one was made for this fingerprint (see run_stages)."""
+    return load_checkpoint(out_dir, fingerprint, lambda message: on_event(log_event(message)))
+
+
+def _auto_lr(cfg: TextConfig, job: _TextJob, model: LanguageModel | TextClassifier, resume: TrainingState | None,
              on_event: Callable[[Event], None], should_stop: Callable[[], bool]
              ) -> tuple[TextConfig, dict[str, Any] | None]:
-    """cfg with auto_lr's lr (the range test's valley) and the test's result: the one this job's checkpoint
+    """cfg with auto_lr's lr (the range test's valley) and the test's result: the one the job's checkpoint
     recorded, or a test run now on the model about to train (which it leaves as it found it)."""
     if not cfg.auto_lr:
         return cfg, None
-    resume = load_checkpoint(out_dir, fingerprint, lambda message: None)  # run_stages logs what it resumes
     lr_finder = resume.lr_finder if resume and resume.lr_finder else _range_test(
         cfg, job, model, **AUTO_LR_RANGE, on_event=on_event, should_stop=should_stop)
     chosen = dataclasses.replace(cfg, lr=lr_finder["suggestions"]["valley"])
