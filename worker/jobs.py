@@ -141,12 +141,11 @@ def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, find_lr
-        from worker.engine.text_config import TextConfig
-        from worker.engine.text_training import find_text_lr
+        from worker.engine.text_training import find_text_lr, spec_config
 
         if "text_task" in spec:
-            cfg = TextConfig.from_dict({**spec["config"], "task": spec["text_task"]})
-            result = find_text_lr(cfg, spec["dataset_dir"], **spec["range"], on_event=on_event, should_stop=should_stop)
+            result = find_text_lr(spec_config(spec), spec["dataset_dir"], **spec["range"], on_event=on_event,
+                                  should_stop=should_stop)
         else:
             result = find_lr(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], **spec["range"],
                              on_event=on_event, should_stop=should_stop)

@@ -360,6 +360,11 @@ def _range_test(cfg: TextConfig, job: _TextJob, model: LanguageModel | TextClass
 def run_text_job(spec: dict[str, Any], on_event: Callable[[Event], None] = ignore_event,
                  should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
     """A worker spec {"text_task", "config", "dataset_dir", "out_dir"} run by the stage its task names."""
-    cfg = TextConfig.from_dict({**spec["config"], "task": spec["text_task"]})
+    cfg = spec_config(spec)
     run = fine_tune_language_model if cfg.task == "language_model" else fine_tune_text_classifier
     return run(cfg, spec["dataset_dir"], spec["out_dir"], on_event, should_stop)
+
+
+def spec_config(spec: dict[str, Any]) -> TextConfig:
+    """The TextConfig of a worker spec of a text job or range test ({"text_task", "config", ...})."""
+    return TextConfig.from_dict({**spec["config"], "task": spec["text_task"]})
