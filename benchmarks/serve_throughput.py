@@ -85,9 +85,8 @@ def _raw(model_dir: Path, device: str, precision: str) -> Callable[[list[bytes]]
     return lambda chunk: served.classify(chunk, top_k=2)
 
 
-def _ceiling(model_dir: Path, images: list[bytes], batch: int, rounds: int, device: str, precision: str) -> float:
-    """Images/s of raw batched inference (see _raw) of `batch` images, the median of `rounds` batches."""
-    run = _raw(model_dir, device, precision)
+def _ceiling(run: Callable[[list[bytes]], list], images: list[bytes], batch: int, rounds: int) -> float:
+    """Images/s of raw batched inference (run, see _raw) of `batch` images, the median of `rounds` batches."""
     run(images[:batch])
     rates = []
     for r in range(rounds):
@@ -197,6 +196,7 @@ def main() -> None:
                   "ceiling img/s (batch) | ratio |")
             print("|---|---|---|---|---|---|---|")
             model_dir = data_dir / "models" / "default" / "bench" / "1"
+            raw_run = _raw(model_dir, args.device, args.precision)
             counted = 0.0  # images the replicas have reported for "bench"
             for c in args.concurrency:
                 # An untimed burst at this concurrency first: replicas it spills to load the model, and new
@@ -210,10 +210,9 @@ def main() -> None:
                 after = _reported(server.metrics_url, counted)
                 per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
                 batch = min(c, args.max_batch)
-                ceiling = _ceiling(model_dir, images, batch, args.rounds, args.device, args.precision)
+                ceiling = _ceiling(raw_run, images, batch, args.rounds)
                 print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
                       f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
-            raw_run = _raw(model_dir, args.device, args.precision)
             served, raw = asyncio.run(_one_image_blocks(server.target, "bench", raw_run, images, args.blocks, 32))
             print(f"\none image at a time, {len(served)} calls each in alternating blocks of 32: fineserve p50 "
                   f"{_pct(served, 0.5) * 1e3:.1f} ms, raw p50 {_pct(raw, 0.5) * 1e3:.1f} ms: "
