@@ -199,18 +199,8 @@ def fine_tune_language_model(cfg: TextConfig, dataset_dir: str | Path, out_dir: 
     epochs_trained}; metrics are valid_loss, perplexity, accuracy (next token) and train_loss."""
     job = _language_model_job(cfg, dataset_dir, on_event)
     # A language model's outputs are its vocabulary: a checkpoint of another corpus' vocabulary is not resumed.
-    fingerprint = job_fingerprint(cfg, list(job.vocab.itos))
-    resume = _checkpoint(Path(out_dir), fingerprint, on_event)
-    with private_rng(cfg.seed, job.settings.device):
-        model = job.build()
-        run_cfg, lr_finder = _auto_lr(cfg, job, model, resume, on_event, should_stop)
-        history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
-                             should_stop, _lm_metrics, resume, lr_finder)
-    card = _card(run_cfg, "language_model", job.size, job.vocab, history, job.base, job.data, job.settings)
-    save_model(out_dir, model_state(model), card)
-    remove_checkpoint(Path(out_dir))
-    on_event(log_event(f"saved language model to {out_dir}"))
-    return _result(card, history, run_cfg, lr_finder)
+    return _fine_tune(cfg, job, Path(out_dir), job_fingerprint(cfg, list(job.vocab.itos)), _lm_metrics, on_event,
+                      should_stop)
 
 
 def lm_split(texts: list[str], valid_pct: float, seed: int) -> tuple[list[str], list[str]]:
@@ -283,26 +273,30 @@ def fine_tune_text_classifier(cfg: TextConfig, dataset_dir: str | Path, out_dir:
     rows with gradual unfreezing. With base "none" the encoder is random and the vocabulary built from the
     training texts (the no-LM baseline). Returns {metrics, card, epochs_trained}."""
     job = _classifier_job(cfg, dataset_dir, on_event)
-    fingerprint = job_fingerprint(cfg, job.classes)
-    resume = _checkpoint(Path(out_dir), fingerprint, on_event)
+    return _fine_tune(cfg, job, Path(out_dir), job_fingerprint(cfg, job.classes), _clas_metrics, on_event,
+                      should_stop)
+
+
+def _fine_tune(cfg: TextConfig, job: _TextJob, out_dir: Path, fingerprint: str,
+               metrics: Callable[[float, float], Metrics], on_event: Callable[[Event], None],
+               should_stop: Callable[[], bool]) -> dict[str, Any]:
+    """Either stage's training: auto_lr's range test first, the stages (resuming the job's checkpoint), then the
+    model and its card. Returns {metrics, card, epochs_trained}, plus with auto_lr {lr_finder, chosen_lr}, as
+    image jobs report them."""
+    resume = _checkpoint(out_dir, fingerprint, on_event)
     with private_rng(cfg.seed, job.settings.device):
         model = job.build()
         run_cfg, lr_finder = _auto_lr(cfg, job, model, resume, on_event, should_stop)
-        history = run_stages(run_cfg, model, job.train, job.valid, job.settings, Path(out_dir), fingerprint, on_event,
-                             should_stop, _clas_metrics, resume, lr_finder)
-    card = _card(run_cfg, "text_classification", job.size, job.vocab, history, job.base, job.data, job.settings,
-                 classes=job.classes, n_classes=len(job.classes))
-    save_model(out_dir, model.state_dict(), card)
-    remove_checkpoint(Path(out_dir))
-    on_event(log_event(f"saved text classifier to {out_dir}"))
-    return _result(card, history, run_cfg, lr_finder)
-
-
-def _result(card: dict[str, Any], history: list[Metrics], cfg: TextConfig,
-            lr_finder: dict[str, Any] | None) -> dict[str, Any]:
-    """{metrics, card, epochs_trained}, plus with auto_lr {lr_finder, chosen_lr}, as image jobs report them."""
+        history = run_stages(run_cfg, model, job.train, job.valid, job.settings, out_dir, fingerprint, on_event,
+                             should_stop, metrics, resume, lr_finder)
+    labels = {"classes": job.classes, "n_classes": len(job.classes)} if job.classes else {}
+    card = _card(run_cfg, cfg.task, job.size, job.vocab, history, job.base, job.data, job.settings, **labels)
+    save_model(out_dir, model_state(model), card)
+    remove_checkpoint(out_dir)
+    what = "language model" if cfg.task == "language_model" else "text classifier"
+    on_event(log_event(f"saved {what} to {out_dir}"))
     result = {"metrics": card["metrics"], "card": card, "epochs_trained": len(history)}
-    return result | ({"lr_finder": lr_finder, "chosen_lr": cfg.lr} if lr_finder else {})
+    return result | ({"lr_finder": lr_finder, "chosen_lr": run_cfg.lr} if lr_finder else {})
 
 
 def _checkpoint(out_dir: Path, fingerprint: str, on_event: Callable[[Event], None]) -> TrainingState | None:
