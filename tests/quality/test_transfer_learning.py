@@ -24,12 +24,12 @@ def test_pretrained_body_beats_random_weights_on_new_classes(shared_data: Path, 
     @functools.cache
     def datasets(seed: int) -> tuple[Path, Path]:
         return write_transfer_datasets(shared_data / "camvid_tiny", tmp_path / f"data-{seed}", PRETRAIN_CLASSES,
-                                       TARGET_CLASSES, test_photos=30, pretrain_per_class=600, shots=SHOTS,
+                                       TARGET_CLASSES, test_photos=30, pretrain_per_class=400, shots=SHOTS,
                                        test_per_class=80, sample_seed=seed)
 
     pretrain_dir, _ = datasets(0)
     start = time.perf_counter()
-    pretrained = fine_tune(FineTuneConfig(base=BaseWeights("none"), epochs=4, batch_size=32, **COMMON),
+    pretrained = fine_tune(FineTuneConfig(base=BaseWeights("none"), epochs=3, batch_size=32, **COMMON),
                            pretrain_dir, tmp_path / "pretrained")
     print(f"\npretraining on {PRETRAIN_CLASSES}: accuracy {pretrained['metrics']['accuracy']:.3f} "
           f"in {time.perf_counter() - start:.0f}s")
