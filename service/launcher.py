@@ -1,12 +1,16 @@
-"""Runs the front door as a child process on a free localhost port (the demo and the end-to-end tests)."""
+"""Runs the front door as a child process on a free localhost port (the demo, the end-to-end tests and the
+benchmarks), and a Ray head of its own for front doors that share one cluster."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,3 +87,54 @@ class ServerProcess:
 
     def log_tail(self, n: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+
+class RayHead:
+    """A Ray head node of its own (`ray start --head --block`), for front doors started with --ray-address: the
+    Kubernetes shape on one machine. Leaving the context stops this cluster only (head, workers, replicas).
+
+    Ray's token authentication is off for it and for the front doors started inside the context (on Kubernetes,
+    KubeRay provisions the token; here it would be one more file to share)."""
+
+    def __init__(self, log_path: Path, num_cpus: int | None = None) -> None:
+        self.log_path = log_path
+        self.num_cpus = num_cpus
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._temp_dir = ""
+        self._saved_auth: str | None = None
+
+    def __enter__(self) -> str:
+        """Starts the head; returns its address for --ray-address."""
+        self._saved_auth = os.environ.get("RAY_AUTH_MODE")
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        # Its own temp dir (short: Ray's socket paths must fit 107 bytes), so its address file never makes another
+        # process's ray.init() join this cluster.
+        self._temp_dir = tempfile.mkdtemp(prefix="fs-ray-", dir="/tmp")
+        cpus = [f"--num-cpus={self.num_cpus}"] if self.num_cpus else []
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as out:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+                 f"--temp-dir={self._temp_dir}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                 "--disable-usage-stats", *cpus],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while b"Ray runtime started" not in self.log_path.read_bytes():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"the Ray head did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
+        return f"127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        shutil.rmtree(self._temp_dir, ignore_errors=True)
+        if self._saved_auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = self._saved_auth

@@ -4,13 +4,7 @@ one door stops being served by the other (whose model lookups are cached)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,47 +14,13 @@ import pytest
 
 from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
-from service.launcher import ServerProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from service.launcher import RayHead, ServerProcess
 
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Ray head node of its own (`ray start --head --block`; stopping it stops only this cluster).
-
-    Ray's token authentication is off for it and for the front doors started while it runs (on Kubernetes,
-    KubeRay provisions the token; here it would be one more file to share)."""
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    port = _free_port()
-    log = tmp_path_factory.mktemp("ray-head") / "head.log"
-    # Its own temp dir (short: Ray's socket paths must fit 107 bytes), so its address file never makes another
-    # process's ray.init() join this short-lived cluster.
-    temp_dir = tempfile.mkdtemp(prefix="fs-ray-", dir="/tmp")
-    with open(log, "wb") as out:
-        head = subprocess.Popen(
-            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
-             f"--temp-dir={temp_dir}",
-             "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while b"Ray runtime started" not in log.read_bytes():
-        assert head.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-        time.sleep(0.5)
-    yield address
-    os.killpg(head.pid, signal.SIGKILL)  # the whole test cluster: head, its workers and replicas
-    head.wait()
-    shutil.rmtree(temp_dir, ignore_errors=True)
-    if saved is None:
-        del os.environ["RAY_AUTH_MODE"]
-    else:
-        os.environ["RAY_AUTH_MODE"] = saved
+    with RayHead(tmp_path_factory.mktemp("ray-head") / "head.log", num_cpus=2) as address:
+        yield address
 
 
 def test_two_front_doors_share_everything_and_jobs_outlive_theirs(
