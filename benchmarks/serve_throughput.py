@@ -10,30 +10,39 @@ CUDA). Then the time to first prediction of the second model, never called
 before (load from the store, warm-up, predict), beside the warm single-image latency. The one-image latency
 goal is checked apart: blocks of 32 one-image calls through fineserve alternate with blocks of 32 raw ones.
 
+Where the time goes: each level also gives the CPU milliseconds per call of this process's callers, of the front
+door(s) and of the serving replicas. A process near 1000 ms of CPU per second of the level is bound by its one
+Python interpreter. --front-doors N starts a Ray head and N front doors on it (the Kubernetes shape: callers are
+spread over the doors as a Service spreads them), to show whether one front door is what bounds a GPU.
+
     OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py
     OMP_NUM_THREADS=1 python benchmarks/serve_throughput.py --requests 64 --concurrency 1 8 32 --precision bf16
     python benchmarks/serve_throughput.py --precision bf16 -- --serve-replica-cpus 4 --serve-replica-gpus 1  # a GPU
+    python benchmarks/serve_throughput.py --precision bf16 --front-doors 2 -- --serve-replica-gpus 0.25 \
+        --serve-min-replicas 4 --serve-max-replicas 4
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import statistics
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import psutil
 import torch
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from fineserve.v1 import common_pb2, inference_pb2, inference_pb2_grpc, training_pb2
-from service.launcher import ServerProcess
+from service.launcher import RayHead, ServerProcess
 from service.registry import Registry
 from service.store import Store
 from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -44,6 +53,7 @@ from worker.engine.served_models import prepare_for_serving
 from worker.serving_stats import REPORT_S
 
 SIZE = 224
+REPLICA_TITLE = "ServeReplica:fineserve:ModelServer"  # how Ray names a serving replica's process
 CLASSES = [f"class{i}" for i in range(10)]
 
 
@@ -102,27 +112,61 @@ def _request(name: str, image: bytes) -> inference_pb2.ClassifyRequest:
                                          images=[common_pb2.Image(data=image)])
 
 
-async def _through_grpc(target: str, name: str, images: list[bytes], concurrency: int, requests: int,
+async def _through_grpc(targets: list[str], name: str, images: list[bytes], concurrency: int, requests: int,
                         warm_up: bool = True) -> tuple[float, list[float]]:
-    """(images/s, per-call latencies) of `requests` one-image calls from `concurrency` callers, after one
-    untimed call when warm_up."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = inference_pb2_grpc.InferenceStub(channel)
-        await channel.channel_ready()
+    """(images/s, per-call latencies) of `requests` one-image calls from `concurrency` callers, spread over the
+    front doors at `targets`, after one untimed call when warm_up."""
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [await stack.enter_async_context(grpc.aio.insecure_channel(t)) for t in targets]
+        stubs = [inference_pb2_grpc.InferenceStub(channel) for channel in channels]
+        for channel in channels:
+            await channel.channel_ready()
         if warm_up:
-            await stub.Classify(_request(name, images[0]), timeout=300)
+            await stubs[0].Classify(_request(name, images[0]), timeout=300)
         latencies: list[float] = []
         todo = iter(range(requests))
 
-        async def caller() -> None:
+        async def caller(stub: inference_pb2_grpc.InferenceStub) -> None:
             for i in todo:
                 start = time.perf_counter()
                 await stub.Classify(_request(name, images[i % len(images)]), timeout=300)
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        await asyncio.gather(*(caller(stubs[c % len(stubs)]) for c in range(concurrency)))
         return requests / (time.perf_counter() - start), latencies
+
+
+def _replica_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if REPLICA_TITLE in " ".join(p.info["cmdline"] or [])]
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> list[float]:
+    """User + system CPU seconds so far of each process (0 for one that has gone)."""
+    seconds = []
+    for p in processes:
+        try:
+            seconds.append(sum(p.cpu_times()[:2]))
+        except psutil.NoSuchProcess:
+            seconds.append(0.0)
+    return seconds
+
+
+@contextlib.contextmanager
+def _front_doors(data_dir: Path, n: int, server_args: list[str]) -> Iterator[list[ServerProcess]]:
+    """One embedded front door (its own local Ray), or n front doors on a Ray head of their own."""
+    args = ["--metrics-port", "0", *server_args]
+    with contextlib.ExitStack() as stack:
+        if n > 1:
+            args = ["--ray-address", stack.enter_context(RayHead(data_dir.parent / "ray-head.log")), *args]
+        doors: list[ServerProcess] = []
+        try:
+            for _ in range(n):
+                doors.append(ServerProcess(data_dir, *args).start())
+            yield doors
+        finally:
+            for door in doors:
+                door.stop()
 
 
 async def _one_image_blocks(target: str, name: str, run: Callable[[list[bytes]], list], images: list[bytes],
@@ -179,6 +223,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="of the raw side: auto (CUDA when present), cpu, cuda")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"),
                         help="of both sides (passed to the front door as --serve-precision)")
+    parser.add_argument("--front-doors", type=int, default=1,
+                        help="more than 1: a Ray head and that many front doors on it, callers spread over them")
     parser.add_argument("server_args", nargs="*", help="after --: front-door flags, e.g. --serve-replica-gpus 1")
     args = parser.parse_args()
     server_args = ["--serve-precision", args.precision, *args.server_args]
@@ -187,42 +233,50 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         asyncio.run(_publish(data_dir, ["bench", "cold"]))
-        server = ServerProcess(data_dir, "--metrics-port", "0", *server_args).start()
-        try:
-            gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-            print(f"torch {torch.__version__}{gpu}; raw side on {args.device}, torch threads "
-                  f"{torch.get_num_threads()}; server flags: {' '.join(server_args)}")
-            print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
-                  "ceiling img/s (batch) | ratio |")
-            print("|---|---|---|---|---|---|---|")
-            model_dir = data_dir / "models" / "default" / "bench" / "1"
-            raw_run = _raw(model_dir, args.device, args.precision)
-            counted = 0.0  # images the replicas have reported for "bench"
-            for c in args.concurrency:
-                # An untimed burst at this concurrency first: replicas it spills to load the model, and new
-                # batch shapes warm up, before the timed calls (first predictions are timed apart, below).
-                asyncio.run(_through_grpc(server.target, "bench", images, c, 2 * c, warm_up=False))
-                counted += 2 * c
-                before = _reported(server.metrics_url, counted)
-                calls = max(args.requests, c)
-                rate, lat = asyncio.run(_through_grpc(server.target, "bench", images, c, calls, warm_up=False))
-                counted += calls
-                after = _reported(server.metrics_url, counted)
-                per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
-                batch = min(c, args.max_batch)
-                ceiling = _ceiling(raw_run, images, batch, args.rounds)
-                print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
-                      f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} |")
-            served, raw = asyncio.run(_one_image_blocks(server.target, "bench", raw_run, images, args.blocks, 32))
-            print(f"\none image at a time, {len(served)} calls each in alternating blocks of 32: fineserve p50 "
-                  f"{_pct(served, 0.5) * 1e3:.1f} ms, raw p50 {_pct(raw, 0.5) * 1e3:.1f} ms: "
-                  f"{(_pct(served, 0.5) - _pct(raw, 0.5)) * 1e3:+.1f} ms (goal: at most +5 ms)")
-            _, cold = asyncio.run(_through_grpc(server.target, "cold", images, 1, 1, warm_up=False))
-            _, warm = asyncio.run(_through_grpc(server.target, "cold", images, 1, 16))
-            print(f"time to first prediction of a model not yet loaded: {cold[0] * 1e3:.0f} ms (load from the "
-                  f"store, warm-up pass, predict); its next calls: p50 {_pct(warm, 0.5) * 1e3:.1f} ms")
-        finally:
-            server.stop()
+        with _front_doors(data_dir, args.front_doors, server_args) as doors:
+            _levels(args, doors, images, server_args)
+
+
+def _levels(args: argparse.Namespace, doors: list[ServerProcess], images: list[bytes], server_args: list[str]) -> None:
+    """The table, the one-image comparison and the time to first prediction (see the module's docstring)."""
+    targets = [door.target for door in doors]
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    print(f"torch {torch.__version__}{gpu}; raw side on {args.device}, torch threads {torch.get_num_threads()}; "
+          f"{len(doors)} front door(s); server flags: {' '.join(server_args)}")
+    print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | ceiling img/s (batch) | "
+          "ratio | CPU ms per call: callers, front doors, replicas (how many) |")
+    print("|---|---|---|---|---|---|---|---|")
+    raw_run = _raw(doors[0].data_dir / "models" / "default" / "bench" / "1", args.device, args.precision)
+    metrics_url = doors[0].metrics_url  # every door exports the cluster-wide serving series
+    fronts = [psutil.Process(door.proc.pid) for door in doors if door.proc is not None]
+    counted = 0.0  # images the replicas have reported for "bench"
+    for c in args.concurrency:
+        # An untimed burst at this concurrency first: replicas it spills to load the model, and new batch shapes
+        # warm up, before the timed calls (first predictions are timed apart, below).
+        asyncio.run(_through_grpc(targets, "bench", images, c, 2 * c, warm_up=False))
+        counted += 2 * c
+        before = _reported(metrics_url, counted)
+        replicas = _replica_processes()
+        calls = max(args.requests, c)
+        cpu_before = [time.process_time(), sum(_cpu_seconds(fronts)), sum(_cpu_seconds(replicas))]
+        rate, lat = asyncio.run(_through_grpc(targets, "bench", images, c, calls, warm_up=False))
+        cpu_after = [time.process_time(), sum(_cpu_seconds(fronts)), sum(_cpu_seconds(replicas))]
+        counted += calls
+        after = _reported(metrics_url, counted)
+        per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
+        batch = min(c, args.max_batch)
+        ceiling = _ceiling(raw_run, images, batch, args.rounds)
+        cpu = ", ".join(f"{(b - a) / calls * 1e3:.2f}" for a, b in zip(cpu_before, cpu_after, strict=True))
+        print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | {per_pass:.1f} | "
+              f"{ceiling:.1f} ({batch}) | {rate / ceiling:.2f} | {cpu} ({len(replicas)}) |", flush=True)
+    served, raw = asyncio.run(_one_image_blocks(targets[0], "bench", raw_run, images, args.blocks, 32))
+    print(f"\none image at a time, {len(served)} calls each in alternating blocks of 32: fineserve p50 "
+          f"{_pct(served, 0.5) * 1e3:.1f} ms, raw p50 {_pct(raw, 0.5) * 1e3:.1f} ms: "
+          f"{(_pct(served, 0.5) - _pct(raw, 0.5)) * 1e3:+.1f} ms (goal: at most +5 ms)")
+    _, cold = asyncio.run(_through_grpc(targets[:1], "cold", images, 1, 1, warm_up=False))
+    _, warm = asyncio.run(_through_grpc(targets[:1], "cold", images, 1, 16))
+    print(f"time to first prediction of a model not yet loaded: {cold[0] * 1e3:.0f} ms (load from the store, "
+          f"warm-up pass, predict); its next calls: p50 {_pct(warm, 0.5) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":
