@@ -178,15 +178,25 @@ class RemoteStore:
         # The servicers call from the event loop (inference) and from threads (everything else).
         self._lock = threading.Lock()
 
-    def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
-        key = (tenant, name, version)
+    def _cached(self, key: tuple[str, str, int]) -> tuple[tuple[models_pb2.Model, str] | None, int]:
+        """(the cached lookup or None, the generation it was read at)."""
         with self._lock:
             hit = self._models.get(key) if self._following else None
             if hit is not None:
                 self._models.move_to_end(key)
             generation = self._generation
+        # a copy: callers fill in fields of their answer (loaded_replicas)
+        return (None if hit is None else (_copy(hit[0]), hit[1])), generation
+
+    def cached_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
+        """get_model's answer when the cache holds it (no actor call); None when only get_model can tell."""
+        return self._cached((tenant, name, version))[0]
+
+    def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
+        key = (tenant, name, version)
+        hit, generation = self._cached(key)
         if hit is not None:
-            return _copy(hit[0]), hit[1]  # a copy: callers fill in fields of their answer (loaded_replicas)
+            return hit
         found = _call(self._actor.store, "get_model", name, version, tenant=tenant)
         if found is not None:
             with self._lock:

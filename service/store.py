@@ -296,6 +296,10 @@ class Store:
             row = self._db.execute(sql, args).fetchone()
         return (_owned(models_pb2.Model.FromString(row[0]), row[2]), row[1]) if row else None
 
+    def cached_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
+        """get_model's answer when it can be had without I/O: never here (RemoteStore keeps lookups in memory)."""
+        return None
+
     def list_models(self, name: str, offset: int, limit: int, *, tenant: str) -> list[models_pb2.Model]:
         sql = ("SELECT body, tenant FROM models WHERE tenant=? AND (?='' OR name=?) "
                "ORDER BY name, version DESC LIMIT ? OFFSET ?")

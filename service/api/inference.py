@@ -35,16 +35,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         for payloads that are used once."""
         return self._handle.options(multiplexed_model_id=self._serving_id(path), _by_reference=False)
 
-    def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
+    async def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
         """(model, replicas routed to it) for an image request: a model of `task`, images within limits."""
-        model, path = resolve_model_for(self._store, request.model, rpc_name, (task,))
+        model, path = await resolve_model_for(self._store, request.model, rpc_name, (task,))
         check_images(request.images, self._limits)
         return model, self._replicas(path)
 
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, replicas = self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
+        model, replicas = await self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = default 5)")
         answer = await ask(replicas.classify.remote([im.data for im in request.images], request.top_k or 5))
@@ -63,21 +63,21 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
-        model, replicas = self._image_model(request, training_pb2.SEGMENTATION, "Segment")
+        model, replicas = await self._image_model(request, training_pb2.SEGMENTATION, "Segment")
         answer = await ask(replicas.segment.remote([im.data for im in request.images],
                                                               request.include_probabilities))
         return segment_response(model, request.images, answer["results"])
 
-    def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
+    async def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
         """(model, replicas routed to it) for a model of the given task."""
-        model, path = resolve_model_for(self._store, ref, rpc_name, (task,))
+        model, path = await resolve_model_for(self._store, ref, rpc_name, (task,))
         return model, self._replicas(path)
 
     @rpc
     async def Recommend(self, request: inference_pb2.RecommendRequest,
                         context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
         query = recommend_query(request)
-        model, replica = self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
+        model, replica = await self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
         answer = await ask(replica.recommend.remote(query))
         return recommend_response(model.ref, request, query, answer)
 
@@ -85,7 +85,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     async def PredictTabular(self, request: inference_pb2.PredictTabularRequest,
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
-        model, replica = self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
+        model, replica = await self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
         answer = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
         return tabular_response(model.ref, answer)
 
@@ -98,7 +98,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     async def PredictText(self, request: inference_pb2.PredictTextRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.PredictTextResponse:
         check_texts(request.texts, self._limits)
-        model, replicas = self._replica_for(request.model, training_pb2.TEXT_CLASSIFICATION, "PredictText")
+        model, replicas = await self._replica_for(request.model, training_pb2.TEXT_CLASSIFICATION, "PredictText")
         if request.top_k < 0:
             raise invalid("top_k must be >= 0 (0 = every class)")
         answer = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))

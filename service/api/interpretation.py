@@ -23,7 +23,8 @@ async def score_labels(
     replicas: Any,
 ) -> inference_pb2.ScoreLabelsResponse:
     """replicas(path) is the serving handle bound to the model directory."""
-    model, path = resolve_model_for(store, request.model, "ScoreLabels", (training_pb2.MULTI_LABEL_CLASSIFICATION,))
+    model, path = await resolve_model_for(store, request.model, "ScoreLabels",
+                                          (training_pb2.MULTI_LABEL_CLASSIFICATION,))
     check_images(request.images, limits)
     threshold = request.threshold if request.HasField("threshold") else None
     if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
@@ -49,7 +50,7 @@ async def explain(
     replicas: Any,
 ) -> inference_pb2.ExplainResponse:
     """Grad-CAM for request.target (a class or label by name; empty = each image's top prediction)."""
-    model, path = resolve_model_for(store, request.model, "Explain", EXPLAINABLE)
+    model, path = await resolve_model_for(store, request.model, "Explain", EXPLAINABLE)
     check_images(request.images, limits)
     if request.target and request.target not in model.classes:
         raise invalid(

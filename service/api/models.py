@@ -15,29 +15,50 @@ from service.store import Store
 from service.tenancy import current_tenant
 
 
-def resolve_model(store: Store, ref: common_pb2.ModelRef) -> tuple[models_pb2.Model, str]:
-    """(model, directory) for a ModelRef of the calling tenant; version 0 is the latest.
-
-    Another tenant's model is reported exactly like a model that does not exist.
-    """
+def _check_ref(ref: common_pb2.ModelRef) -> None:
     if not ref.name:
         raise invalid("model.name is required")
     if ref.version < 0:
         raise invalid("model.version must be >= 0 (0 = latest)")
-    found = store.get_model(ref.name, ref.version, tenant=current_tenant())
+
+
+def _found(ref: common_pb2.ModelRef,
+           found: tuple[models_pb2.Model, str] | None) -> tuple[models_pb2.Model, str]:
     if found is None:
         raise not_found(f"model {ref.name}/{ref.version or 'latest'} not found")
     return found
 
 
-def resolve_model_for(store: Store, ref: common_pb2.ModelRef, rpc_name: str,
-                      tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
-    """resolve_model, refusing (INVALID_ARGUMENT) a model of a task that rpc_name cannot serve."""
-    model, path = resolve_model(store, ref)
+def _of_tasks(found: tuple[models_pb2.Model, str], rpc_name: str,
+              tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
+    """found, unless its model is of a task that rpc_name cannot serve (INVALID_ARGUMENT)."""
+    model = found[0]
     if model.task not in tasks:
         raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
                       f"model; {rpc_name} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks))
-    return model, path
+    return found
+
+
+def resolve_model(store: Store, ref: common_pb2.ModelRef) -> tuple[models_pb2.Model, str]:
+    """(model, directory) for a ModelRef of the calling tenant; version 0 is the latest.
+
+    Another tenant's model is reported exactly like a model that does not exist.
+    """
+    _check_ref(ref)
+    return _found(ref, store.get_model(ref.name, ref.version, tenant=current_tenant()))
+
+
+async def resolve_model_for(store: Store, ref: common_pb2.ModelRef, rpc_name: str,
+                            tasks: tuple[int, ...]) -> tuple[models_pb2.Model, str]:
+    """resolve_model for an inference call, refusing (INVALID_ARGUMENT) a model of a task that rpc_name cannot
+    serve. A lookup the store holds in memory is answered on the event loop; any other (a coordinator round
+    trip) waits in a thread, so that the loop's other calls and Ray Serve's router keep moving meanwhile."""
+    _check_ref(ref)
+    tenant = current_tenant()
+    found = store.cached_model(ref.name, ref.version, tenant=tenant)
+    if found is None:
+        found = await asyncio.to_thread(store.get_model, ref.name, ref.version, tenant=tenant)
+    return _of_tasks(_found(ref, found), rpc_name, tasks)
 
 
 class ModelsServicer(models_pb2_grpc.ModelsServicer):

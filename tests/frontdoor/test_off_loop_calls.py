@@ -1,5 +1,6 @@
 """The front door's job, model and dataset calls wait for the coordinator off the event loop, so inference calls
-(and Ray Serve's router, which runs on that loop) keep moving while one of them waits."""
+(and Ray Serve's router, which runs on that loop) keep moving while one of them waits; so does an inference
+call whose model lookup is not cached."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
+from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
 from service.api.datasets import DatasetsServicer
+from service.api.inference import InferenceServicer
 from service.api.models import ModelsServicer
 from service.api.training import TrainingServicer
 from service.config import parse_settings
@@ -31,6 +33,9 @@ class SlowStore:
 
     def for_tenant(self, tenant: str) -> SlowStore:
         return self
+
+    def cached_model(self, name: str, version: int, *, tenant: str) -> None:
+        """Nothing cached: every inference lookup is a coordinator call."""
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -52,17 +57,21 @@ class Context:
 def _calls(store: SlowStore, tmp_path: Path) -> dict[str, Callable[[], Coroutine[Any, Any, Any]]]:
     training = TrainingServicer(store, None, None, ())  # type: ignore[arg-type]
     models = ModelsServicer(store, None, None)  # type: ignore[arg-type]
-    datasets = DatasetsServicer(store, parse_settings(["--data-dir", str(tmp_path)]))  # type: ignore[arg-type]
+    settings = parse_settings(["--data-dir", str(tmp_path)])
+    datasets = DatasetsServicer(store, settings)  # type: ignore[arg-type]
+    inference = InferenceServicer(store, None, settings.limits, str)  # type: ignore[arg-type]
+    model = common_pb2.ModelRef(name="m")
     return {
         "ListJobs": lambda: training.ListJobs(training_pb2.ListJobsRequest(), Context()),
         "GetJob": lambda: training.GetJob(training_pb2.GetJobRequest(id="job-1"), Context()),
         "ListModels": lambda: models.ListModels(models_pb2.ListModelsRequest(), Context()),
-        "GetModel": lambda: models.GetModel(models_pb2.GetModelRequest(ref=common_pb2.ModelRef(name="m")), Context()),
+        "GetModel": lambda: models.GetModel(models_pb2.GetModelRequest(ref=model), Context()),
+        "Classify": lambda: inference.Classify(inference_pb2.ClassifyRequest(model=model), Context()),
         "ListDatasets": lambda: datasets.ListDatasets(datasets_pb2.ListDatasetsRequest(), Context()),
     }
 
 
-@pytest.mark.parametrize("name", ["ListJobs", "GetJob", "ListModels", "GetModel", "ListDatasets"])
+@pytest.mark.parametrize("name", ["ListJobs", "GetJob", "ListModels", "GetModel", "ListDatasets", "Classify"])
 def test_a_waiting_coordinator_call_leaves_the_event_loop_free(name: str, tmp_path: Path) -> None:
     store = SlowStore()
 
@@ -76,7 +85,7 @@ def test_a_waiting_coordinator_call_leaves_the_event_loop_free(name: str, tmp_pa
         store.release.set()
         try:
             await call
-        except AssertionError as e:  # GetJob / GetModel of nothing: NOT_FOUND, which is fine here
+        except AssertionError as e:  # GetJob / GetModel / Classify of nothing: NOT_FOUND, which is fine here
             assert "NOT_FOUND" in str(e)
 
     asyncio.run(main())
