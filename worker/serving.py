@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -86,6 +87,8 @@ class ModelServer:
         self._stats: Any = None  # the stats actor, looked up at the first report (False: there is none)
         self._replica = ""
         self._watcher: asyncio.Task[None] | None = None
+        # On every request's path: resolving walks the path one syscall per component (a refused id is not kept).
+        self._dir = functools.lru_cache(maxsize=4096)(self._resolve)
 
         async def load(model_id: str) -> Held:
             return await asyncio.to_thread(self._load, model_id)
@@ -120,7 +123,7 @@ class ModelServer:
         with self._stats_lock:
             self._passes.append((method, images))
 
-    def _dir(self, model_id: str) -> Path:
+    def _resolve(self, model_id: str) -> Path:
         path = (self._root / model_id).resolve()
         if self._root not in path.parents:
             raise ValueError(f"model id {model_id!r} is outside the model store")
