@@ -73,6 +73,10 @@ class ModelServer:
             batcher.set_batch_wait_timeout_s(batch_wait_s)
         self._classify_passes = MergedPasses(max_batch_size)
         self._segment_passes = MergedPasses(max_batch_size)
+        from worker.engine.forward import start_device
+        from worker.engine.precision import resolve_device
+
+        start_device(resolve_device("auto"))  # the device load_served_model picks
         if max_image_pixels:
             from PIL import Image
 
@@ -139,7 +143,7 @@ class ModelServer:
             self._held_max = max(self._held_max, len(self._held))
         self._report()
         try:
-            model = prepare_for_serving(load_served_model(path), self._precision)
+            model = prepare_for_serving(load_served_model(path), self._precision, self._max_batch)
         except BaseException:
             self._release(model_id)
             raise

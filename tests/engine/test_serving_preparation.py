@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from worker.engine import EngineError, ImageClassifier, load_served_model, prepare_for_serving
-from worker.engine.forward import padded_size
+from worker.engine.forward import padded_size, warm_up
 from worker.engine.precision import cpu_supports_bf16
 
 
@@ -51,3 +51,16 @@ def test_cuda_batches_are_padded_to_powers_of_two_and_padding_changes_no_row(tin
     with torch.inference_mode():  # eval mode: the zero rows a CUDA pass adds leave the real rows as they were
         alone, padded = served.model(x), served.model(torch.cat([x, torch.zeros_like(x[:1])]))[:3]
     torch.testing.assert_close(padded, alone, rtol=0, atol=1e-5)
+
+
+def test_warm_up_runs_every_batch_size_a_cuda_pass_takes_and_one_on_cpu() -> None:
+    def sizes(max_batch: int, device: str) -> list[int]:
+        seen: list[tuple[int, ...]] = []
+        warm_up(lambda x: seen.append(tuple(x.shape)), (3, 8, 8), max_batch, torch.device(device))
+        assert all(shape[1:] == (3, 8, 8) for shape in seen)
+        return [shape[0] for shape in seen]
+
+    assert sizes(32, "cuda") == [1, 2, 4, 8, 16, 32]
+    assert sizes(20, "cuda") == [1, 2, 4, 8, 16, 32]  # 17-20 images run padded to 32
+    assert sizes(1, "cuda") == [1]
+    assert sizes(32, "cpu") == [1]  # no padding on CPU: a cold shape costs little there

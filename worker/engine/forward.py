@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from .precision import autocast
@@ -15,6 +18,27 @@ def padded_size(n: int, device: torch.device) -> int:
     CPU the extra rows would be paid in full, so there is no padding.
     """
     return 1 << (n - 1).bit_length() if device.type == "cuda" and n > 0 else n
+
+
+def warm_up(forward: Callable[[torch.Tensor], Any], input_chw: tuple[int, ...], max_batch: int,
+            device: torch.device) -> None:
+    """Forward passes on blank inputs, so lazy set-up is not paid by callers: on CUDA one per batch size a pass
+    can run at up to max_batch (each a cold cuDNN shape, see padded_size), on CPU one."""
+    top = padded_size(max_batch, device) if device.type == "cuda" else 1
+    for n in (1 << i for i in range(top.bit_length())):
+        forward(torch.zeros(n, *input_chw))
+
+
+def start_device(device: torch.device) -> None:
+    """Create the CUDA context and the cuDNN and cuBLAS handles now (seconds, once per process), so that a
+    serving replica pays them when it starts rather than under its first caller. Nothing on a CPU."""
+    if device.type != "cuda":
+        return
+    with torch.inference_mode():
+        x = torch.zeros(1, 3, 8, 8, device=device)
+        torch.nn.functional.conv2d(x, torch.zeros(4, 3, 3, 3, device=device)).flatten(1) @ torch.zeros(
+            144, 2, device=device)
+    torch.cuda.synchronize(device)
 
 
 def forward_logits(model: torch.nn.Module, batch: torch.Tensor, device: torch.device, precision: str = "fp32",

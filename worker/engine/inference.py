@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .config import IMAGE_CLASSIFICATION
-from .forward import forward_logits
+from .forward import forward_logits, warm_up
 from .image_transforms import valid_transform
 from .images import decode_all
 from .model_card import load_model_dir
@@ -65,10 +65,9 @@ class ImageClassifier:
             return torch.empty(0, len(self.classes))
         return self.activate(forward_logits(self.model, batch, self.device, self.precision, self.channels_last))
 
-    def warm_up(self) -> None:
-        """One forward pass on a blank image, so lazy kernel set-up is not paid by the first caller."""
+    def warm_up(self, max_batch: int = 1) -> None:
         size = self.card["image_size"]
-        self.predict_tensor(torch.zeros(1, 3, size, size))
+        warm_up(self.predict_tensor, (3, size, size), max_batch, self.device)
 
     def predict_proba(self, images: list[bytes]) -> torch.Tensor:
         return self.predict_tensor(self.preprocess(images))

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-from .forward import forward_logits
+from .forward import forward_logits, warm_up
 from .images import decode_all
 from .model_card import load_model_dir
 from .unet import ResNetUNet
@@ -103,9 +103,8 @@ class ImageSegmenter:
             return torch.empty(0, len(self.classes), *self.input_hw)
         return forward_logits(self.model, batch, self.device, self.precision, self.channels_last)
 
-    def warm_up(self) -> None:
-        """One forward pass on a blank image, so lazy kernel set-up is not paid by the first caller."""
-        self.predict_logits(torch.zeros(1, 3, *self.input_hw))
+    def warm_up(self, max_batch: int = 1) -> None:
+        warm_up(self.predict_logits, (3, *self.input_hw), max_batch, self.device)
 
     def segmentation(self, logits: torch.Tensor, size: tuple[int, int], probabilities: bool) -> Segmentation:
         """One image's (C, h, w) logits scaled (bilinear) to its (height, width), then argmax. Class by class,

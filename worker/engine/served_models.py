@@ -28,15 +28,16 @@ def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:
     return LOADERS[task](model_dir, device)
 
 
-def prepare_for_serving(served: Any, precision: str = "fp32") -> Any:
+def prepare_for_serving(served: Any, precision: str = "fp32", max_batch: int = 1) -> Any:
     """Ready a loaded model for a serving replica: forward passes autocast to `precision` (as training's
     option; fp32 answers as the plain engine does), weights channels-last where the device convolves faster so,
-    and one warm-up pass so the first caller's latency is the steady one. Models without convolutions
-    (text, embeddings, tables) are served as loaded."""
+    and warm-up passes (on CUDA at every batch size a pass of up to max_batch images runs at) so that callers'
+    latency is the steady one from the first. Models without convolutions (text, embeddings, tables) are served
+    as loaded."""
     if isinstance(served, ImageClassifier | ImageSegmenter):
         served.precision = resolve_precision(precision, served.device)
         if prefers_channels_last(served.device):
             served.model.to(memory_format=torch.channels_last)
             served.channels_last = True
-        served.warm_up()
+        served.warm_up(max_batch)
     return served
