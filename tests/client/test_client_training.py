@@ -156,3 +156,17 @@ def test_text_jobs_send_text_options_and_no_image_arch(serve):
     assert create.arch == "" and create.text.bptt == 30 and create.text.HasField("bptt")
     assert not create.text.HasField("emb_size")
     assert find.arch == "" and find.text.max_len == 50 and find.base.stored_model.name == "lm"
+
+
+def test_base_defaults_to_imagenet_for_images_and_is_not_sent_for_text(serve):
+    servicer = RecordingTraining()
+    servicer.FindLearningRate = lambda request, context: (servicer.requests.append(request),
+                                                          training_pb2.Job(id="job-lr"))[1]
+    with Client(serve(servicer)) as client:
+        client.create_fine_tune_job("ds-1", "pets")
+        client.find_learning_rate("ds-1")
+        client.create_fine_tune_job("ds-1", "lm", task="language_model")
+        client.find_learning_rate("ds-1", task="text_classification")
+    image_job, image_find, text_job, text_find = servicer.requests
+    assert image_job.base.WhichOneof("source") == image_find.base.WhichOneof("source") == "torchvision"
+    assert not text_job.HasField("base") and not text_find.HasField("base")  # the service names the choices

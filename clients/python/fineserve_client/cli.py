@@ -593,8 +593,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--void-code", help="segmentation: the class whose pixels are ignored (default: Void if any)")
     p.add_argument(
         "--base",
-        default="imagenet",
-        help="imagenet, torchvision:WEIGHTS, file:PATH, model:NAME[/VERSION] or none (default: imagenet)",
+        help="imagenet, torchvision:WEIGHTS, file:PATH, model:NAME[/VERSION] or none (default: imagenet for image "
+        "tasks; text tasks must choose: none or model:LM_NAME)",
     )
     p.add_argument("--epochs", type=int, help="epochs after unfreezing")
     p.add_argument("--freeze-epochs", type=int, help="epochs training only the head")
@@ -616,7 +616,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="language_model, text_classification: a TextOptions field (repeatable), e.g. --option bptt=30")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--base", default="imagenet", help="as for train; text tasks: none or model:LM_NAME")
+    p.add_argument("--base", help="as for train (default: imagenet for image tasks); text tasks: none or model:LM_NAME")
     p.add_argument("--num-batches", type=int, default=100)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)

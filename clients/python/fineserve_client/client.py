@@ -488,7 +488,7 @@ class Client:
         model_name: str,
         arch: str = "resnet18",
         task: str | int = "image_classification",
-        base: str | training_pb2.BaseModel = "imagenet",
+        base: str | training_pb2.BaseModel | None = None,
         epochs: int | None = None,
         freeze_epochs: int | None = None,
         lr: float | None = None,
@@ -505,18 +505,19 @@ class Client:
     ) -> training_pb2.Job:
         """Queue a fine-tune job and return it (state QUEUED).
 
-        ``base`` is parsed by :func:`parse_base`. Hyperparameters left as ``None`` are not sent, so the
-        server's defaults apply; every other ``Hyperparameters`` field (``lr_mult``, ``weight_decay``,
-        ``pct_start``, ``div_factor``, ``moms_max``, ``group_lrs``, ``stages``, ``label_smoothing``,
-        ``mixup_alpha``, ``grad_clip``, ``early_stopping``, ``auto_lr``, ...) is accepted as a keyword;
-        unknown names raise ``TypeError``. ``precision`` is ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
-        ``resources`` is a ``Resources`` message or a mapping of its fields. ``request_id`` makes the call idempotent.
+        ``base`` is parsed by :func:`parse_base`; left as ``None`` it is ``"imagenet"`` for image tasks.
+        Hyperparameters left as ``None`` are not sent, so the server's defaults apply; every other
+        ``Hyperparameters`` field (``lr_mult``, ``weight_decay``, ``pct_start``, ``div_factor``, ``moms_max``,
+        ``group_lrs``, ``stages``, ``label_smoothing``, ``mixup_alpha``, ``grad_clip``, ``early_stopping``,
+        ``auto_lr``, ...) is accepted as a keyword; unknown names raise ``TypeError``. ``precision`` is ``"auto"``,
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``. ``resources`` is a ``Resources`` message or a mapping of its fields.
+        ``request_id`` makes the call idempotent.
         For ``task="collaborative_filtering"`` (``arch`` ``"dot"`` or ``"neural"``) and ``task="tabular"``, ``base``
         is not sent and ``collab`` / ``tabular`` carry the options (``CollabOptions`` / ``TabularOptions`` or a
         mapping of their fields, e.g. ``tabular={"target": "salary", "categorical": ["workclass"]}``).
         For ``task="language_model"`` and ``"text_classification"``, ``text`` carries the AWD-LSTM settings
         (``TextOptions`` or a mapping, e.g. ``text={"emb_size": 32, "bptt": 30}``) and the default ``arch`` is
-        not sent (the service picks ``awd_lstm``); ``base`` is ``"none"`` or ``"model:LM_NAME"``.
+        not sent (the service picks ``awd_lstm``); ``base`` is ``"none"`` or ``"model:LM_NAME"``, and must be given.
         """
         hyper = _hyperparameters(
             epochs=epochs,
@@ -537,8 +538,8 @@ class Client:
             hyperparameters=hyper,
             request_id=request_id or "",
         )
-        if not embedding:
-            request.base.CopyFrom(parse_base(base))
+        if not embedding and (start := _base(task_id, base)) is not None:
+            request.base.CopyFrom(start)
         if collab is not None:
             request.collab.CopyFrom(options_message(training_pb2.CollabOptions, collab))
         if tabular is not None:
@@ -559,7 +560,7 @@ class Client:
         dataset_id: str,
         arch: str = "resnet18",
         task: str | int = "image_classification",
-        base: str | training_pb2.BaseModel = "imagenet",
+        base: str | training_pb2.BaseModel | None = None,
         start_lr: float = 1e-7,
         end_lr: float = 10.0,
         num_batches: int = 100,
@@ -577,7 +578,7 @@ class Client:
         request = training_pb2.FindLearningRateRequest(
             task=task_id,
             arch=_arch(task_id, arch),
-            base=parse_base(base),
+            base=_base(task_id, base),
             dataset_id=dataset_id,
             hyperparameters=_hyperparameters(**hyperparameters),
             start_lr=start_lr,
@@ -948,6 +949,14 @@ def _answered(response: Any) -> str:
 def _arch(task: int, arch: str) -> str:
     """The default ("resnet18") is an image backbone: for other tasks it is not sent and the service picks."""
     return "" if arch == "resnet18" and (task in EMBEDDING_TASKS or task in TEXT_TASKS) else arch
+
+
+def _base(task: int, base: str | training_pb2.BaseModel | None) -> training_pb2.BaseModel | None:
+    """parse_base(base); unset: ImageNet weights for image tasks, and nothing for text tasks, which have no
+    default start (the service names the choices)."""
+    if base is None:
+        return None if task in TEXT_TASKS else parse_base("imagenet")
+    return parse_base(base)
 
 
 def _hyperparameters(**values: Any) -> training_pb2.Hyperparameters:
