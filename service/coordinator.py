@@ -83,7 +83,7 @@ class Coordinator:
         self._registry = Registry(self._store, settings.data_dir)
         self._jobs = JobManager(self._store, RayBackend(settings), self._registry,
                                 JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
-                                settings.job_lease_seconds)
+                                settings.job_lease_seconds, settings.limits.max_image_pixels)
         self._resumed = self._jobs.resume_unfinished(self._spec)
 
     def _spec(self, job: training_pb2.Job) -> dict[str, Any]:

@@ -44,8 +44,9 @@ class LeaseExpired(Exception):
 
 class JobManager:
     def __init__(self, store: Store, backend: RayBackend, registry: Registry, queue: JobQueue | None = None,
-                 lease_s: float = 120.0) -> None:
+                 lease_s: float = 120.0, max_image_pixels: int | None = None) -> None:
         self._store = store
+        self._max_image_pixels = max_image_pixels
         self._backend = backend
         self._registry = registry
         self._queue = queue or JobQueue()
@@ -139,7 +140,9 @@ class JobManager:
 
     # internals
     def _enqueue(self, job: training_pb2.Job, spec: dict[str, Any]) -> None:
-        self._queue.push(job.id, job.tenant, {**spec, "heartbeat_s": self._lease_s / HEARTBEATS_PER_LEASE})
+        # The server's image limit travels with the job: its workers decode the data set's images under it.
+        self._queue.push(job.id, job.tenant, {**spec, "heartbeat_s": self._lease_s / HEARTBEATS_PER_LEASE,
+                                              "max_image_pixels": self._max_image_pixels})
         self._dispatch()
         if reason := self._queue.held_back(job.id):
             self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason=reason))

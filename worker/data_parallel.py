@@ -20,7 +20,15 @@ from typing import Any
 
 import ray
 
-from worker.jobs import DEFAULT_HEARTBEAT_S, FINE_TUNE_RESULT_KEYS, Event, WorkerLost, started_event, stream_work
+from worker.jobs import (
+    DEFAULT_HEARTBEAT_S,
+    FINE_TUNE_RESULT_KEYS,
+    Event,
+    WorkerLost,
+    apply_image_limit,
+    started_event,
+    stream_work,
+)
 
 # How often the generator drains the channel and checks for cancellation.
 POLL_INTERVAL_S = 0.25
@@ -56,6 +64,7 @@ def _train_worker(config: dict[str, Any]) -> None:
                                                   f"on {socket.gethostname()}"})
     if rank == 0:  # removed if the run is killed (see release_placement_group)
         channel.put.remote({"type": "placement_group", "group": ray.util.get_current_placement_group()})
+    apply_image_limit(spec)
     cfg = dict(spec["config"])
     if cfg.get("device", "auto") == "auto":
         cfg["device"] = str(ray.train.torch.get_device())
