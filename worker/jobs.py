@@ -52,17 +52,36 @@ def _task_threads() -> int:
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)))
 
 
+def _import_torch() -> None:
+    """Import torch, torch._dynamo and the engine in a thread of their own, one job at a time.
+
+    An import cut off half-way leaves modules half-initialised in the process, and every later job on that
+    reused worker fails at `import torch`. Ray cancels a running task with KeyboardInterrupt in its main thread,
+    so there the cancel can only cut off the wait; the import runs to its end. torch imports torch._dynamo (and
+    torch._inductor, which imports it back) lazily, at the first optimiser: two threads entering that cycle at
+    once leave it half-initialised too, hence the lock, held by the importing thread itself.
+    """
+
+    def run() -> None:
+        with _TORCH_IMPORT:
+            import torch._dynamo  # noqa: F401
+
+            import worker.engine  # noqa: F401
+
+    thread = threading.Thread(target=run, name="import-torch", daemon=True)
+    thread.start()
+    thread.join()
+
+
 def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
                 heartbeat_s: float, announce: bool = True) -> Iterator[Event]:
     """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event (or raise the
     WorkerLost it raised, so that Ray reports the job's task as failed rather than the job as failed).
     announce=False: work sends started_event() itself, once it holds its resources (a data-parallel job's
     generator starts before its workers have been scheduled)."""
-    # torch imports torch._dynamo (and torch._inductor, which imports it back) lazily, when the first optimiser
-    # is built. Two threads of one worker process entering that cycle at once leave it partially initialised and
-    # fail every later job there, so every job imports it up front, one at a time.
-    with _TORCH_IMPORT:
-        import torch._dynamo
+    _import_torch()
+    import torch
+
     torch.set_num_threads(_task_threads())
 
     from worker.engine import EngineError
