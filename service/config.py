@@ -81,6 +81,11 @@ class Settings:
     # Prometheus metrics port of the front door: None = off, 0 = pick a free one (logged).
     metrics_port: int | None = None
     grace_seconds: float = 20.0
+    # A client connection older than this is asked to close (HTTP/2 GOAWAY) once it has been open this long; the
+    # client reconnects, so a Kubernetes Service spreads clients over front doors added since (gRPC keeps one
+    # connection per client, and a Service balances connections, not calls). Calls in flight on it, long
+    # WatchJob streams included, run to their end. 0 = never.
+    max_connection_age_s: float = 300.0
     limits: Limits = field(default_factory=Limits)
     # JSON/YAML file of tenant -> sha256 key hashes (service/auth.py); None = open mode, tenant "default".
     api_keys_file: Path | None = None
@@ -124,6 +129,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     p.add_argument("--metrics-port", type=int, default=_int_or_none(_env("METRICS_PORT", "")),
                    help="Prometheus metrics on this port (0 = a free one); unset = no metrics endpoint")
     p.add_argument("--grace-seconds", type=float, default=float(_env("GRACE_SECONDS", str(d.grace_seconds))))
+    p.add_argument("--max-connection-age-s", type=float,
+                   default=float(_env("MAX_CONNECTION_AGE_S", str(d.max_connection_age_s))),
+                   help="ask clients to reconnect after this long, so new front doors get their share (0 = never)")
     p.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", str(lim.max_upload_bytes))))
     p.add_argument("--max-extracted-bytes", type=int,
                    default=int(_env("MAX_EXTRACTED_BYTES", str(lim.max_extracted_bytes))))
@@ -166,6 +174,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         p.error("--max-running-jobs and --max-running-jobs-per-tenant must be >= 0 (0 = no cap)")
     if not a.job_lease_seconds >= 1:
         p.error("--job-lease-seconds must be at least 1")
+    if not (a.max_connection_age_s == 0 or a.max_connection_age_s >= 1):
+        p.error("--max-connection-age-s must be 0 (never) or at least 1")
     serving = _serving_config(p, a)
     roots = a.allowed_root
     if roots is None:
@@ -185,6 +195,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         serving=serving,
         metrics_port=a.metrics_port,
         grace_seconds=a.grace_seconds,
+        max_connection_age_s=a.max_connection_age_s,
         limits=Limits(
             max_upload_bytes=a.max_upload_bytes,
             max_extracted_bytes=a.max_extracted_bytes,

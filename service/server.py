@@ -41,6 +41,16 @@ SERVICES = [d.services_by_name[n].full_name for d, n in (
     (models_pb2.DESCRIPTOR, "Models"), (inference_pb2.DESCRIPTOR, "Inference"))]
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's channel arguments: message sizes, and the connection age after which clients are sent
+    GOAWAY (no grace limit is set, so calls in flight are never cut off)."""
+    opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
+            ("grpc.max_send_message_length", settings.limits.max_message_bytes)]
+    if settings.max_connection_age_s > 0:
+        opts.append(("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)))
+    return opts
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; then finish in-flight calls and re-queue running jobs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +68,7 @@ async def serve(settings: Settings) -> None:
     registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]
     jobs = RemoteJobs(coordinator)
 
-    opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
-            ("grpc.max_send_message_length", settings.limits.max_message_bytes)]
-    server = grpc.aio.server(options=opts, interceptors=[AuthInterceptor(keys)])
+    server = grpc.aio.server(options=server_options(settings), interceptors=[AuthInterceptor(keys)])
     training = TrainingServicer(store, jobs, registry, settings.allowed_roots)
     datasets_pb2_grpc.add_DatasetsServicer_to_server(DatasetsServicer(store, settings), server)
     training_pb2_grpc.add_TrainingServicer_to_server(training, server)

@@ -197,14 +197,23 @@ def test_the_front_door_joins_the_raycluster(overlay: str, monkeypatch: pytest.M
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_front_door_replicas_roll_and_a_budget_keeps_one_serving(
+def test_front_door_replicas_scale_on_cpu_roll_and_a_budget_keeps_one_serving(
         overlay: str, rendered: dict[str, list[dict[str, Any]]]) -> None:
-    """>= 2 stateless replicas (jobs belong to the cluster's coordinator: tests/e2e/test_cluster_front_doors.py);
-    updates and drains never take the last one away, and a drain can still proceed."""
+    """>= 2 stateless replicas (jobs belong to the cluster's coordinator: tests/e2e/test_cluster_front_doors.py),
+    more as their CPU fills (one Python process each: README, Serving at scale); updates and drains never take
+    the last one away, a drain can still proceed, and clients reconnect so that new replicas get their share."""
     docs = rendered[overlay]
-    deployment, _, _ = frontdoor(docs)
-    replicas = deployment["spec"]["replicas"]
-    assert replicas >= 2
+    deployment, _, container = frontdoor(docs)
+    assert "replicas" not in deployment["spec"], "the autoscaler owns the count; applying must not reset it"
+    hpa = one(docs, "HorizontalPodAutoscaler", "fineserve-frontdoor")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    replicas = hpa["spec"]["minReplicas"]
+    assert 2 <= replicas < hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu" and 0 < metric["resource"]["target"]["averageUtilization"] <= 100
+    assert container["resources"]["requests"]["cpu"], "utilization is measured against the CPU request"
+    assert float(container_env(docs, container)["FINESERVE_MAX_CONNECTION_AGE_S"]) > 0
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pdb = one(docs, "PodDisruptionBudget", "fineserve-frontdoor")

@@ -21,8 +21,8 @@ def test_every_rendered_object_is_valid(overlay: str, rendered: dict[str, list[d
                                         ray_schemas: dict[str, dict[str, Any]]) -> None:
     docs = rendered[overlay]
     kinds = sorted({d["kind"] for d in docs})
-    for kind in ("ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim",
-                 "PodDisruptionBudget", "RayCluster", "Service"):
+    for kind in ("ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Namespace", "NetworkPolicy",
+                 "PersistentVolumeClaim", "PodDisruptionBudget", "RayCluster", "Service"):
         assert kind in kinds, f"{overlay}: no {kind} among {kinds}"
     for doc in docs:
         validate(doc, ray_schemas)
@@ -44,6 +44,10 @@ def _string_replicas(doc: dict[str, Any]) -> None:
     doc["spec"]["replicas"] = "one"
 
 
+def _hpa_typo_metric(doc: dict[str, Any]) -> None:
+    doc["spec"]["metrics"][0]["resource"]["targets"] = doc["spec"]["metrics"][0]["resource"].pop("target")
+
+
 def _ray_string_max(doc: dict[str, Any]) -> None:
     doc["spec"]["workerGroupSpecs"][0]["maxReplicas"] = "four"
 
@@ -57,7 +61,7 @@ def _ray_no_group_name(doc: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("kind", "breaks"), [
-    ("Deployment", _typo_field), ("Deployment", _string_replicas),
+    ("Deployment", _typo_field), ("Deployment", _string_replicas), ("HorizontalPodAutoscaler", _hpa_typo_metric),
     ("RayCluster", _ray_string_max), ("RayCluster", _ray_typo_field), ("RayCluster", _ray_no_group_name)])
 def test_a_broken_manifest_fails_validation(kind: str, breaks: Any, rendered: dict[str, list[dict[str, Any]]],
                                             ray_schemas: dict[str, dict[str, Any]]) -> None:
