@@ -20,15 +20,7 @@ from typing import Any
 
 import ray
 
-from worker.jobs import (
-    DEFAULT_HEARTBEAT_S,
-    FINE_TUNE_RESULT_KEYS,
-    Event,
-    WorkerLost,
-    apply_image_limit,
-    started_event,
-    stream_work,
-)
+from worker.jobs import DEFAULT_HEARTBEAT_S, FINE_TUNE_RESULT_KEYS, Event, WorkerLost, started_event, stream_work
 
 # How often the generator drains the channel and checks for cancellation.
 POLL_INTERVAL_S = 0.25
@@ -55,6 +47,7 @@ def _train_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
 
     from worker.engine import FineTuneConfig, fine_tune
+    from worker.engine.images import set_pixel_limit
     from worker.engine.train_loop import ignore_event
 
     spec, channel = config["spec"], config["channel"]
@@ -64,7 +57,7 @@ def _train_worker(config: dict[str, Any]) -> None:
                                                   f"on {socket.gethostname()}"})
     if rank == 0:  # removed if the run is killed (see release_placement_group)
         channel.put.remote({"type": "placement_group", "group": ray.util.get_current_placement_group()})
-    apply_image_limit(spec)
+    set_pixel_limit(spec.get("max_image_pixels"))
     cfg = dict(spec["config"])
     if cfg.get("device", "auto") == "auto":
         cfg["device"] = str(ray.train.torch.get_device())

@@ -132,15 +132,6 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
     yield outcome
 
 
-def apply_image_limit(spec: dict[str, Any]) -> None:
-    """Decode the job's images under the server's max_image_pixels, as its replicas do: images past it are
-    skipped from their header (PIL's own default, 89M pixels, only warns up to twice that)."""
-    if pixels := spec.get("max_image_pixels"):
-        from PIL import Image
-
-        Image.MAX_IMAGE_PIXELS = pixels
-
-
 def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
     """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}, or with "embedding_task" a CollabConfig /
     TabularConfig dict, or with "text_task" ("language_model", "text_classification") a TextConfig dict. A
@@ -148,9 +139,10 @@ def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, fine_tune, train_embedding_task
+        from worker.engine.images import set_pixel_limit
         from worker.engine.text_training import run_text_job
 
-        apply_image_limit(spec)
+        set_pixel_limit(spec.get("max_image_pixels"))  # the server's, sent with the job
         if "embedding_task" in spec:  # collaborative filtering, tabular
             result = train_embedding_task(spec["embedding_task"], spec["config"], spec["dataset_dir"],
                                           spec["out_dir"], on_event=on_event, should_stop=should_stop)
@@ -170,9 +162,10 @@ def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
 
     def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
         from worker.engine import FineTuneConfig, find_lr
+        from worker.engine.images import set_pixel_limit
         from worker.engine.text_training import find_text_lr, spec_config
 
-        apply_image_limit(spec)
+        set_pixel_limit(spec.get("max_image_pixels"))
         if "text_task" in spec:
             result = find_text_lr(spec_config(spec), spec["dataset_dir"], **spec["range"], on_event=on_event,
                                   should_stop=should_stop)

@@ -74,14 +74,11 @@ class ModelServer:
         self._classify_passes = MergedPasses(max_batch_size)
         self._segment_passes = MergedPasses(max_batch_size)
         from worker.engine.forward import start_device
+        from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
 
         start_device(resolve_device("auto"))  # the device load_served_model picks
-        if max_image_pixels:
-            from PIL import Image
-
-            # The engine refuses images past Image.MAX_IMAGE_PIXELS from their header, before decoding.
-            Image.MAX_IMAGE_PIXELS = max_image_pixels
+        set_pixel_limit(max_image_pixels)
         # What the metrics report: models in memory or being loaded, the most there ever were at once, and the
         # forward passes run since the last report (all under _stats_lock).
         self._held: set[str] = set()

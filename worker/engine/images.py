@@ -37,6 +37,14 @@ def _open(data: bytes, index: int) -> Image.Image:
     return image
 
 
+def set_pixel_limit(pixels: int | None) -> None:
+    """Refuse images past `pixels` (width x height, from the header, before decoding) in this process, as the
+    front door does: the server's max_image_pixels, in its serving replicas and in its jobs. None keeps PIL's
+    default (89M pixels, and only a warning up to twice that)."""
+    if pixels:
+        Image.MAX_IMAGE_PIXELS = pixels
+
+
 def check_image(data: bytes, index: int = 0) -> None:
     """Cheap header-only check, used to screen a data set before training starts."""
     _open(data, index)
