@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from fineserve_client import Client
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 GOAL = 2.5
 

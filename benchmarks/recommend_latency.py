@@ -39,7 +39,7 @@ from fineserve.v1 import (  # noqa: E402
     training_pb2,
     training_pb2_grpc,
 )
-from service.launcher import ServerProcess  # noqa: E402
+from harness.launcher import ServerProcess  # noqa: E402
 from worker.engine import Recommender  # noqa: E402
 
 K = 10

@@ -41,10 +41,10 @@ import torch
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from control.registry import Registry
+from control.store import Store
 from fineserve.v1 import common_pb2, inference_pb2, inference_pb2_grpc, training_pb2
-from service.launcher import RayHead, ServerProcess
-from service.registry import Registry
-from service.store import Store
+from harness.launcher import RayHead, ServerProcess
 from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
 from worker.engine.inference import ImageClassifier
 from worker.engine.model_card import FORMAT_VERSION, save_model

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fineserve.v1 import training_pb2
 from fineserve_client import Client
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "mnist_tiny"

@@ -1,4 +1,5 @@
-"""Regenerate the Python gRPC stubs from proto/ into clients/python/fineserve/v1 (checked in).
+"""Regenerate the Python gRPC stubs from proto/ into stubs/fineserve/v1 (checked in; the package
+fineserve-stubs, which the server and the SDK both install).
 
 Usage: python scripts/gen_protos.py [--out DIR]. tests/test_stubs_fresh.py regenerates into a temporary
 directory and fails when the checked-in stubs differ.
@@ -14,7 +15,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-DEFAULT_OUT = ROOT / "clients" / "python"
+DEFAULT_OUT = ROOT / "stubs"
 
 
 def proto_files() -> list[Path]:

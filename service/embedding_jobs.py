@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from control.store import Store
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid
 from service.job_dataset import check_common, in_ranges, job_dataset
-from service.store import Store
 
 TASKS = {training_pb2.COLLABORATIVE_FILTERING: ("collaborative_filtering", datasets_pb2.RATINGS_CSV, ("dot", "neural")),
          training_pb2.TABULAR: ("tabular", datasets_pb2.TABULAR_CSV, ("tabular_mlp",))}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from control.store import Store
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid, not_found
-from service.store import Store
 
 MAX_WORKERS = 64
 # What may train on several data-parallel workers: fine-tune jobs of these tasks (FindLearningRate runs on one).

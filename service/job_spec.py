@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from control.store import Store
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.embedding_jobs import TASKS as EMBEDDING_TASKS
 from service.embedding_jobs import embedding_spec
@@ -16,7 +17,6 @@ from service.errors import invalid, unimplemented
 from service.ids import MODEL_NAME
 from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset, stored_base
 from service.paths import resolve_under_roots
-from service.store import Store
 from service.text_job_spec import MAX_FREEZE_TO, TEXT_TASKS, text_config, text_spec
 
 ARCHS = ("resnet18", "resnet34", "resnet50")

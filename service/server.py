@@ -10,6 +10,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from control.coordinator import RemoteJobs, RemoteStore
+from control.coordinator import connect as connect_coordinator
+from control.ray_backend import RayBackend
+from control.registry import Registry
 from fineserve.v1 import (
     datasets_pb2,
     datasets_pb2_grpc,
@@ -27,12 +31,8 @@ from service.api.training import TrainingServicer
 from service.audit import configure as configure_audit
 from service.auth import KeysFileError, KeyStore
 from service.config import Settings
-from service.coordinator import RemoteJobs, RemoteStore
-from service.coordinator import connect as connect_coordinator
 from service.interceptors import AuthInterceptor
 from service.metrics import ServingCollector, start_metrics
-from service.ray_backend import RayBackend
-from service.registry import Registry
 
 log = logging.getLogger(__name__)
 

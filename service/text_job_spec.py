@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from control.store import Store
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import invalid
 from service.job_dataset import check_common, early_stopping_fields, in_ranges, job_dataset, stored_base
 from service.paths import resolve_under_roots
-from service.store import Store
 
 TEXT_TASKS = {training_pb2.LANGUAGE_MODEL: "language_model", training_pb2.TEXT_CLASSIFICATION: "text_classification"}
 ARCH = "awd_lstm"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 
+from control.store import Store, now_ts
 from fineserve.v1 import datasets_pb2, datasets_pb2_grpc
 from service import archives
 from service.config import Settings
@@ -18,7 +19,6 @@ from service.dataset_layout import SUMMARIZERS, LayoutError
 from service.errors import ApiError, invalid, not_found, rpc, unimplemented
 from service.ids import new_id, next_token, page_bounds
 from service.paths import check_links_inside, resolve_under_roots
-from service.store import Store, now_ts
 from service.table_layouts import CSV_LAYOUTS, store_single_csv
 from service.tenancy import current_tenant
 

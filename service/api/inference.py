@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from control.store import Store
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
 from service.api import interpretation
 from service.api.embedding_inference import recommend_query, recommend_response, tabular_response, tabular_rows
@@ -16,7 +17,6 @@ from service.config import Limits
 from service.errors import invalid, rpc
 from service.images import check_images, check_texts, set_pixel_limit
 from service.replica_calls import ask
-from service.store import Store
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):

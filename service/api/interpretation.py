@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from control.store import Store
 from fineserve.v1 import inference_pb2, training_pb2
 from service.api.models import resolve_model_for
 from service.config import Limits
 from service.errors import invalid
 from service.images import check_images
 from service.replica_calls import ask
-from service.store import Store
 
 EXPLAINABLE = (training_pb2.IMAGE_CLASSIFICATION, training_pb2.MULTI_LABEL_CLASSIFICATION, training_pb2.SEGMENTATION)
 

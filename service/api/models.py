@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from control.registry import Registry
+from control.store import Store
 from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc, training_pb2
 from service.errors import invalid, not_found, rpc
 from service.ids import next_token, page_bounds
-from service.registry import Registry
-from service.store import Store
 from service.tenancy import current_tenant
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import grpc
 
+from control.coordinator import RemoteJobs
+from control.registry import Registry
+from control.store import Store, now_ts
 from fineserve.v1 import training_pb2, training_pb2_grpc
-from service.coordinator import RemoteJobs
 from service.errors import ApiError, not_found, rpc, rpc_stream
 from service.ids import new_id, next_token, page_bounds
 from service.job_spec import FIND_LR, FINE_TUNE, job_spec
-from service.registry import Registry
-from service.store import Store, now_ts
 from service.tenancy import current_tenant
 
 

@@ -12,7 +12,7 @@ import torchvision
 
 from e2e.helpers import Api, upload_requests, zip_folder
 from fineserve.v1 import datasets_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 
 @pytest.fixture(scope="session")

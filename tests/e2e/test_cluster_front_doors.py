@@ -14,7 +14,7 @@ import pytest
 
 from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
-from service.launcher import RayHead, ServerProcess
+from harness.launcher import RayHead, ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 
 from e2e.helpers import TERMINAL, Api, rpc_code, wait_for
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, training_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 
 def _register(api: Api, path: Path, layout: int) -> datasets_pb2.Dataset:

@@ -11,7 +11,7 @@ import pytest
 
 from e2e.helpers import TERMINAL, Api, classify, rpc_code, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 # Small enough for a 2-core CI machine; the engine tests measured 0.974-0.997 over seeds 0-4 with these.
 HYPER = training_pb2.Hyperparameters(epochs=4, image_size=48, batch_size=32, lr=5e-3, lr_mult=10, flip=False)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from e2e.helpers import TERMINAL, Api, classify, rpc_code, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 HYPER = training_pb2.Hyperparameters(epochs=1, image_size=64, batch_size=8, lr=5e-3, flip=False)

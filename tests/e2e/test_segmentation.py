@@ -17,7 +17,7 @@ from PIL import Image
 
 from e2e.helpers import TERMINAL, Api, rpc_code, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 
 # Half size (64x48) then full size (128x96), everything trainable: a random encoder has nothing to keep.
 HYPER = training_pb2.Hyperparameters(

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for
 from fineserve.v1 import common_pb2, inference_pb2, models_pb2, training_pb2
-from service.launcher import ServerProcess
+from harness.launcher import ServerProcess
 from worker.engine import ImageClassifier
 from worker.serving_stats import REPORT_S
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from control.store import Store, TenantStore
 from fineserve.v1 import datasets_pb2, training_pb2
 from service.errors import ApiError
 from service.job_spec import find_lr_spec, fine_tune_spec
-from service.store import Store, TenantStore
 
 Req = training_pb2.CreateFineTuneJobRequest
 

@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 import pytest
 
+from control.job_queue import JobQueue
+from control.jobs import MAX_ATTEMPTS, JobManager
+from control.store import Store
 from fineserve.v1 import common_pb2, training_pb2
 from service.errors import ApiError
-from service.job_queue import JobQueue
-from service.jobs import MAX_ATTEMPTS, JobManager
-from service.store import Store
 
 
 class WorkerLost(Exception):

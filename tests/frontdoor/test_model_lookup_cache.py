@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 import pytest
 
+from control import coordinator
+from control.coordinator import ChangeCounter, RemoteStore
+from control.registry import Registry
+from control.store import Store
 from fineserve.v1 import common_pb2, models_pb2
-from service import coordinator
-from service.coordinator import ChangeCounter, RemoteStore
 from service.errors import ApiError
-from service.registry import Registry
-from service.store import Store
 
 
 class FakeCoordinator:

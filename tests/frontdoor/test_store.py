@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from control.store import Store
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
-from service.store import Store
 
 
 def test_reopen_keeps_datasets_jobs_events_models(tmp_path: Path) -> None:

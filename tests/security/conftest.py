@@ -13,9 +13,9 @@ import pytest
 
 from fineserve.v1 import datasets_pb2, training_pb2
 from fineserve_client import Client
+from harness.launcher import ServerProcess
 from security.helpers import Pki, Stubs, image_folders, make_pki, png
 from service.auth import hash_key, new_key, write_keys_file
-from service.launcher import ServerProcess
 
 TENANTS = ("alice", "bob", "carol")
 LIMITS = {

@@ -16,11 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
+from harness.launcher import ServerProcess
 from security.conftest import SecureServer, Trained
 from security.helpers import Stubs, png, upload_requests, zip_bytes
 from service import keys as keys_cli
 from service.auth import AuthError, KeysFileError, KeyStore, hash_key, new_key, parse_keys, write_keys_file
-from service.launcher import ServerProcess
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 

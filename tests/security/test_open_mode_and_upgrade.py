@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from control.registry import MIGRATION_MARKER, Registry
+from control.store import SCHEMA_VERSION, Store
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
 from fineserve_client import Client, Unavailable
 from fineserve_client.cli import main as cli_main
+from harness.launcher import ServerProcess
 from security.conftest import SecureServer, Trained
 from security.helpers import Pki
-from service.launcher import ServerProcess
-from service.registry import MIGRATION_MARKER, Registry
-from service.store import SCHEMA_VERSION, Store
 
 # The schema of the first slice, before tenancy (git show e6ab9e1:service/store.py).
 LEGACY_SCHEMA = """

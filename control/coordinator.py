@@ -18,15 +18,15 @@ from typing import Any
 
 import ray
 
+from control.job_queue import JobQueue
+from control.jobs import JobManager
+from control.ray_backend import RayBackend
+from control.registry import Registry
+from control.store import Store, TenantStore
 from fineserve.v1 import models_pb2, training_pb2
 from service.config import Settings
 from service.errors import ApiError
-from service.job_queue import JobQueue
 from service.job_spec import job_spec
-from service.jobs import JobManager
-from service.ray_backend import RayBackend
-from service.registry import Registry
-from service.store import Store, TenantStore
 
 log = logging.getLogger(__name__)
 

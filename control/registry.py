@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc
 
+from control.store import SCHEMA_VERSION, Store, now_ts
 from fineserve.v1 import common_pb2, models_pb2, training_pb2
 from service.errors import ApiError
-from service.store import SCHEMA_VERSION, Store, now_ts
 from service.tenancy import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,13 @@ from typing import Any
 
 import grpc
 
+from control.job_queue import JobQueue
+from control.ray_backend import RayBackend
+from control.registry import Registry
+from control.store import Store, now_ts
 from fineserve.v1 import training_pb2
 from service.errors import ApiError, not_found
-from service.job_queue import JobQueue
 from service.job_spec import FINE_TUNE
-from service.ray_backend import RayBackend
-from service.registry import Registry
-from service.store import Store, now_ts
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,161 @@
+"""Configs of the tabular family (collaborative filtering, tabular): fast.ai's 1cycle recipe without the
+transfer-learning knobs (these models train from scratch), plus each task's data and model options."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..bounds import check, check_choice
+from ..tasks import PRECISIONS, task
+from .recipe import as_dict, check_fields, check_momentum, check_str, fail, known_fields
+
+SPLITS = ("random", "time")
+
+
+@dataclass(frozen=True)
+class RatingsFormat:
+    """Where the ratings are and how to read them. Columns are header names or 0-based positions."""
+
+    ratings_file: str = ""
+    """Path relative to the dataset directory; "" = its only *.csv, *.tsv, *.data or *.txt file."""
+    separator: str = ""
+    """"" = sniffed from the first line (the most frequent of , TAB ; |)."""
+    user_column: str = ""
+    """"" = the first column."""
+    item_column: str = ""
+    """"" = the second column."""
+    rating_column: str = ""
+    """"" = the third column."""
+    timestamp_column: str = ""
+    """"" = the fourth column when there is one (needed by the time split only)."""
+    items_file: str = ""
+    """Item metadata (titles), relative to the dataset directory; "" = none."""
+    items_separator: str = ""
+    item_id_column: str = ""
+    """Of the items file; "" = its first column."""
+    title_column: str = ""
+    """Of the items file; "" = its second column."""
+
+
+@dataclass(frozen=True)
+class EmbeddingRecipe:
+    """One 1cycle over all parameters with AdamW (decoupled weight decay)."""
+
+    epochs: int = 5
+    lr: float = 5e-3
+    weight_decay: float = 0.1
+    """fast.ai's collab/tabular value: embeddings overfit quickly without it."""
+    batch_size: int = 64
+    pct_start: float = 0.25
+    div_factor: float = 25.0
+    final_div_factor: float = 1e5
+    moms_max: float = 0.95
+    moms_min: float = 0.85
+    valid_pct: float = 0.2
+    seed: int = 0
+    """Seed of the split, the initialisation and the batch order."""
+    precision: str = "fp32"
+    """fp32 by default: these models are small and bf16 rounding costs accuracy for no speed."""
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self, ("epochs", "lr", "weight_decay", "batch_size", "pct_start", "div_factor",
+                            "final_div_factor"))
+        if self.epochs < 1:
+            fail("epochs", "must be >= 1 (these models train from scratch)", self.epochs)
+        check_momentum(self)
+        check_fields(self, ("valid_pct", "seed"))
+        check_choice("precision", self.precision, PRECISIONS)
+        check_str("device", self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        values = known_fields(cls, data, "config")
+        for f in dataclasses.fields(cls):
+            if f.name in values and isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        if "ratings" in values and isinstance(values["ratings"], Mapping):
+            values["ratings"] = RatingsFormat(**known_fields(RatingsFormat, values["ratings"], "ratings"))
+        return cls(**values)
+
+
+def _check_layers(name: str, layers: Any) -> None:
+    if not isinstance(layers, tuple):
+        fail(name, "must be a list of layer widths", layers)
+    check(f"len({name})", len(layers), bound="n_hidden_layers")
+    for width in layers:
+        check(f"{name}[]", width, bound="layer_width")
+
+
+@dataclass(frozen=True)
+class CollabConfig(EmbeddingRecipe):
+    ratings: RatingsFormat = dataclasses.field(default_factory=RatingsFormat)
+    weight_decay: float = 0.15
+    """On the factors only (biases are not decayed); fast.ai's 0.1 decays the biases too."""
+    arch: str = "dot"
+    """"dot": dot product + biases; "neural": concatenated embeddings through an MLP."""
+    n_factors: int = 50
+    """Embedding width of the dot-product model (the neural one sizes its embeddings by the tabular rule)."""
+    y_range: tuple[float, ...] = ()
+    """(low, high) of the sigmoid; () = 5% of the rating span beyond each end."""
+    split: str = "random"
+    """"random" (seeded) or "time" (the latest valid_pct of the ratings validate)."""
+    layers: tuple[int, ...] = (100,)
+    """Hidden widths of the neural variant."""
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "y_range", tuple(float(v) for v in self.y_range))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not isinstance(self.ratings, RatingsFormat):
+            fail("ratings", "must be a RatingsFormat", self.ratings)
+        check_choice("arch", self.arch, task("collaborative_filtering").archs)
+        check_fields(self, ("n_factors",))
+        if self.y_range and (len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]):
+            fail("y_range", "must be (low, high) with low < high", self.y_range)
+        check_choice("split", self.split, SPLITS)
+        _check_layers("layers", self.layers)
+        check_fields(self, ("dropout",))
+
+
+@dataclass(frozen=True)
+class TabularConfig(EmbeddingRecipe):
+    target: str = ""
+    """The column to predict (required)."""
+    categorical: tuple[str, ...] = ()
+    continuous: tuple[str, ...] = ()
+    """Both empty: every other column, numeric ones continuous and the rest categorical."""
+    regression: bool | None = None
+    """None: classification unless every target value is a number with more than MAX_CLASSES distinct values."""
+    data_file: str = ""
+    """CSV inside the dataset; "" = its only *.csv (or *.tsv/*.txt) file."""
+    separator: str = ""
+    layers: tuple[int, ...] = (200, 100)
+    dropout: float = 0.1
+    embedding_dropout: float = 0.0
+    batch_size: int = 256
+    lr: float = 1e-2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "categorical", tuple(self.categorical))
+        object.__setattr__(self, "continuous", tuple(self.continuous))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not isinstance(self.target, str) or not self.target:
+            fail("target", "is required: the name of the column to predict", self.target)
+        for name in (*self.categorical, *self.continuous):
+            check_str("columns", name)
+        both = set(self.categorical) & set(self.continuous)
+        if both or self.target in (*self.categorical, *self.continuous):
+            fail("columns", "a column is at most one of target, categorical, continuous", sorted(both) or self.target)
+        if self.regression is not None and not isinstance(self.regression, bool):
+            fail("regression", "must be a boolean or None", self.regression)
+        _check_layers("layers", self.layers)
+        check_fields(self, ("dropout", "embedding_dropout"))

@@ -1,0 +1,187 @@
+"""The image tasks' config (classification, multi-label, segmentation): fast.ai's transfer-learning recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..bounds import check, check_choice
+from ..tasks import PRECISIONS, RESNET_GROUPS, RESNETS, VISION, family_tasks
+from .recipe import (
+    BaseWeights,
+    Stage,
+    as_dict,
+    check_bool,
+    check_device,
+    check_early_stopping,
+    check_fields,
+    check_momentum,
+    check_stages,
+    check_str,
+    fail,
+    recipe_fields,
+)
+
+IMAGE_CLASSIFICATION = "image_classification"
+MULTI_LABEL = "multi_label_classification"
+SEGMENTATION = "segmentation"
+IMAGE_TASKS = tuple(t.name for t in family_tasks(VISION))
+"""Every image task shares the ResNet body, so any of their stored models can be another's base."""
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Hyperparameters of fast.ai's transfer-learning recipe; the defaults suit a pretrained ResNet at 224 px."""
+
+    task: str = IMAGE_CLASSIFICATION
+    """image_classification (one class per image, image-folders layout: ResNet + head, softmax + cross-entropy),
+    multi_label_classification (any number of labels per image, labels-CSV layout: sigmoid + binary cross-entropy
+    per label) or segmentation (image masks, U-Net, pixel-wise cross-entropy)."""
+    arch: str = "resnet18"
+    """Backbone: resnet18, resnet34 or resnet50 (the U-Net's encoder for segmentation)."""
+    base: BaseWeights = field(default_factory=lambda: BaseWeights("torchvision"))
+    """Pretrained weights of the body."""
+    image_size: int = 224
+    """Side of the square crops fed to the network (stages may override it); for segmentation the longer side,
+    the other one following the data set's aspect ratio."""
+    batch_size: int = 32
+    """Training batch size (>= 2: the head's BatchNorm needs two samples)."""
+    freeze_epochs: int = 1
+    """Epochs training only the new head (and BatchNorm); skipped when base.kind is "none". Unused with stages."""
+    epochs: int = 3
+    """Epochs after unfreezing, with discriminative learning rates. Unused with stages."""
+    lr: float = 2e-3
+    """Top learning rate: stages with frozen groups peak at lr, unfrozen ones at lr/2 for the head group (unless
+    a stage sets its own). With auto_lr it is replaced by the LR range test's suggestion."""
+    lr_mult: float = 100.0
+    """Ratio between the head's and the first group's rate: group i peaks at a geometric spread from
+    stage_lr/lr_mult (first group) to stage_lr (head), fast.ai's slice(stage_lr/lr_mult, stage_lr)."""
+    weight_decay: float = 0.01
+    """AdamW's decoupled weight decay."""
+    pct_start: float = 0.25
+    """Fraction of each 1cycle spent warming the learning rate up."""
+    div_factor: float = 25.0
+    """Each 1cycle starts at max_lr / div_factor (fast.ai and torch: 25)."""
+    final_div_factor: float = 1e5
+    """Each 1cycle ends at max_lr / (div_factor * final_div_factor); fast.ai's 1e5 (torch defaults to 1e4)."""
+    moms_max: float = 0.95
+    """AdamW's beta1 at the start and end of each 1cycle; it falls to moms_min while the LR warms up."""
+    moms_min: float = 0.85
+    """AdamW's beta1 at the LR peak: less momentum while the LR is high (fast.ai's moms=(0.95, 0.85, 0.95))."""
+    group_lrs: tuple[float, ...] = ()
+    """Explicit max LR per layer group (earliest first, one per group: 3 for ResNets) for stages with
+    freeze_to 0, replacing the lr/lr_mult spread there; () = the spread."""
+    stages: tuple[Stage, ...] = ()
+    """The schedule, each stage one 1cycle; () = fast.ai's fine_tune: freeze_epochs with only the head group
+    trainable, then epochs with everything unfrozen."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the training cross-entropy (0 = off; fast.ai's usual value is 0.1)."""
+    mixup_alpha: float = 0.0
+    """Mixup: pairs of training images blended with a Beta(alpha, alpha) weight per batch (0 = off; 0.4 is
+    typical)."""
+    grad_clip: float = 0.0
+    """Clip the global gradient norm to this value (0 = off)."""
+    early_stopping_metric: str = ""
+    """"valid_loss" (lower is better) or "accuracy" (higher is better) ends training when it stops improving;
+    "" = off."""
+    early_stopping_patience: int = 3
+    """Epochs without an improvement of more than early_stopping_min_delta before training stops."""
+    early_stopping_min_delta: float = 0.0
+    """Smallest change of the metric that counts as an improvement."""
+    auto_lr: bool = False
+    """Run the LR range test (find_lr's defaults) first and use its "valley" suggestion as lr; stages with their
+    own lr and group_lrs keep their rates."""
+    precision: str = "auto"
+    """auto (bf16 where the device supports it, else fp16 with loss scaling on GPU, else fp32), fp32, bf16 or
+    fp16 (GPU only)."""
+    valid_pct: float = 0.2
+    """Share of images held out for validation when the data set has no valid/ (or val/) split."""
+    seed: int = 0
+    """Seed of initialisation, the split, shuffling (seed and epoch give each epoch's order) and augmentation."""
+    flip: bool = True
+    """Random horizontal flips while training (turn off for images whose handedness matters)."""
+    device: str = "auto"
+    """auto (cuda when available, else cpu), cpu, cuda or cuda:N."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 decodes in the training process)."""
+    threshold: float = 0.5
+    """Multi-label: the score over which a label counts as predicted in the epoch metrics (accuracy and F-beta
+    at threshold). The saved model also carries per-label thresholds tuned on the validation set."""
+    fbeta_beta: float = 2.0
+    """Multi-label: beta of the F-beta metric and of the threshold tuning (2 weighs recall over precision, as
+    the Planet competition did)."""
+    void_code: str | None = None
+    """Segmentation: the class of codes.txt whose pixels are ignored; None = "Void" when there is one, "" = none."""
+
+    def __post_init__(self) -> None:
+        # Python callers may pass lists; tuples keep the config hashable and equal to its from_dict copy.
+        object.__setattr__(self, "group_lrs", tuple(self.group_lrs))
+        object.__setattr__(self, "stages", tuple(self.stages))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise InvalidArgument (a ValueError) naming the first bad field."""
+        check_choice("task", self.task, IMAGE_TASKS)
+        check_choice("arch", self.arch, RESNETS)
+        if not isinstance(self.base, BaseWeights):
+            fail("base", "must be a BaseWeights", self.base)
+        check_fields(self, ("image_size", "batch_size", "freeze_epochs", "epochs"))
+        if not self.stages:
+            if self.base.kind == "none" and self.epochs < 1:
+                fail("epochs", "must be >= 1 when base.kind is 'none' (a random body has to train)", self.epochs)
+            if self.freeze_epochs + self.epochs < 1:
+                fail("epochs", "freeze_epochs + epochs must be >= 1", self.epochs)
+        check_fields(self, ("lr", "lr_mult", "weight_decay", "pct_start", "div_factor", "final_div_factor"))
+        check_momentum(self)
+        self._validate_schedule()
+        check_fields(self, ("label_smoothing", "mixup_alpha", "grad_clip"))
+        check_early_stopping(self)
+        check_bool("auto_lr", self.auto_lr)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_fields(self, ("valid_pct", "seed"))
+        check_bool("flip", self.flip)
+        check_device(self.device, self.precision)
+        check_fields(self, ("num_workers", "threshold", "fbeta_beta"))
+        if self.void_code is not None:
+            check_str("void_code", self.void_code)
+            if self.task != SEGMENTATION:
+                fail("void_code", "applies to segmentation only", self.void_code)
+
+    def _validate_schedule(self) -> None:
+        if self.group_lrs and len(self.group_lrs) != RESNET_GROUPS:
+            fail("group_lrs", f"needs one rate per layer group ({RESNET_GROUPS}), earliest first", self.group_lrs)
+        for i, lr in enumerate(self.group_lrs):
+            check(f"group_lrs[{i}]", lr, bound="group_lr")
+        check_stages(self.stages, RESNET_GROUPS)
+        for i, stage in enumerate(self.stages):
+            if stage.lr and stage.freeze_to == 0 and self.group_lrs:
+                fail(f"stages[{i}].lr", "must be 0 when group_lrs is set (group_lrs set unfrozen stages' rates)",
+                     stage.lr)
+
+    @property
+    def effective_freeze_epochs(self) -> int:
+        """A random body must train from the start, so "none" skips the head-only phase."""
+        return 0 if self.base.kind == "none" else self.freeze_epochs
+
+    def resolved_stages(self) -> tuple[Stage, ...]:
+        """The schedule as it runs: derived from freeze_epochs/epochs when stages is empty, with every stage's
+        image_size and head-group lr filled in by the default rules."""
+        stages = self.stages or tuple(
+            Stage(epochs, freeze_to) for epochs, freeze_to in
+            ((self.effective_freeze_epochs, RESNET_GROUPS - 1), (self.epochs, 0)) if epochs)
+        return tuple(dataclasses.replace(s, image_size=s.image_size or self.image_size, lr=s.lr or self._default_lr(s))
+                     for s in stages)
+
+    def _default_lr(self, stage: Stage) -> float:
+        if stage.freeze_to:
+            return self.lr
+        return self.group_lrs[-1] if self.group_lrs else self.lr / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FineTuneConfig:
+        return cls(**recipe_fields(cls, data))

@@ -1,0 +1,100 @@
+"""What a running job reports, typed: the engine emits these through its on_event callback, the worker streams
+them over Ray, and the control plane stores each as a proto JobEvent (control/jobs.py). Epochs are numbered
+from 1 over the whole job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Started:
+    """The job's worker holds its resources and runs: the job is RUNNING. Names the process, so operators (and
+    the chaos tests) can find it."""
+
+    pid: int
+    host: str
+
+
+@dataclass(frozen=True)
+class Log:
+    message: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A training step finished (throttled by the worker; an epoch's last batch always goes through)."""
+
+    phase: str
+    """"stage-<i>" while training, "lr_find" during a range test."""
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float
+    lr: float = 0.0
+    """The head group's rate."""
+    momentum: float = 0.0
+    group_lrs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Epoch:
+    phase: str
+    epoch: int
+    epochs: int
+    metrics: dict[str, float]
+    """valid_loss, train_loss, accuracy and the task's own (mean_iou, fbeta, perplexity, rmse, ...)."""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    epoch: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent when the worker has said nothing else for a while: it renews the job's lease."""
+
+
+@dataclass(frozen=True)
+class LrFinderResult:
+    """The LR range test's curve and the rates it suggests."""
+
+    points: list[tuple[float, float]]
+    """(lr, smoothed loss) per batch."""
+    suggestions: dict[str, float]
+    """"valley", "steepest", "minimum" (the loss minimum's lr / 10)."""
+    diverged: bool = False
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a finished job hands back: a fine-tune's model card and metrics, a range test's curve."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    card: dict[str, Any] | None = None
+    """The written model's card (fine-tunes)."""
+    epochs_trained: int = 0
+    lr_finder: LrFinderResult | None = None
+    """FindLearningRate's result, or the range test auto_lr ran."""
+    chosen_lr: float | None = None
+    """auto_lr's choice."""
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    result: JobResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+    cancelled: bool = False
+    """It stopped because it was asked to."""
+
+
+Event = Started | Log | Batch | Epoch | Checkpoint | Heartbeat | Succeeded | Failed
