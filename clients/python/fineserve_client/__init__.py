@@ -8,7 +8,8 @@
         print(fs.classify("pets", ["cat.jpg", "dog.jpg"]))
         fs.segment("roads", ["street.png"], save_to="out/")  # masks + colour overlays
 
-Depends only on grpcio and protobuf.
+Depends only on grpcio, protobuf, the generated stubs (fineserve-stubs) and the pure-Python task table
+(fineserve-common).
 """
 
 from fineserve.v1.common_pb2 import Image, ModelRef, Resources
@@ -38,6 +39,7 @@ from .errors import (
 from .interpretation import Heatmap, LabelScores, overlay_path
 from .jobs import check_job, is_terminal, succeeded
 from .progress import ProgressBar
+from .results import LabelProbability
 from .segmentation import Segmentation
 
 __version__ = "0.1.0"
@@ -61,6 +63,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "JobState",
+    "LabelProbability",
     "LabelScores",
     "Model",
     "ModelRef",

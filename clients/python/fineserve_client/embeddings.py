@@ -1,5 +1,5 @@
 """Requests and results of the embedding models: recommendations (collaborative filtering) and tabular
-predictions, plus the job options of both tasks."""
+predictions."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
+from fineserve.v1 import common_pb2, inference_pb2
 
-from fineserve.v1 import common_pb2, inference_pb2, training_pb2
-
-EMBEDDING_TASKS = (training_pb2.COLLABORATIVE_FILTERING, training_pb2.TABULAR)
+from .results import LabelProbability, answered, top_of
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Recommendations:
 
 @dataclass(frozen=True)
 class TabularPrediction:
-    top: list[tuple[str, float]] = field(default_factory=list)
+    top: list[LabelProbability] = field(default_factory=list)
     """Classification: (class, probability), most probable first."""
     value: float | None = None
     """Regression: the predicted number."""
@@ -78,7 +76,7 @@ def _items(items: Sequence[inference_pb2.ScoredItem]) -> list[ScoredItem]:
 
 
 def recommendations(response: inference_pb2.RecommendResponse) -> Recommendations:
-    model = f"{response.model.name}/{response.model.version}"
+    model = answered(response)
     users = {u.user_id: Recommendations(items=_items(u.items), fallback=u.fallback, model=model)
              for u in response.users}
     return Recommendations(items=_items(response.items), users=users, ratings=list(response.ratings),
@@ -95,36 +93,6 @@ def tabular_request(ref: common_pb2.ModelRef, rows: Sequence[Mapping[str, Any]],
 
 
 def tabular_predictions(response: inference_pb2.PredictTabularResponse) -> list[TabularPrediction]:
-    return [TabularPrediction(top=[(s.label, s.probability) for s in r.top], value=None if r.top else r.value)
+    return [TabularPrediction(top=top_of(r.top), value=None if r.top else r.value)
             for r in response.results]
 
-
-def options_message(message_type: type, values: Mapping[str, Any] | Any) -> Any:
-    """A CollabOptions / TabularOptions / TextOptions message from a message or a mapping of its fields; text
-    values (as the
-    CLI's KEY=VALUE gives them) are converted by field type, lists from comma-separated text."""
-    if isinstance(values, message_type):
-        return values
-    message = message_type()
-    fields = message_type.DESCRIPTOR.fields_by_name
-    for key, value in values.items():
-        if key not in fields:
-            raise TypeError(f"unknown {message_type.__name__} field {key!r}; known: {', '.join(sorted(fields))}")
-        f = fields[key]
-        repeated = f.is_repeated
-        items = value.split(",") if repeated and isinstance(value, str) else value
-        convert = {FieldDescriptor.TYPE_INT32: int, FieldDescriptor.TYPE_DOUBLE: float,
-                   FieldDescriptor.TYPE_BOOL: _bool}.get(f.type, str)
-        if repeated:
-            getattr(message, key).extend(convert(v) for v in items if v != "")
-        else:
-            setattr(message, key, convert(items))
-    return message
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"expected true or false, got {value!r}")
-        return value.lower() in ("true", "1", "yes")
-    return bool(value)

@@ -9,11 +9,13 @@ from typing import Any, TextIO
 __all__ = ["ProgressBar"]
 
 
-def _format_metrics(metrics: Any) -> str:
-    return "  ".join(f"{key} {value:.4g}" for key, value in sorted(dict(metrics).items()))
+def format_metrics(metrics: Any, sep: str = "  ") -> str:
+    """Metrics as "name value" pairs in name order; the CLI's tables use them too, so both read alike."""
+    return sep.join(f"{key} {value:.4g}" for key, value in sorted(dict(metrics).items()))
 
 
-def _format_bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """A byte count in B, KiB, MiB or GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -66,7 +68,7 @@ class ProgressBar:
             if e.phase:
                 parts.append(f"({e.phase})")
             if e.metrics:
-                parts.append(_format_metrics(e.metrics))
+                parts.append(format_metrics(e.metrics))
             if e.seconds:
                 parts.append(f"{e.seconds:.1f}s")
             self.line("  ".join(parts))
@@ -111,10 +113,10 @@ class ProgressBar:
             frac = min(done / total, 1.0) if total else 1.0
             filled = round(frac * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
-            self._draw(f"{label} [{bar}] {_format_bytes(done)} / {_format_bytes(total)}")
+            self._draw(f"{label} [{bar}] {format_bytes(done)} / {format_bytes(total)}")
         elif done >= total and not self._transfer_done:
             self._transfer_done = True
-            self.line(f"{label}: {_format_bytes(total)} sent")
+            self.line(f"{label}: {format_bytes(total)} sent")
 
     # -- output ---------------------------------------------------------------------------------------
 
