@@ -4,7 +4,7 @@ where a fine-tune starts from, hyperparameters, job options, and the per-task de
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -188,7 +188,8 @@ def set_options(request: Any, **options: Any) -> None:
 def _options_message(message_type: type, values: Mapping[str, Any] | Any) -> Any:
     """A Resources / CollabOptions / TabularOptions / TextOptions message from a message or a mapping of its
     fields; text values (as the CLI's KEY=VALUE gives them) are converted by field type, lists from
-    comma-separated text; an unknown field is a ``TypeError`` that names the known ones."""
+    comma-separated text, and other values are left to protobuf's own type checks (a float for an integer
+    field is refused, not truncated); an unknown field is a ``TypeError`` that names the known ones."""
     if isinstance(values, message_type):
         return values
     message = message_type()
@@ -199,8 +200,12 @@ def _options_message(message_type: type, values: Mapping[str, Any] | Any) -> Any
         f = fields[key]
         repeated = f.is_repeated
         items = value.split(",") if repeated and isinstance(value, str) else value
-        convert = {FieldDescriptor.TYPE_INT32: int, FieldDescriptor.TYPE_DOUBLE: float,
+        to_type = {FieldDescriptor.TYPE_INT32: int, FieldDescriptor.TYPE_DOUBLE: float,
                    FieldDescriptor.TYPE_BOOL: _bool}.get(f.type, str)
+
+        def convert(v: Any, to_type: Callable[[Any], Any] = to_type) -> Any:
+            return to_type(v) if isinstance(v, str) else v
+
         if repeated:
             getattr(message, key).extend(convert(v) for v in items if v != "")
         else:
