@@ -33,9 +33,9 @@ from torch.nn.parallel import DistributedDataParallel
 from worker.engine import BaseWeights, FineTuneConfig
 from worker.engine.distributed import for_training, per_rank_batch
 from worker.engine.precision import grad_scaler
-from worker.engine.resnet_classifier import ResNetClassifier
 from worker.engine.schedule import group_max_lrs, make_optimizer, one_cycle
 from worker.engine.train_loop import LoopSettings, train_epoch
+from worker.engine.vision.resnet import ResNetClassifier
 
 N_CLASSES = 10
 CFG = FineTuneConfig(base=BaseWeights("none"), lr=2e-3)

@@ -25,10 +25,11 @@ from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
-from worker.engine.model_card import FORMAT_VERSION, save_model
-from worker.engine.segmentation_inference import ImageSegmenter
-from worker.engine.unet import ResNetUNet
+from fineserve_common.card import FORMAT_VERSION
+from worker.engine.model_card import save_model
+from worker.engine.vision.segmenter import ImageSegmenter
+from worker.engine.vision.transforms import IMAGENET_MEAN, IMAGENET_STD
+from worker.engine.vision.unet import ResNetUNet
 
 N_CLASSES = 32
 INPUT_HW = (96, 128)

@@ -44,12 +44,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from control.registry import Registry
 from control.store import Store
 from fineserve.v1 import common_pb2, inference_pb2, inference_pb2_grpc, training_pb2
+from fineserve_common.card import FORMAT_VERSION
 from harness.launcher import RayHead, ServerProcess
-from worker.engine.image_transforms import IMAGENET_MEAN, IMAGENET_STD
-from worker.engine.inference import ImageClassifier
-from worker.engine.model_card import FORMAT_VERSION, save_model
-from worker.engine.resnet_classifier import ResNetClassifier
+from worker.engine.model_card import save_model
 from worker.engine.served_models import prepare_for_serving
+from worker.engine.vision.classifier import ImageClassifier
+from worker.engine.vision.resnet import ResNetClassifier
+from worker.engine.vision.transforms import IMAGENET_MEAN, IMAGENET_STD
 from worker.serving_stats import REPORT_S
 
 SIZE = 224

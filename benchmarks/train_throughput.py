@@ -27,9 +27,9 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from worker.engine import BaseWeights, FineTuneConfig
 from worker.engine.precision import grad_scaler
-from worker.engine.resnet_classifier import ResNetClassifier
 from worker.engine.schedule import group_max_lrs, make_optimizer, one_cycle
 from worker.engine.train_loop import Batch, LoopSettings, train_epoch
+from worker.engine.vision.resnet import ResNetClassifier
 
 N_CLASSES = 10
 CFG = FineTuneConfig(base=BaseWeights("none"), lr=2e-3)

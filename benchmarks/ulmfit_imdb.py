@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from worker.engine.config import BaseWeights, Stage
+from fineserve_common.configs import BaseWeights, Stage, TextConfig
+from worker.engine import fine_tune
 from worker.engine.errors import EngineError
-from worker.engine.text_config import TextConfig
-from worker.engine.text_data import write_folds
-from worker.engine.text_training import fine_tune_language_model, fine_tune_text_classifier
+from worker.engine.text.data import write_folds
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SIZES = {"small": {"emb_size": 32, "hidden_size": 64, "n_layers": 2, "max_vocab": 2000},
@@ -68,10 +67,10 @@ def main() -> None:
     print(f"| {'-' * 40} | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        lm = fine_tune_language_model(TextConfig(task="language_model", **common, **lm_recipe), data,
+        lm = fine_tune(TextConfig(task="language_model", **common, **lm_recipe), data,
                                       Path(tmp) / "lm")
-        _row("language model (stages 1-2), all texts", "", lm["epochs_trained"], time.perf_counter() - start,
-             f"perplexity {lm['metrics']['perplexity']:.1f}, next-token acc {lm['metrics']['accuracy']:.3f}")
+        _row("language model (stages 1-2), all texts", "", lm.epochs_trained, time.perf_counter() - start,
+             f"perplexity {lm.metrics['perplexity']:.1f}, next-token acc {lm.metrics['accuracy']:.3f}")
         lm_base = BaseWeights("store", path=str(Path(tmp) / "lm"))
         for labelled in args.labelled:
             folds = write_folds(data, args.folds, 0, Path(tmp) / f"folds-{labelled}", labelled)
@@ -83,18 +82,18 @@ def main() -> None:
                 for i, fold in enumerate(folds):
                     cfg = TextConfig(task="text_classification", base=base, **common, **recipe)
                     try:
-                        result = fine_tune_text_classifier(cfg, fold, Path(tmp) / f"c-{i}")
+                        result = fine_tune(cfg, fold, Path(tmp) / f"c-{i}")
                     except EngineError as e:  # a diverged run is a result of the recipe, not a crash
                         print(f"  {name}, fold {i}: {e}", flush=True)
                         diverged += 1
                         continue
-                    accuracies.append(result["metrics"]["accuracy"])
+                    accuracies.append(result.metrics["accuracy"])
                 summary = (f"accuracy {statistics.mean(accuracies):.3f} (sd {_sd(accuracies):.3f} over "
                            f"{len(accuracies)} folds: {' '.join(f'{a:.3f}' for a in accuracies)})" if accuracies
                            else "no fold finished")
                 _row(name, labelled or "all", epochs, (time.perf_counter() - start) / len(folds),
                      summary + (f"; diverged in {diverged} of {len(folds)} folds" if diverged else ""))
-    print(f"data {data}, size {args.size} ({lm['card']['size']}), precision {lm['card']['precision']}")
+    print(f"data {data}, size {args.size} ({lm.card['size']}), precision {lm.card['precision']}")
 
 
 def _sd(values: list[float]) -> float:

@@ -14,19 +14,20 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from control.job_queue import JobQueue
 from control.jobs import JobManager
-from control.ray_backend import RayBackend
+from control.ray_jobs import RayJobs
 from control.registry import Registry
 from control.store import Store, TenantStore
 from fineserve.v1 import models_pb2, training_pb2
-from service.config import Settings
-from service.errors import ApiError
-from service.job_spec import job_spec
+from fineserve_common.errors import FineserveError
+from fineserve_common.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,24 @@ MAX_CALLS = 10_000
 # Model lookups a front door keeps (see RemoteStore.get_model), and its pause before polling a lost coordinator.
 CACHED_LOOKUPS = 4096
 FOLLOW_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """What the coordinator takes from the server's settings: plain values, so that the control plane never
+    imports the front door (the front door builds it from its own Settings)."""
+
+    data_dir: Path
+    ray_address: str = ""
+    """"" = a local Ray, started by the front door: the coordinator lives and dies with it."""
+    job_cpus: float = 0.0
+    """CPUs per job worker when a request names none (0: see RayJobs.job_cpus)."""
+    max_running_jobs: int = 0
+    max_running_jobs_per_tenant: int = 0
+    max_active_jobs_per_tenant: int = 0
+    """QUEUED + RUNNING jobs a tenant may have (0 = no limit)."""
+    job_lease_s: float = 120.0
+    max_image_pixels: int | None = None
 
 
 class ChangeCounter:
@@ -74,20 +93,15 @@ class ChangeCounter:
 class Coordinator:
     """Runs inside the actor (an async actor: the job manager's tasks live on its event loop)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._store = Store(settings.data_dir / "fineserve.db",
-                            max_active_jobs=settings.limits.max_concurrent_jobs_per_tenant)
+    def __init__(self, settings: ControlSettings) -> None:
+        self._store = Store(settings.data_dir / "fineserve.db", max_active_jobs=settings.max_active_jobs_per_tenant)
         self._model_changes = ChangeCounter()
         self._store.on_models_changed = self._model_changes.bump
         self._registry = Registry(self._store, settings.data_dir)
-        self._jobs = JobManager(self._store, RayBackend(settings), self._registry,
+        self._jobs = JobManager(self._store, RayJobs(not settings.ray_address, settings.job_cpus), self._registry,
                                 JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
-                                settings.job_lease_seconds, settings.limits.max_image_pixels)
-        self._resumed = self._jobs.resume_unfinished(self._spec)
-
-    def _spec(self, job: training_pb2.Job) -> dict[str, Any]:
-        return job_spec(job, self._store, self._settings.allowed_roots, self._registry.staging_dir(job.id))
+                                settings.job_lease_s, settings.max_image_pixels)
+        self._resumed = self._jobs.resume_unfinished()
 
     def resumed(self) -> int:
         """Jobs this coordinator re-queued when it started."""
@@ -103,7 +117,7 @@ class Coordinator:
         """The count of changes to the models table, once it differs from seen: a front door's long poll."""
         return await self._model_changes.after(seen)
 
-    async def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+    async def create(self, job: training_pb2.Job, spec: JobSpec, request_id: str) -> training_pb2.Job:
         return self._jobs.create(job, spec, request_id)
 
     def get(self, job_id: str) -> training_pb2.Job:
@@ -123,7 +137,7 @@ class Coordinator:
         self._store.close()
 
 
-def connect(settings: Settings) -> tuple[Any, int]:
+def connect(settings: ControlSettings) -> tuple[Any, int]:
     """(the coordinator actor, jobs it re-queued when it started): the running one, or a new one (blocking;
     Ray must be initialised). Asking for the count also surfaces a failed start here, with its cause."""
     local = not settings.ray_address
@@ -137,8 +151,8 @@ def connect(settings: Settings) -> tuple[Any, int]:
 
 
 def _cause(e: ray.exceptions.RayTaskError) -> Exception:
-    """An ApiError raised in the coordinator, as itself (status code intact); anything else as Ray's error."""
-    return e.cause if isinstance(e.cause, ApiError) else e
+    """A FineserveError raised in the coordinator, as itself (its status intact); anything else as Ray's error."""
+    return e.cause if isinstance(e.cause, FineserveError) else e
 
 
 def _call(method: Any, *args: Any, **kwargs: Any) -> Any:
@@ -257,7 +271,7 @@ class RemoteJobs:
         self._streams: set[Any] = set()
         self._closing = False
 
-    def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+    def create(self, job: training_pb2.Job, spec: JobSpec, request_id: str) -> training_pb2.Job:
         return _call(self._actor.create, job, spec, request_id)
 
     def get(self, job_id: str) -> training_pb2.Job:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+
+from fineserve_common.spec import JobSpec
 
 
 @dataclass
 class Waiting:
     job_id: str
     tenant: str
-    spec: dict[str, Any]
+    spec: JobSpec
 
 
 @dataclass
@@ -30,7 +31,7 @@ class JobQueue:
     _waiting: list[Waiting] = field(default_factory=list)
     _running: dict[str, str] = field(default_factory=dict)  # job id -> tenant
 
-    def push(self, job_id: str, tenant: str, spec: dict[str, Any]) -> None:
+    def push(self, job_id: str, tenant: str, spec: JobSpec) -> None:
         self._waiting.append(Waiting(job_id, tenant, spec))
 
     def remove(self, job_id: str) -> bool:

@@ -17,21 +17,31 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from control.job_queue import JobQueue
-from control.ray_backend import RayBackend
+from control.ray_jobs import RayJobs
 from control.registry import Registry
 from control.store import Store, now_ts
 from fineserve.v1 import training_pb2
-from service.errors import ApiError, not_found
-from service.job_spec import FINE_TUNE
+from fineserve_common.errors import FailedPrecondition, NotFound
+from fineserve_common.events import (
+    Batch,
+    Checkpoint,
+    Epoch,
+    Event,
+    Failed,
+    JobResult,
+    Log,
+    LrFinderResult,
+    Started,
+    Succeeded,
+)
+from fineserve_common.spec import FINE_TUNE, JobSpec
+from worker.jobs import Message, PlacementGroupHeld
 
 log = logging.getLogger(__name__)
 
 TERMINAL = {training_pb2.SUCCEEDED, training_pb2.FAILED, training_pb2.CANCELLED}
-# An epoch event's fields that are not metrics (the rest are: losses, accuracy, a task's own such as mean_iou).
-EPOCH_FIELDS = frozenset({"type", "phase", "epoch", "epochs", "seconds"})
+OLDER_VERSION = "created by an older version of fineserve, which did not store its spec; submit it again"
 # Attempts per job before a lost worker fails it (each resumes from the last checkpoint).
 MAX_ATTEMPTS = 3
 # Heartbeats per lease: a worker sends one when it has sent nothing else for lease / HEARTBEATS_PER_LEASE.
@@ -43,7 +53,7 @@ class LeaseExpired(Exception):
 
 
 class JobManager:
-    def __init__(self, store: Store, backend: RayBackend, registry: Registry, queue: JobQueue | None = None,
+    def __init__(self, store: Store, backend: RayJobs, registry: Registry, queue: JobQueue | None = None,
                  lease_s: float = 120.0, max_image_pixels: int | None = None) -> None:
         self._store = store
         self._max_image_pixels = max_image_pixels
@@ -58,34 +68,43 @@ class JobManager:
         self._stopping = False
 
     # public API
-    def create(self, job: training_pb2.Job, spec: dict[str, Any], request_id: str) -> training_pb2.Job:
+    def create(self, job: training_pb2.Job, spec: JobSpec, request_id: str) -> training_pb2.Job:
+        """Store the job with its spec (the one a re-queue runs again) and queue it."""
         cpus, gpus, workers = self._ask(job)
         if why := self._backend.unschedulable(cpus * workers, gpus * workers):
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, why)
-        stored = self._store.put_job(job, request_id)
+            raise FailedPrecondition(why)
+        stored = self._store.put_job(job, request_id, spec)
         if stored.id != job.id:
             return stored  # idempotent repeat
         self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason="accepted"))
         self._enqueue(job, spec)
         return self.get(job.id)
 
-    def resume_unfinished(self, spec_for: Any) -> int:
-        """Re-queue what a previous run left QUEUED/RUNNING; spec_for(job) rebuilds its spec."""
+    def resume_unfinished(self) -> int:
+        """Re-queue what a previous run left QUEUED/RUNNING, each with its stored spec (a job stored without one
+        fails: its request is checked only when it is created). Returns how many were re-queued."""
         jobs = self._store.unfinished_jobs()
+        resumed = 0
         for job in jobs:
+            spec = self._store.job_spec(job.id)
+            if spec is None:
+                self._set_state(job.id, training_pb2.FAILED, OLDER_VERSION)
+                self._registry.discard_staging(job.id)
+                continue
+            resumed += 1
             if job.state == training_pb2.RUNNING:
                 job.state = training_pb2.QUEUED
                 self._store.update_job(job)
             self._emit(job.id, state=training_pb2.StateChange(
                 state=training_pb2.QUEUED,
                 reason="re-queued after a service restart; resumes from its last checkpoint"))
-            self._enqueue(job, spec_for(job))
-        return len(jobs)
+            self._enqueue(job, spec)
+        return resumed
 
     def get(self, job_id: str) -> training_pb2.Job:
         job = self._store.get_job(job_id)
         if job is None:
-            raise not_found(f"job {job_id!r} not found")
+            raise NotFound(f"job {job_id!r} not found")
         return job
 
     async def cancel(self, job_id: str) -> training_pb2.Job:
@@ -139,10 +158,11 @@ class JobManager:
             await asyncio.wait(set(self._tasks.values()), timeout=grace)
 
     # internals
-    def _enqueue(self, job: training_pb2.Job, spec: dict[str, Any]) -> None:
-        # The server's image limit travels with the job: its workers decode the data set's images under it.
-        self._queue.push(job.id, job.tenant, {**spec, "heartbeat_s": self._lease_s / HEARTBEATS_PER_LEASE,
-                                              "max_image_pixels": self._max_image_pixels})
+    def _enqueue(self, job: training_pb2.Job, spec: JobSpec) -> None:
+        # This control plane's lease and image limit travel with the job: its workers decode the data set's
+        # images under the limit, and send heartbeats often enough to keep the lease.
+        self._queue.push(job.id, job.tenant, spec.with_runtime(self._lease_s / HEARTBEATS_PER_LEASE,
+                                                               self._max_image_pixels))
         self._dispatch()
         if reason := self._queue.held_back(job.id):
             self._emit(job.id, state=training_pb2.StateChange(state=training_pb2.QUEUED, reason=reason))
@@ -185,21 +205,21 @@ class JobManager:
             gpus = 1.0
         return self._backend.job_cpus(resources.cpus_per_worker, workers), gpus, workers
 
-    async def _run(self, job_id: str, spec: dict[str, Any]) -> None:
+    async def _run(self, job_id: str, spec: JobSpec) -> None:
         job = self.get(job_id)
         cpus, gpus, _ = self._ask(job)
         try:
             while True:
                 held = None  # a data-parallel run's placement group (its workers' CPUs and GPUs)
                 try:
-                    gen = self._backend.submit(job.kind, spec, cpus, gpus)
+                    gen = self._backend.submit(spec, cpus, gpus)
                     self._gens[job_id] = gen
                     running = False
                     # No lease while Ray is still waiting for resources: a queued job may wait indefinitely.
                     while (ev := await self._next_event(gen, self._lease_s if running else None)) is not None:
-                        running = running or ev["type"] == "started"
-                        if ev["type"] == "placement_group":
-                            held = ev["group"]
+                        running = running or isinstance(ev, Started)
+                        if isinstance(ev, PlacementGroupHeld):
+                            held = ev.group
                         elif await self._handle(job_id, ev):
                             return
                     self._set_state(job_id, training_pb2.FAILED, "the worker ended without a result")
@@ -238,10 +258,10 @@ class JobManager:
     def _is_lost(self, error: Exception) -> bool:
         return isinstance(error, LeaseExpired) or self._backend.is_worker_lost(error)
 
-    async def _next_event(self, gen: Any, lease_s: float | None) -> dict[str, Any] | None:
+    async def _next_event(self, gen: Any, lease_s: float | None) -> Message | None:
         """The worker's next event (None at its end); LeaseExpired when none comes within lease_s."""
 
-        async def next_event() -> dict[str, Any] | None:
+        async def next_event() -> Message | None:
             try:
                 ref = await gen.__anext__()
             except StopAsyncIteration:
@@ -253,64 +273,65 @@ class JobManager:
         except TimeoutError:
             raise LeaseExpired(f"no heartbeat for {lease_s:g} s") from None
 
-    async def _handle(self, job_id: str, ev: dict[str, Any]) -> bool:
-        """Apply one worker event; True once the job has reached a terminal state."""
-        kind = ev["type"]
-        if kind == "started":
-            job = self.get(job_id)
-            job.attempts += 1
-            job.started_at.CopyFrom(now_ts())
-            self._store.update_job(job)
-            self._set_state(job_id, training_pb2.RUNNING)
-            self._emit(job_id, log=training_pb2.LogMessage(
-                message=f"attempt {job.attempts}: worker pid {ev['pid']} on {ev['host']}"))
-        elif kind == "log":
-            self._emit(job_id, log=training_pb2.LogMessage(message=ev["message"]))
-        elif kind == "batch":
-            self._progress(job_id, ev)
-            self._emit(job_id, batch=training_pb2.BatchProgress(
-                phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], batch=ev["batch"],
-                batches=ev["batches"], loss=ev["loss"], lr=ev.get("lr", 0.0), momentum=ev.get("momentum", 0.0),
-                group_lrs=ev.get("group_lrs", [])))
-        elif kind == "epoch":
-            metrics = {k: float(v) for k, v in ev.items() if k not in EPOCH_FIELDS and isinstance(v, int | float)}
-            self._emit(job_id, epoch=training_pb2.EpochMetrics(
-                phase=ev["phase"], epoch=ev["epoch"], epochs=ev["epochs"], metrics=metrics,
-                seconds=ev.get("seconds", 0.0)))
-        elif kind == "checkpoint":
-            self._emit(job_id, checkpoint=training_pb2.CheckpointSaved(epoch=ev["epoch"], path=ev["path"]))
-        elif kind == "succeeded":
-            await self._succeed(job_id, ev)
-            return True
-        elif kind == "failed":
-            if ev.get("cancelled") or job_id in self._cancel_requested:
-                self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
-            else:
-                self._set_state(job_id, training_pb2.FAILED, ev["reason"])
-            return True
-        return False
+    async def _handle(self, job_id: str, ev: Event) -> bool:
+        """Store one worker event as the job's proto event; True once the job has reached a terminal state."""
+        match ev:
+            case Started(pid=pid, host=host):
+                job = self.get(job_id)
+                job.attempts += 1
+                job.started_at.CopyFrom(now_ts())
+                self._store.update_job(job)
+                self._set_state(job_id, training_pb2.RUNNING)
+                self._emit(job_id, log=training_pb2.LogMessage(
+                    message=f"attempt {job.attempts}: worker pid {pid} on {host}"))
+            case Log(message=message):
+                self._emit(job_id, log=training_pb2.LogMessage(message=message))
+            case Batch():
+                self._progress(job_id, ev)
+                self._emit(job_id, batch=training_pb2.BatchProgress(
+                    phase=ev.phase, epoch=ev.epoch, epochs=ev.epochs, batch=ev.batch, batches=ev.batches,
+                    loss=ev.loss, lr=ev.lr, momentum=ev.momentum, group_lrs=ev.group_lrs))
+            case Epoch():
+                self._emit(job_id, epoch=training_pb2.EpochMetrics(
+                    phase=ev.phase, epoch=ev.epoch, epochs=ev.epochs, metrics=ev.metrics, seconds=ev.seconds))
+            case Checkpoint(epoch=epoch, path=path):
+                self._emit(job_id, checkpoint=training_pb2.CheckpointSaved(epoch=epoch, path=path))
+            case Succeeded(result=result):
+                await self._succeed(job_id, result)
+                return True
+            case Failed(reason=reason, cancelled=cancelled):
+                if cancelled or job_id in self._cancel_requested:
+                    self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
+                else:
+                    self._set_state(job_id, training_pb2.FAILED, reason)
+                return True
+        return False  # a heartbeat: receiving it renewed the lease
 
-    async def _succeed(self, job_id: str, ev: dict[str, Any]) -> None:
+    async def _succeed(self, job_id: str, outcome: JobResult) -> None:
         job = self.get(job_id)
         result = job.result
-        if "lr_finder" in ev:
-            finder = ev["lr_finder"]
-            result.lr_finder.CopyFrom(training_pb2.LrFinderResult(
-                points=[training_pb2.LrPoint(lr=lr, loss=loss) for lr, loss in finder["points"]],
-                suggestions=finder["suggestions"], diverged=finder.get("diverged", False)))
-        if "chosen_lr" in ev:
-            result.chosen_lr = ev["chosen_lr"]
-        if "epochs_trained" in ev:
-            result.epochs_trained = ev["epochs_trained"]
+        if outcome.lr_finder is not None:
+            result.lr_finder.CopyFrom(_lr_finder(outcome.lr_finder))
+        if outcome.chosen_lr is not None:
+            result.chosen_lr = outcome.chosen_lr
+        result.epochs_trained = outcome.epochs_trained
         if job.kind == FINE_TUNE:
-            model = await self._registry.publish(job, ev["card"])
+            if outcome.card is None:
+                self._set_state(job_id, training_pb2.FAILED, "the fine-tune ended without a model card")
+                return
+            model = await self._registry.publish(job, outcome.card)
             result.model.CopyFrom(model.ref)
             result.metrics.update(model.metrics)
         self._store.update_job(job)
         self._set_state(job_id, training_pb2.SUCCEEDED)
 
-    def _progress(self, job_id: str, ev: dict[str, Any]) -> None:
+    def _progress(self, job_id: str, ev: Batch) -> None:
         job = self.get(job_id)
-        job.progress.CopyFrom(training_pb2.JobProgress(epoch=ev["epoch"], epochs=ev["epochs"], batch=ev["batch"],
-                                                       batches=ev["batches"], phase=ev["phase"]))
+        job.progress.CopyFrom(training_pb2.JobProgress(epoch=ev.epoch, epochs=ev.epochs, batch=ev.batch,
+                                                       batches=ev.batches, phase=ev.phase))
         self._store.update_job(job)
+
+
+def _lr_finder(finder: LrFinderResult) -> training_pb2.LrFinderResult:
+    return training_pb2.LrFinderResult(points=[training_pb2.LrPoint(lr=lr, loss=loss) for lr, loss in finder.points],
+                                       suggestions=finder.suggestions, diverged=finder.diverged)

@@ -15,28 +15,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from control.store import SCHEMA_VERSION, Store, now_ts
+from control.store import DEFAULT_TENANT, LAYOUT_VERSION, Store, now_ts
 from fineserve.v1 import common_pb2, models_pb2, training_pb2
-from service.errors import ApiError
-from service.tenancy import DEFAULT_TENANT
+from fineserve_common.card import CardSummary
+from fineserve_common.errors import FailedPrecondition
+from fineserve_common.tasks import task
 
 log = logging.getLogger(__name__)
 
 # Left in the model tree while the pre-tenancy layout is moved under models/default/ (see below).
 MIGRATION_MARKER = ".tenancy-migration"
-
-TASKS = {"image_classification": training_pb2.IMAGE_CLASSIFICATION,
-         "multi_label_classification": training_pb2.MULTI_LABEL_CLASSIFICATION,
-         "segmentation": training_pb2.SEGMENTATION,
-         "collaborative_filtering": training_pb2.COLLABORATIVE_FILTERING, "tabular": training_pb2.TABULAR,
-         "language_model": training_pb2.LANGUAGE_MODEL, "text_classification": training_pb2.TEXT_CLASSIFICATION}
-
-
-def describe_base(base: dict[str, Any]) -> str:
-    """"torchvision ResNet18_Weights.IMAGENET1K_V1 from <cache>", "stored model <dir>", ... as the engine saw it."""
-    return str(base.get("description") or base.get("kind", "unknown"))
 
 
 class Registry:
@@ -44,7 +32,7 @@ class Registry:
         self._store = store
         self.root = data_dir / "models"
         self.staging = data_dir / "staging"
-        if store.schema_version < SCHEMA_VERSION:
+        if store.schema_version < LAYOUT_VERSION:
             self.migrate_legacy_layout()
         self.root.mkdir(parents=True, exist_ok=True)
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -61,6 +49,7 @@ class Registry:
         name = job.request.model_name
         tenant = job.tenant or DEFAULT_TENANT
         staged = self.staging_dir(job.id)
+        summary = CardSummary.of(card)
         async with self._lock:
             version = self._store.next_model_version(name, tenant=tenant)
             final = self.root / tenant / name / str(version)
@@ -68,12 +57,11 @@ class Registry:
             os.rename(staged, final)
             model = models_pb2.Model(
                 ref=common_pb2.ModelRef(name=name, version=version),
-                task=TASKS[card["task"]],
-                arch=card.get("arch", ""),
-                classes=card.get("classes", []),
-                base=describe_base(card.get("base", {})),
-                metrics={k: float(v) for k, v in card.get("metrics", {}).items()
-                         if isinstance(v, int | float)},
+                task=training_pb2.Task.Value(task(summary.task).enum),
+                arch=summary.arch,
+                classes=summary.classes,
+                base=summary.base,
+                metrics=summary.metrics,
                 job_id=job.id,
                 dataset_id=job.request.dataset_id,
                 created_at=now_ts(),
@@ -99,7 +87,7 @@ class Registry:
         real = Path(path).resolve()
         root = self.root.resolve()
         if root not in real.parents:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "the model's files are not in the model store")
+            raise FailedPrecondition("the model's files are not in the model store")
         return real.relative_to(root).as_posix()
 
     def migrate_legacy_layout(self) -> None:

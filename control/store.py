@@ -9,8 +9,10 @@ found. Job-by-id reads without a tenant (get_job, update_job, events) are for th
 bookkeeping; servicers use the tenant-scoped view (for_tenant) instead.
 
 Schema versions (PRAGMA user_version): 0 = before tenancy (no tenant columns); 1 = tenant columns, model
-files still at models/<name>/<version>; 2 = model files at models/<tenant>/<name>/<version>. An older data
-directory is migrated in place on open (1) and by the registry (2); see Registry.migrate_legacy_layout.
+files still at models/<name>/<version>; 2 = model files at models/<tenant>/<name>/<version>; 3 = each job keeps
+the JobSpec it was created with (the spec column, JSON), so a re-queue never rebuilds it. An older data
+directory is migrated in place on open (1, the spec column) and by the registry (the files; see
+Registry.migrate_legacy_layout). Jobs stored before version 3 have no spec.
 """
 
 from __future__ import annotations
@@ -21,23 +23,28 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import grpc
+from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
-from service.errors import ApiError
-from service.tenancy import DEFAULT_TENANT
+from fineserve_common.errors import ResourceExhausted
+from fineserve_common.spec import JobSpec
 
-SCHEMA_VERSION = 2
+DEFAULT_TENANT = "default"
+"""The tenant of rows written before tenancy and of every caller of an open (keyless) service."""
+SCHEMA_VERSION = 3
+LAYOUT_VERSION = 2
+"""The first version with model files at models/<tenant>/<name>/<version>: the registry moves older trees."""
 TABLES = """
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY, created REAL NOT NULL, layout INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
   tenant TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, created REAL NOT NULL, state INTEGER NOT NULL, model_name TEXT NOT NULL,
-  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, request_id));
+  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', spec TEXT,
+  UNIQUE (tenant, request_id));
 CREATE TABLE IF NOT EXISTS events (
   job_id TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (job_id, seq));
 CREATE TABLE IF NOT EXISTS models (
@@ -68,6 +75,7 @@ MIGRATE_0_TO_1 = [
     "ALTER TABLE models_v1 RENAME TO models",
 ]
 ACTIVE = (training_pb2.QUEUED, training_pb2.RUNNING)
+Message = TypeVar("Message", bound=ProtoMessage)
 
 
 def now_ts() -> Timestamp:
@@ -126,17 +134,21 @@ class Store:
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             return
         db.executescript(TABLES)  # tables a previous version had not created yet
-        if version == 0:
-            columns = {r[1] for r in db.execute("PRAGMA table_info(datasets)")}
-            db.execute("BEGIN IMMEDIATE")
-            try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if version == 0:
+                columns = {r[1] for r in db.execute("PRAGMA table_info(datasets)")}
                 for sql in MIGRATE_0_TO_1 if "tenant" not in columns else []:
                     db.execute(sql)
                 db.execute("PRAGMA user_version=1")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            if "spec" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
+                db.execute("ALTER TABLE jobs ADD COLUMN spec TEXT")
+            if version == LAYOUT_VERSION:  # else the registry's file move, still to come, records version 3
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         db.executescript(INDEXES)
 
     @property
@@ -179,20 +191,24 @@ class Store:
                                    (ds_id, tenant)).fetchone()
         return (_owned(datasets_pb2.Dataset.FromString(row[0]), row[2]), row[1]) if row else None
 
-    def list_datasets(self, layout: int, offset: int, limit: int, *, tenant: str) -> list[datasets_pb2.Dataset]:
-        sql = ("SELECT body, tenant FROM datasets WHERE tenant=? AND (?=0 OR layout=?) "
-               "ORDER BY created DESC, id LIMIT ? OFFSET ?")
+    def _owned_rows(self, message: type[Message], sql: str, args: tuple[object, ...]) -> list[Message]:
+        """The (body, tenant) rows sql selects, as messages that name their tenant."""
         with self._lock:
-            rows = self._db.execute(sql, (tenant, layout, layout, limit, offset)).fetchall()
-        return [_owned(datasets_pb2.Dataset.FromString(r[0]), r[1]) for r in rows]
+            rows = self._db.execute(sql, args).fetchall()
+        return [_owned(message.FromString(r[0]), r[1]) for r in rows]
+
+    def list_datasets(self, layout: int, offset: int, limit: int, *, tenant: str) -> list[datasets_pb2.Dataset]:
+        return self._owned_rows(datasets_pb2.Dataset, "SELECT body, tenant FROM datasets WHERE tenant=? AND "
+                                "(?=0 OR layout=?) ORDER BY created DESC, id LIMIT ? OFFSET ?",
+                                (tenant, layout, layout, limit, offset))
 
     def delete_dataset(self, ds_id: str, *, tenant: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM datasets WHERE id=? AND tenant=?", (ds_id, tenant))
 
     # jobs
-    def put_job(self, job: training_pb2.Job, request_id: str | None) -> training_pb2.Job:
-        """Insert a job; with a request_id the tenant already used, return that job instead."""
+    def put_job(self, job: training_pb2.Job, request_id: str | None, spec: JobSpec | None = None) -> training_pb2.Job:
+        """Insert a job with the spec it runs; with a request_id the tenant already used, return that job instead."""
         tenant = job.tenant or DEFAULT_TENANT
         with self._tx() as db:
             if request_id:
@@ -204,14 +220,13 @@ class Store:
                 (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
                                        (tenant, *ACTIVE)).fetchone()
                 if active >= self.max_active_jobs:
-                    raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"tenant {tenant!r} already has {active} queued or running job(s): "
-                                   f"max_concurrent_jobs_per_tenant={self.max_active_jobs}; wait for one to "
-                                   "finish or cancel one")
-            db.execute("INSERT INTO jobs (id, created, state, model_name, request_id, body, tenant) "
-                       "VALUES (?,?,?,?,?,?,?)",
+                    raise ResourceExhausted(f"tenant {tenant!r} already has {active} queued or running job(s): "
+                                            f"max_concurrent_jobs_per_tenant={self.max_active_jobs}; wait for one "
+                                            "to finish or cancel one")
+            db.execute("INSERT INTO jobs (id, created, state, model_name, request_id, body, tenant, spec) "
+                       "VALUES (?,?,?,?,?,?,?,?)",
                        (job.id, time.time(), job.state, job.request.model_name, request_id or None,
-                        job.SerializeToString(), tenant))
+                        job.SerializeToString(), tenant, spec.to_json() if spec is not None else None))
             return _job(db, db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job.id,)).fetchone())
 
     def update_job(self, job: training_pb2.Job) -> None:
@@ -223,6 +238,12 @@ class Store:
         with self._lock:
             row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
             return _job(self._db, row) if row else None
+
+    def job_spec(self, job_id: str) -> JobSpec | None:
+        """The spec the job was created with; None for a job stored before specs were (schema < 3)."""
+        with self._lock:
+            row = self._db.execute("SELECT spec FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return JobSpec.from_json(row[0]) if row and row[0] else None
 
     def get_tenant_job(self, job_id: str, *, tenant: str) -> training_pb2.Job | None:
         with self._lock:
@@ -301,11 +322,9 @@ class Store:
         return None
 
     def list_models(self, name: str, offset: int, limit: int, *, tenant: str) -> list[models_pb2.Model]:
-        sql = ("SELECT body, tenant FROM models WHERE tenant=? AND (?='' OR name=?) "
-               "ORDER BY name, version DESC LIMIT ? OFFSET ?")
-        with self._lock:
-            rows = self._db.execute(sql, (tenant, name, name, limit, offset)).fetchall()
-        return [_owned(models_pb2.Model.FromString(r[0]), r[1]) for r in rows]
+        return self._owned_rows(models_pb2.Model, "SELECT body, tenant FROM models WHERE tenant=? AND "
+                                "(?='' OR name=?) ORDER BY name, version DESC LIMIT ? OFFSET ?",
+                                (tenant, name, name, limit, offset))
 
     def delete_models(self, name: str, version: int, *, tenant: str) -> list[tuple[int, str]]:
         """Delete one version (or all with version 0); returns (version, path) of each deleted row."""
@@ -317,7 +336,7 @@ class Store:
         self._models_changed()
         return [(int(v), p) for v, p in rows]
 
-    # the version 1 -> 2 migration of the model files (driven by the registry)
+    # the version 1 -> 2 (-> 3) migration of the model files (driven by the registry)
     def model_paths(self) -> list[tuple[str, str, int, str]]:
         """(tenant, name, version, path) of every model."""
         with self._lock:
@@ -325,7 +344,8 @@ class Store:
         return [(t, n, int(v), p) for t, n, v, p in rows]
 
     def finish_layout_migration(self, moved: list[tuple[str, str, int, str]]) -> None:
-        """Record the models' new paths and schema version 2 in one transaction."""
+        """Record the models' new paths and the schema version in one transaction (the spec column is there
+        since the store opened)."""
         with self._tx() as db:
             for tenant, name, version, path in moved:
                 db.execute("UPDATE models SET path=? WHERE tenant=? AND name=? AND version=?",

@@ -22,15 +22,18 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from fineserve_common.errors import InvalidArgument
 from service.config import Limits
 
 
-class ArchiveError(ValueError):
-    """The archive is malformed or unsafe (INVALID_ARGUMENT)."""
+class ArchiveError(InvalidArgument):
+    """The archive is malformed or unsafe."""
 
 
 class ArchiveTooLarge(ArchiveError):
-    """The archive exceeds a configured limit (RESOURCE_EXHAUSTED)."""
+    """The archive exceeds a configured limit: still an ArchiveError to its callers, a limit to the caller."""
+
+    status = "RESOURCE_EXHAUSTED"
 
 
 # (name, is_dir, opener) for each member; opener is None for directories.

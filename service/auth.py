@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fineserve_common.errors import FineserveError
 from service.tenancy import TENANT_NAME
 
 log = logging.getLogger(__name__)
@@ -116,8 +117,11 @@ class Identity:
     key_id: str  # fingerprint of the key used; "" in open mode
 
 
-class AuthError(Exception):
-    """Missing or unknown credentials (UNAUTHENTICATED)."""
+class AuthError(FineserveError):
+    """Missing or unknown credentials; only the interceptor raises it, so the status lives here, not in
+    fineserve_common."""
+
+    status = "UNAUTHENTICATED"
 
 
 class KeyStore:

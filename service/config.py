@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -14,45 +14,45 @@ class Limits:
 
     max_upload_bytes: int = 2 << 30
     max_extracted_bytes: int = 8 << 30
-    # Entries (files and directories) of an uploaded archive.
     max_archive_files: int = 200_000
-    # Zip bombs: an entry's (or the whole archive's) expanded size over its compressed size; checked on the
-    # declared sizes before extraction and on the bytes actually written, past the first MiB.
+    """Entries (files and directories) of an uploaded archive."""
     max_archive_ratio: float = 200.0
+    """Zip bombs: an entry's (or the whole archive's) expanded size over its compressed size; checked on the
+    declared sizes before extraction and on the bytes actually written, past the first MiB."""
     max_images_per_request: int = 64
     max_message_bytes: int = 64 << 20
-    # Decompression bombs: width * height of one image, read from its header before any pixel is decoded.
     max_image_pixels: int = 50_000_000
-    # Texts (PredictText and other text inputs): characters per text and texts per request.
+    """Decompression bombs: width * height of one image, read from its header before any pixel is decoded."""
     max_text_chars: int = 100_000
+    """Texts (PredictText and other text inputs): characters per text and texts per request."""
     max_texts_per_request: int = 256
-    # Jobs of one tenant that may be QUEUED or RUNNING at once (CreateFineTuneJob + FindLearningRate).
     max_concurrent_jobs_per_tenant: int = 8
+    """Jobs of one tenant that may be QUEUED or RUNNING at once (CreateFineTuneJob + FindLearningRate)."""
 
 
 @dataclass(frozen=True)
 class ServingConfig:
     """How the Ray Serve deployment of the inference replicas is shaped (see README: Serving at scale)."""
 
-    # Images one forward pass may hold, merged across callers; a request with more is split into passes.
     max_batch_size: int = 32
-    # How long a replica waits for more callers to fill a batch once the first arrived; 0 still batches the
-    # calls that queue while a pass runs (worker/pass_merging.py).
+    """Images one forward pass may hold, merged across callers; a request with more is split into passes."""
     batch_wait_s: float = 0.0
-    # Requests one replica works on at once (batches form from these); more wait in the caller's queue.
+    """How long a replica waits for more callers to fill a batch once the first arrived; 0 still batches the calls
+    that queue while a pass runs (worker/pass_merging.py)."""
     max_ongoing_requests: int = 64
-    # Requests the front door queues for the replicas; past it calls fail fast with RESOURCE_EXHAUSTED.
+    """Requests one replica works on at once (batches form from these); more wait in the caller's queue."""
     max_queued_requests: int = 256
-    # Replica count: fixed when min == max, else Ray Serve's autoscaler keeps about target_ongoing_requests
-    # in flight per replica.
+    """Requests the front door queues for the replicas; past it calls fail fast with RESOURCE_EXHAUSTED."""
     min_replicas: int = 1
+    """Replica count: fixed when min == max, else Ray Serve's autoscaler keeps about target_ongoing_requests in
+    flight per replica."""
     max_replicas: int = 1
     target_ongoing_requests: float = 16.0
-    # What one replica asks Ray for: CPUs and (fractional) GPUs; 0 CPUs lets it share a node with jobs.
     replica_cpus: float = 0.0
+    """What one replica asks Ray for: CPUs and (fractional) GPUs; 0 CPUs lets it share a node with jobs."""
     replica_gpus: float = 0.0
-    # Inference precision: fp32 | bf16 | fp16 (GPU) | auto, as for training.
     precision: str = "fp32"
+    """Inference precision: fp32 | bf16 | fp16 (GPU) | auto, as for training."""
 
 
 @dataclass(frozen=True)
@@ -60,42 +60,42 @@ class Settings:
     port: int = 50051
     host: str = "0.0.0.0"
     data_dir: Path = Path("fineserve-data")
-    # Empty: start a local Ray instance (the embedded default); otherwise e.g. "ray://head:10001" or "auto".
     ray_address: str = ""
-    # Directories RegisterDataset and weights_file may point into.
+    """Empty: start a local Ray instance (the embedded default); otherwise e.g. "ray://head:10001" or "auto"."""
     allowed_roots: tuple[Path, ...] = ()
-    # CPUs a job asks Ray for when the request does not say; 0 = every CPU of a local Ray.
+    """Directories RegisterDataset and weights_file may point into."""
     job_cpus: float = 0.0
-    # CPUs for a local Ray instance; 0 = all of this machine's.
+    """CPUs a job asks Ray for when the request does not say; 0 = every CPU of a local Ray."""
     local_ray_cpus: int = 0
-    # Jobs handed to Ray at once, in all and per tenant (0 = no cap: Ray's resources alone decide); the rest
-    # wait in QUEUED, in order, with their queue position visible.
+    """CPUs for a local Ray instance; 0 = all of this machine's."""
     max_running_jobs: int = 0
+    """Jobs handed to Ray at once, in all and per tenant (0 = no cap: Ray's resources alone decide); the rest wait
+    in QUEUED, in order, with their queue position visible."""
     max_running_jobs_per_tenant: int = 4
-    # A running job whose worker sends nothing (workers send heartbeats) for this long is treated as lost:
-    # its worker is killed and the job resumes from its last checkpoint.
     job_lease_seconds: float = 120.0
-    # Models each serving replica keeps loaded (LRU).
+    """A running job whose worker sends nothing (workers send heartbeats) for this long is treated as lost: its
+    worker is killed and the job resumes from its last checkpoint."""
     models_per_replica: int = 4
+    """Models each serving replica keeps loaded (LRU)."""
     serving: ServingConfig = field(default_factory=ServingConfig)
-    # Prometheus metrics port of the front door: None = off, 0 = pick a free one (logged).
     metrics_port: int | None = None
+    """Prometheus metrics port of the front door: None = off, 0 = pick a free one (logged)."""
     grace_seconds: float = 20.0
-    # A client connection older than this is asked to close (HTTP/2 GOAWAY) once it has been open this long; the
-    # client reconnects, so a Kubernetes Service spreads clients over front doors added since (gRPC keeps one
-    # connection per client, and a Service balances connections, not calls). Calls in flight on it, long
-    # WatchJob streams included, run to their end. 0 = never.
     max_connection_age_s: float = 300.0
+    """A client connection older than this is asked to close (HTTP/2 GOAWAY) once it has been open this long; the
+    client reconnects, so a Kubernetes Service spreads clients over front doors added since (gRPC keeps one
+    connection per client, and a Service balances connections, not calls). Calls in flight on it, long WatchJob
+    streams included, run to their end. 0 = never."""
     limits: Limits = field(default_factory=Limits)
-    # JSON/YAML file of tenant -> sha256 key hashes (service/auth.py); None = open mode, tenant "default".
     api_keys_file: Path | None = None
-    # TLS: server certificate chain and key (PEM); with tls_client_ca, clients must present a certificate
-    # signed by that CA (mutual TLS).
+    """JSON/YAML file of tenant -> sha256 key hashes (service/auth.py); None = open mode, tenant "default"."""
     tls_cert: Path | None = None
+    """TLS: server certificate chain and key (PEM); with tls_client_ca, clients must present a certificate signed
+    by that CA (mutual TLS)."""
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
-    # Audit log destination: "-" = stderr, else a file (appended).
     audit_log: str = "-"
+    """Audit log destination: "-" = stderr, else a file (appended)."""
 
 
 def _env(name: str, default: str) -> str:
@@ -104,7 +104,6 @@ def _env(name: str, default: str) -> str:
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
     d = Settings()
-    lim = Limits()
     p = argparse.ArgumentParser(prog="fineserve-server", description="fineserve gRPC front door")
     p.add_argument("--host", default=_env("HOST", d.host))
     p.add_argument("--port", type=int, default=int(_env("PORT", str(d.port))), help="0 = pick a free port")
@@ -132,24 +131,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     p.add_argument("--max-connection-age-s", type=float,
                    default=float(_env("MAX_CONNECTION_AGE_S", str(d.max_connection_age_s))),
                    help="ask clients to reconnect after this long, so new front doors get their share (0 = never)")
-    p.add_argument("--max-upload-bytes", type=int, default=int(_env("MAX_UPLOAD_BYTES", str(lim.max_upload_bytes))))
-    p.add_argument("--max-extracted-bytes", type=int,
-                   default=int(_env("MAX_EXTRACTED_BYTES", str(lim.max_extracted_bytes))))
-    p.add_argument("--max-archive-files", type=int,
-                   default=int(_env("MAX_ARCHIVE_FILES", str(lim.max_archive_files))))
-    p.add_argument("--max-images-per-request", type=int,
-                   default=int(_env("MAX_IMAGES_PER_REQUEST", str(lim.max_images_per_request))))
-    p.add_argument("--max-message-bytes", type=int,
-                   default=int(_env("MAX_MESSAGE_BYTES", str(lim.max_message_bytes))))
-    p.add_argument("--max-archive-ratio", type=float,
-                   default=float(_env("MAX_ARCHIVE_RATIO", str(lim.max_archive_ratio))))
-    p.add_argument("--max-image-pixels", type=int,
-                   default=int(_env("MAX_IMAGE_PIXELS", str(lim.max_image_pixels))))
-    p.add_argument("--max-text-chars", type=int, default=int(_env("MAX_TEXT_CHARS", str(lim.max_text_chars))))
-    p.add_argument("--max-texts-per-request", type=int,
-                   default=int(_env("MAX_TEXTS_PER_REQUEST", str(lim.max_texts_per_request))))
-    p.add_argument("--max-concurrent-jobs-per-tenant", type=int,
-                   default=int(_env("MAX_CONCURRENT_JOBS_PER_TENANT", str(lim.max_concurrent_jobs_per_tenant))))
+    _limit_flags(p)
     p.add_argument("--api-keys-file", type=Path, default=_path_env("API_KEYS_FILE"),
                    help="tenant -> API key hashes (python -m service.keys add); unset = open, tenant 'default'")
     p.add_argument("--tls-cert", type=Path, default=_path_env("TLS_CERT"), help="server certificate chain (PEM)")
@@ -163,13 +145,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         p.error("--tls-cert and --tls-key go together")
     if a.tls_client_ca is not None and a.tls_cert is None:
         p.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
-    for name in ("max_upload_bytes", "max_extracted_bytes", "max_archive_files", "max_images_per_request",
-                 "max_message_bytes", "max_image_pixels", "max_text_chars", "max_texts_per_request",
-                 "max_concurrent_jobs_per_tenant"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not a.max_archive_ratio >= 1:
-        p.error("--max-archive-ratio must be at least 1")
+    limits = _limits(p, a)
     if a.max_running_jobs < 0 or a.max_running_jobs_per_tenant < 0:
         p.error("--max-running-jobs and --max-running-jobs-per-tenant must be >= 0 (0 = no cap)")
     if not a.job_lease_seconds >= 1:
@@ -196,18 +172,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         metrics_port=a.metrics_port,
         grace_seconds=a.grace_seconds,
         max_connection_age_s=a.max_connection_age_s,
-        limits=Limits(
-            max_upload_bytes=a.max_upload_bytes,
-            max_extracted_bytes=a.max_extracted_bytes,
-            max_archive_files=a.max_archive_files,
-            max_images_per_request=a.max_images_per_request,
-            max_message_bytes=a.max_message_bytes,
-            max_archive_ratio=a.max_archive_ratio,
-            max_image_pixels=a.max_image_pixels,
-            max_text_chars=a.max_text_chars,
-            max_texts_per_request=a.max_texts_per_request,
-            max_concurrent_jobs_per_tenant=a.max_concurrent_jobs_per_tenant,
-        ),
+        limits=limits,
         api_keys_file=_resolved(a.api_keys_file),
         tls_cert=_resolved(a.tls_cert),
         tls_key=_resolved(a.tls_key),
@@ -251,6 +216,23 @@ def _serving_config(p: argparse.ArgumentParser, a: argparse.Namespace) -> Servin
     if c.precision not in ("fp32", "bf16", "fp16", "auto"):
         p.error("--serve-precision must be fp32, bf16, fp16 or auto")
     return c
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    """--max-* flags, env FINESERVE_MAX_*, for every Limits field (each named max_*)."""
+    d = Limits()
+    for f in fields(Limits):
+        kind = type(getattr(d, f.name))
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind,
+                       default=kind(_env(f.name.upper(), str(getattr(d, f.name)))))
+
+
+def _limits(p: argparse.ArgumentParser, a: argparse.Namespace) -> Limits:
+    limits = Limits(**{f.name: getattr(a, f.name) for f in fields(Limits)})
+    for f in fields(Limits):
+        if not getattr(limits, f.name) >= 1:
+            p.error(f"--{f.name.replace('_', '-')} must be at least 1")
+    return limits
 
 
 def _int_or_none(value: str) -> int | None:

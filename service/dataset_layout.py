@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
+from fineserve_common.errors import InvalidArgument
 from service.table_layouts import CSV_LAYOUTS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -13,8 +14,8 @@ TRAIN_NAMES = ("train",)
 VALID_NAMES = ("valid", "val")
 
 
-class LayoutError(ValueError):
-    """The files do not match the declared layout (INVALID_ARGUMENT)."""
+class LayoutError(InvalidArgument):
+    """The files do not match the declared layout."""
 
 
 def _class_counts(folder: Path) -> dict[str, int]:

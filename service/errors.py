@@ -1,4 +1,4 @@
-"""One exception for every refusal the API makes, turned into a gRPC status at the servicer boundary."""
+"""The servicer boundary: fineserve_common's errors, raised anywhere below it, become gRPC statuses here only."""
 
 from __future__ import annotations
 
@@ -11,46 +11,28 @@ from typing import Any
 
 import grpc
 
+from fineserve_common.errors import FineserveError, from_status
 from service.metrics import observe
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __reduce__(self) -> tuple[type[ApiError], tuple[grpc.StatusCode, str]]:
-        """Picklable, so that one raised in the job coordinator actor reaches the front door intact."""
-        return ApiError, (self.code, self.message)
-
-
-def invalid(message: str) -> ApiError:
-    return ApiError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError(grpc.StatusCode.NOT_FOUND, message)
-
-
 def replica_answer(answer: dict[str, Any]) -> dict[str, Any]:
-    """A serving replica's answer, or its {"error": {code, message}} raised as the gRPC status it names."""
+    """A serving replica's answer, or its {"error": {code, message}} raised as the error its status names."""
     if "error" in answer:
-        raise ApiError(grpc.StatusCode[answer["error"]["code"]], answer["error"]["message"])
+        raise from_status(answer["error"]["code"], answer["error"]["message"])
     return answer
 
 
-def unimplemented(what: str, issue: str) -> ApiError:
-    return ApiError(grpc.StatusCode.UNIMPLEMENTED,
-                    f"{what} is not implemented yet (planned: {issue}); see the README for what works")
+def status_code(error: FineserveError) -> grpc.StatusCode:
+    """The gRPC code of an error's status name (UNKNOWN for a name gRPC does not have)."""
+    return grpc.StatusCode.__members__.get(error.status, grpc.StatusCode.UNKNOWN)
 
 
 def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Servicer method wrapper: ApiError -> its status; the caller's deadline passed -> DEADLINE_EXCEEDED (the
-    work is cancelled, replica calls included); anything unexpected -> INTERNAL, logged. Every call is counted
-    in the metrics by status code, with its latency."""
+    """Servicer method wrapper: a FineserveError -> the status it names; the caller's deadline passed ->
+    DEADLINE_EXCEEDED (the work is cancelled, replica calls included); anything unexpected -> INTERNAL, logged.
+    Every call is counted in the metrics by status code, with its latency."""
 
     @functools.wraps(method)
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -59,9 +41,9 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             async with asyncio.timeout(context.time_remaining()):
                 return await method(self, request, context)
-        except ApiError as e:
-            code = e.code
-            await context.abort(e.code, e.message)
+        except FineserveError as e:
+            code = status_code(e)
+            await context.abort(code, e.message)
         except TimeoutError:
             if not _deadline_passed(context):
                 code = grpc.StatusCode.INTERNAL  # a timeout of our own, not the caller's deadline
@@ -98,8 +80,8 @@ def rpc_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Async
         try:
             async for item in method(self, request, context):
                 yield item
-        except ApiError as e:
-            await context.abort(e.code, e.message)
+        except FineserveError as e:
+            await context.abort(status_code(e), e.message)
         except grpc.aio.AbortError:
             raise
         except Exception:

@@ -12,12 +12,11 @@ import io
 import warnings
 from collections.abc import Sequence
 
-import grpc
 from PIL import Image
 
 from fineserve.v1 import common_pb2
+from fineserve_common.errors import InvalidArgument, ResourceExhausted
 from service.config import Limits
-from service.errors import ApiError, invalid
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 
@@ -29,7 +28,7 @@ def set_pixel_limit(max_pixels: int) -> None:
 
 def check_header(data: bytes, index: int, max_pixels: int) -> None:
     if not data:
-        raise invalid(f"image {index} has no data")
+        raise InvalidArgument(f"image {index} has no data")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -38,33 +37,31 @@ def check_header(data: bytes, index: int, max_pixels: int) -> None:
     except Image.DecompressionBombError:
         width = height = -1
     except Exception as e:  # PIL signals malformed input with many exception types
-        raise invalid(f"image {index}: cannot decode image ({', '.join(FORMATS)} expected): {e}") from e
+        raise InvalidArgument(f"image {index}: cannot decode image ({', '.join(FORMATS)} expected): {e}") from e
     if width < 0 or width * height > max_pixels:
         size = "its size" if width < 0 else f"{width}x{height} = {width * height} pixels"
-        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f"image {index}: {size} is over max_image_pixels={max_pixels}")
+        raise ResourceExhausted(f"image {index}: {size} is over max_image_pixels={max_pixels}")
+
+
+def _check_count(count: int, limit: int, noun: str) -> None:
+    """At least one and at most max_<noun>s_per_request inputs of a request."""
+    if not count:
+        raise InvalidArgument(f"{noun}s is empty: send at least one {noun}")
+    if count > limit:
+        raise ResourceExhausted(f"{count} {noun}s exceed max_{noun}s_per_request={limit}")
 
 
 def check_images(images: Sequence[common_pb2.Image], limits: Limits) -> None:
     """Count, presence and header of every image of a request (RESOURCE_EXHAUSTED / INVALID_ARGUMENT)."""
-    if not images:
-        raise invalid("images is empty: send at least one image")
-    if len(images) > limits.max_images_per_request:
-        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f"{len(images)} images exceed max_images_per_request={limits.max_images_per_request}")
+    _check_count(len(images), limits.max_images_per_request, "image")
     for i, image in enumerate(images):
         check_header(image.data, i, limits.max_image_pixels)
 
 
 def check_texts(texts: Sequence[str], limits: Limits) -> None:
-    if not texts:
-        raise invalid("texts is empty: send at least one text")
-    if len(texts) > limits.max_texts_per_request:
-        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f"{len(texts)} texts exceed max_texts_per_request={limits.max_texts_per_request}")
+    _check_count(len(texts), limits.max_texts_per_request, "text")
     for i, text in enumerate(texts):
         if len(text) > limits.max_text_chars:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"text {i} has {len(text)} characters, over max_text_chars={limits.max_text_chars}")
+            raise ResourceExhausted(f"text {i} has {len(text)} characters, over max_text_chars={limits.max_text_chars}")
         if not text.strip():
-            raise invalid(f"text {i} is empty")
+            raise InvalidArgument(f"text {i} is empty")

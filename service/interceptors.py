@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from fineserve_common.errors import FineserveError, InvalidArgument
 from service import audit
-from service.auth import AuthError, Identity, KeyStore
-from service.errors import ApiError
+from service.auth import Identity, KeyStore
+from service.errors import status_code
 from service.tenancy import reset_tenant, set_tenant
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
@@ -47,7 +48,7 @@ def unknown_enum(message: Message, prefix: str = "") -> str | None:
 def _check_enums(message: Any) -> None:
     if isinstance(message, Message) and (bad := unknown_enum(message)):
         field, _, value = bad.rpartition("=")
-        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"{field} has an unknown enum value {value}")
+        raise InvalidArgument(f"{field} has an unknown enum value {value}")
 
 
 def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
@@ -103,21 +104,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 break
         return self._wrap(handler, method, authorization)
 
-    def _identity(self, call: _Call, authorization: str | None) -> Identity:
-        try:
-            call.identity = self._keys.authenticate(authorization)
-        except AuthError as e:
-            raise ApiError(grpc.StatusCode.UNAUTHENTICATED, str(e)) from None
-        return call.identity
-
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str, authorization: str | None) -> grpc.RpcMethodHandler:
-        identity = self._identity
+        keys = self._keys
 
-        async def refuse(call: _Call, e: ApiError) -> None:
-            call.context.set_code(e.code)
+        async def refuse(call: _Call, e: FineserveError) -> None:
+            code = status_code(e)
+            call.context.set_code(code)
             call.context.set_details(e.message)
-            call.finish(e.code.name)
-            await call.context.abort(e.code, e.message)
+            call.finish(code.name)
+            await call.context.abort(code, e.message)
+
+        async def admit(call: _Call, request: Any = None) -> object | None:
+            """The tenant token of an authenticated call whose enums are known; None once it is refused."""
+            call.request = request
+            try:
+                call.identity = keys.authenticate(authorization)
+                _check_enums(request)
+            except FineserveError as e:
+                await refuse(call, e)
+                return None
+            return set_tenant(call.identity.tenant)
 
         async def run(call: _Call, work: Callable[[], Awaitable[Any]]) -> Any:
             try:
@@ -142,14 +148,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _Call(method, context)
-            call.request = request
-            try:
-                ident = identity(call, authorization)
-                _check_enums(request)
-            except ApiError as e:
-                await refuse(call, e)
+            if (token := await admit(call, request)) is None:
                 return None
-            token = set_tenant(ident.tenant)
             try:
                 return await run(call, lambda: handler.unary_unary(request, context))
             finally:
@@ -157,19 +157,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
             call = _Call(method, context)
-            try:
-                ident = identity(call, authorization)
-            except ApiError as e:
-                await refuse(call, e)
+            if (token := await admit(call)) is None:
                 return None
 
             async def work() -> Any:
                 try:
                     return await handler.stream_unary(checked_stream(call, requests), context)
-                except ApiError as e:
+                except FineserveError as e:
                     await refuse(call, e)
 
-            token = set_tenant(ident.tenant)
             try:
                 return await run(call, work)
             finally:
@@ -177,14 +173,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(method, context)
-            call.request = request
-            try:
-                ident = identity(call, authorization)
-                _check_enums(request)
-            except ApiError as e:
-                await refuse(call, e)
+            if (token := await admit(call, request)) is None:
                 return
-            token = set_tenant(ident.tenant)
             try:
                 async for item in handler.unary_stream(request, context):
                     yield item
@@ -197,12 +187,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(method, context)
-            try:
-                ident = identity(call, authorization)
-            except ApiError as e:
-                await refuse(call, e)
+            if (token := await admit(call)) is None:
                 return
-            token = set_tenant(ident.tenant)
             try:
                 async for item in handler.stream_stream(checked_stream(call, requests), context):
                     yield item

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from service.errors import invalid
+from fineserve_common.errors import InvalidArgument
 
 MAX_PATH_CHARS = 4096
 
@@ -18,30 +18,30 @@ def _inside(real: Path, roots: tuple[Path, ...]) -> bool:
 def resolve_under_roots(uri: str, roots: tuple[Path, ...], field: str) -> Path:
     """Resolve symlinks and `..` first, then require the real path to lie inside an allowed root."""
     if not uri:
-        raise invalid(f"{field} is required")
+        raise InvalidArgument(f"{field} is required")
     if len(uri) > MAX_PATH_CHARS or "\x00" in uri:
-        raise invalid(f"{field} is not a usable path (NUL byte or longer than {MAX_PATH_CHARS} characters)")
+        raise InvalidArgument(f"{field} is not a usable path (NUL byte or longer than {MAX_PATH_CHARS} characters)")
     if uri.startswith("file://"):
         parsed = urlparse(uri)
         if parsed.netloc not in ("", "localhost"):
-            raise invalid(f"{field} {uri!r} names another host; only local paths are accepted")
+            raise InvalidArgument(f"{field} {uri!r} names another host; only local paths are accepted")
         raw = unquote(parsed.path)
         if "\x00" in raw:
-            raise invalid(f"{field} is not a usable path (NUL byte)")
+            raise InvalidArgument(f"{field} is not a usable path (NUL byte)")
     else:
         raw = uri
     if not raw.startswith("/"):
-        raise invalid(f"{field} must be an absolute path or file:// URI, got {uri!r}")
+        raise InvalidArgument(f"{field} must be an absolute path or file:// URI, got {uri!r}")
     try:
         real = Path(raw).resolve()
         exists = real.exists()
     except (OSError, RuntimeError, ValueError) as e:  # name too long, symlink loop, ...
-        raise invalid(f"{field} {uri!r} cannot be resolved: {e}") from e
+        raise InvalidArgument(f"{field} {uri!r} cannot be resolved: {e}") from e
     if not _inside(real, roots):
         allowed = ", ".join(map(str, roots)) or "none configured (--allowed-root)"
-        raise invalid(f"{field} {uri!r} is outside the allowed roots ({allowed})")
+        raise InvalidArgument(f"{field} {uri!r} is outside the allowed roots ({allowed})")
     if not exists:
-        raise invalid(f"{field} {uri!r} does not exist")
+        raise InvalidArgument(f"{field} {uri!r} does not exist")
     return real
 
 
@@ -59,7 +59,7 @@ def check_links_inside(folder: Path, roots: tuple[Path, ...], field: str) -> Non
             try:
                 target = path.resolve(strict=True)
             except (OSError, RuntimeError) as e:
-                raise invalid(f"{field}: {path.relative_to(folder)} is a broken or looping link: {e}") from e
+                raise InvalidArgument(f"{field}: {path.relative_to(folder)} is a broken or looping link: {e}") from e
             if not _inside(target, roots):
-                raise invalid(f"{field}: {path.relative_to(folder)} is a symbolic link to {target}, "
-                              "outside the allowed roots")
+                raise InvalidArgument(f"{field}: {path.relative_to(folder)} is a symbolic link to {target}, "
+                                      "outside the allowed roots")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import grpc
 from ray.serve.exceptions import BackPressureError
 
-from service.errors import ApiError, replica_answer
+from fineserve_common.errors import ResourceExhausted
+from service.errors import replica_answer
 
 
 async def ask(response: Any) -> dict[str, Any]:
@@ -21,5 +21,4 @@ async def ask(response: Any) -> dict[str, Any]:
         response.cancel()
         raise
     except BackPressureError as e:
-        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                       f"the serving replicas are at capacity ({e}); retry with backoff") from e
+        raise ResourceExhausted(f"the serving replicas are at capacity ({e}); retry with backoff") from e

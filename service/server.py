@@ -10,9 +10,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from control.coordinator import RemoteJobs, RemoteStore
+from control.coordinator import ControlSettings, RemoteJobs, RemoteStore
 from control.coordinator import connect as connect_coordinator
-from control.ray_backend import RayBackend
 from control.registry import Registry
 from fineserve.v1 import (
     datasets_pb2,
@@ -33,6 +32,7 @@ from service.auth import KeysFileError, KeyStore
 from service.config import Settings
 from service.interceptors import AuthInterceptor
 from service.metrics import ServingCollector, start_metrics
+from service.ray_serving import RayBackend
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     return opts
 
 
+def control_settings(settings: Settings) -> ControlSettings:
+    """What the coordinator takes from the server's settings."""
+    return ControlSettings(
+        data_dir=settings.data_dir, ray_address=settings.ray_address, job_cpus=settings.job_cpus,
+        max_running_jobs=settings.max_running_jobs, max_running_jobs_per_tenant=settings.max_running_jobs_per_tenant,
+        max_active_jobs_per_tenant=settings.limits.max_concurrent_jobs_per_tenant,
+        job_lease_s=settings.job_lease_seconds, max_image_pixels=settings.limits.max_image_pixels)
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; then finish in-flight calls and re-queue running jobs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +71,7 @@ async def serve(settings: Settings) -> None:
     configure_audit(settings.audit_log)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
-    coordinator, resumed = await asyncio.to_thread(connect_coordinator, settings)
+    coordinator, resumed = await asyncio.to_thread(connect_coordinator, control_settings(settings))
     store = RemoteStore(coordinator)
     following = asyncio.create_task(store.follow_model_changes())
     registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]

@@ -11,10 +11,15 @@ from __future__ import annotations
 import contextlib
 import re
 from contextvars import ContextVar
+from typing import TypeVar
 
-DEFAULT_TENANT = "default"
+from control.store import DEFAULT_TENANT
+from fineserve_common.errors import NotFound
+
 # Tenant names end up in directory names (models/<tenant>/<name>/<version>): same alphabet as model names.
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+
+T = TypeVar("T")
 
 _TENANT: ContextVar[str] = ContextVar("fineserve_tenant")
 
@@ -41,3 +46,11 @@ def reset_tenant(token: object) -> None:
 def tenant_or_default(stored: str) -> str:
     """Rows written before tenancy existed belong to the default tenant."""
     return stored or DEFAULT_TENANT
+
+
+def owned(found: T | None, what: str) -> T:
+    """found, the caller's own; NOT_FOUND naming what otherwise, so another tenant's id is reported exactly like
+    an unknown one."""
+    if found is None:
+        raise NotFound(f"{what} not found")
+    return found

@@ -28,3 +28,8 @@ def test_engine_imports_no_grpc_ray_or_service() -> None:
 def test_sdk_imports_no_torch_or_ray() -> None:
     mods = _loaded_after("import fineserve_client")
     assert not {m for m in mods if m.split(".")[0] in {"torch", "ray", "numpy"}}
+
+
+def test_control_plane_imports_no_torch_or_front_door() -> None:
+    mods = _loaded_after("import control.coordinator")
+    assert not {m for m in mods if m.split(".")[0] in {"torch", "torchvision", "service"}}

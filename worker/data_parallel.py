@@ -2,7 +2,8 @@
 NCCL on GPU), driven from a streaming-generator task that reports the job's events like a one-worker job.
 
 The generator holds no CPU or GPU itself. It runs TorchTrainer.fit() in a task of its own (which owns Ray Train's
-controller, which owns the workers) and relays what rank 0 puts into a JobChannel actor: events, then the result.
+controller, which owns the workers) and relays what the ranks put into a JobChannel actor: each rank's hello (a
+Log), rank 0's placement group, events, and last rank 0's JobResult.
 The job counts as started (RUNNING) once rank 0 reports in, so it stays QUEUED while Ray Train waits for
 resources. Cancelling kills the fit task, and with it the controller and every worker. A training worker that
 dies (or a rank whose peer died mid-collective) ends the run with WorkerLost, which the job manager resumes from
@@ -11,34 +12,52 @@ rank 0's last checkpoint like any lost worker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from worker.jobs import DEFAULT_HEARTBEAT_S, FINE_TUNE_RESULT_KEYS, Event, WorkerLost, started_event, stream_work
+from fineserve_common.events import JobResult, Log
+from fineserve_common.spec import JobSpec
+from worker.jobs import Message, OnEvent, PlacementGroupHeld, WorkerLost, started, stream_work
 
 # How often the generator drains the channel and checks for cancellation.
 POLL_INTERVAL_S = 0.25
+ChannelItem = Message | JobResult
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What Ray Train's workers ask for, each."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
 
 
 @ray.remote(num_cpus=0)
 class JobChannel:
-    """Events from the ranks (rank 0's, and each rank's hello) to the generator."""
+    """What the ranks tell the generator: events (rank 0's, and each rank's hello), then rank 0's result."""
 
     def __init__(self) -> None:
-        self._events: list[Event] = []
+        self._items: list[ChannelItem] = []
 
-    def put(self, event: Event) -> None:
-        self._events.append(event)
+    def put(self, item: ChannelItem) -> None:
+        self._items.append(item)
 
-    def take(self) -> list[Event]:
-        events, self._events = self._events, []
-        return events
+    def take(self) -> list[ChannelItem]:
+        items, self._items = self._items, []
+        return items
+
+
+def _ignore(_: Message) -> None:
+    """Ranks other than 0 report nothing: rank 0 speaks for the run."""
 
 
 def _train_worker(config: dict[str, Any]) -> None:
@@ -46,27 +65,23 @@ def _train_worker(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from worker.engine import FineTuneConfig, fine_tune
-    from worker.engine.images import set_pixel_limit
-    from worker.engine.train_loop import ignore_event
+    from worker.engine import fine_tune, set_pixel_limit
 
-    spec, channel = config["spec"], config["channel"]
+    spec: JobSpec = config["spec"]
+    channel = config["channel"]
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
-    channel.put.remote({"type": "log", "message": f"data-parallel worker rank {rank} of {size}: pid {os.getpid()} "
-                                                  f"on {socket.gethostname()}"})
+    channel.put.remote(Log(f"data-parallel worker rank {rank} of {size}: pid {os.getpid()} on {socket.gethostname()}"))
     if rank == 0:  # removed if the run is killed (see release_placement_group)
-        channel.put.remote({"type": "placement_group", "group": ray.util.get_current_placement_group()})
-    set_pixel_limit(spec.get("max_image_pixels"))
-    cfg = dict(spec["config"])
-    if cfg.get("device", "auto") == "auto":
-        cfg["device"] = str(ray.train.torch.get_device())
+        channel.put.remote(PlacementGroupHeld(ray.util.get_current_placement_group()))
+    set_pixel_limit(spec.max_image_pixels)
+    cfg = spec.config
+    if cfg.device == "auto":
+        cfg = dataclasses.replace(cfg, device=str(ray.train.torch.get_device()))
     main = rank == 0
-    result = fine_tune(FineTuneConfig.from_dict(cfg), spec["dataset_dir"], spec["out_dir"],
-                       on_event=channel.put.remote if main else ignore_event)
+    result = fine_tune(cfg, spec.dataset_dir, spec.out_dir, on_event=channel.put.remote if main else _ignore)
     if main:  # waited for: the channel has every event before the run counts as finished
-        ray.get(channel.put.remote({"type": "result", **{k: result[k] for k in FINE_TUNE_RESULT_KEYS
-                                                          if k in result}}))
+        ray.get(channel.put.remote(result))
 
 
 def _lost_or_raise(error: Exception) -> None:
@@ -99,18 +114,18 @@ def release_placement_group(group: Any) -> None:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _fit(spec: dict[str, Any], channel: Any) -> None:
+def _fit(spec: JobSpec, placement: Placement, channel: Any) -> None:
     """TorchTrainer.fit() in a process of its own: killing it takes down the controller and workers it owns."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    gpus = spec["gpus_per_worker"]
+    gpus = placement.gpus_per_worker
     storage = tempfile.mkdtemp(prefix="fineserve-ray-train-")
     try:
         TorchTrainer(
             _train_worker, train_loop_config={"spec": spec, "channel": channel},
-            scaling_config=ScalingConfig(num_workers=spec["workers"], use_gpu=gpus > 0,
-                                         resources_per_worker={"CPU": spec["cpus_per_worker"]}
+            scaling_config=ScalingConfig(num_workers=placement.workers, use_gpu=gpus > 0,
+                                         resources_per_worker={"CPU": placement.cpus_per_worker}
                                          | ({"GPU": gpus} if gpus > 0 else {})),
             # No Ray Train retries: the job manager resumes a lost job itself, so the restart is a job event.
             run_config=RunConfig(name="fine-tune", storage_path=storage, failure_config=FailureConfig(max_failures=0)),
@@ -119,33 +134,33 @@ def _fit(spec: dict[str, Any], channel: Any) -> None:
         shutil.rmtree(storage, ignore_errors=True)
 
 
-def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: run_fine_tune's image spec plus "workers" (>= 2), "cpus_per_worker" and "gpus_per_worker"."""
+def run_data_parallel_fine_tune(spec: JobSpec, cpus_per_worker: float, gpus_per_worker: float) -> Iterator[Message]:
+    """run_fine_tune on spec.workers (>= 2) Ray Train workers, each holding cpus_per_worker and gpus_per_worker."""
+    placement = Placement(spec.workers, cpus_per_worker, gpus_per_worker)
 
-    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
+    def work(on_event: OnEvent, should_stop: Callable[[], bool]) -> JobResult:
         from worker.engine import Cancelled
 
         channel = JobChannel.remote()
-        fit = _fit.remote(spec, channel)
-        on_event({"type": "log", "message": f"asking Ray Train for {spec['workers']} data-parallel workers with "
-                                            f"{spec['cpus_per_worker']:g} CPU and {spec['gpus_per_worker']:g} GPU "
-                                            "each; the job runs once they are all up"})
-        started = False
-        result: Event = {}
+        fit = _fit.remote(spec, placement, channel)
+        on_event(Log(f"asking Ray Train for {placement.workers} data-parallel workers with {cpus_per_worker:g} CPU "
+                     f"and {gpus_per_worker:g} GPU each; the job runs once they are all up"))
+        announced = False
+        result: JobResult | None = None
         group = None
         try:
             while True:
                 done, _ = ray.wait([fit], timeout=POLL_INTERVAL_S)
-                for event in ray.get(channel.take.remote()):
-                    if not started:
-                        on_event(started_event())
-                        started = True
-                    if event["type"] == "result":
-                        result = event
+                for item in ray.get(channel.take.remote()):
+                    if not announced:
+                        on_event(started())
+                        announced = True
+                    if isinstance(item, JobResult):
+                        result = item
                         continue
-                    if event["type"] == "placement_group":
-                        group = event["group"]  # forwarded too: the job manager frees it if this task is killed
-                    on_event(event)
+                    if isinstance(item, PlacementGroupHeld):
+                        group = item.group  # forwarded too: the job manager frees it if this task is killed
+                    on_event(item)
                 if done:
                     break
                 if should_stop():
@@ -160,8 +175,8 @@ def run_data_parallel_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
         finally:
             ray.kill(channel)
             release_placement_group(group)
-        if not result:
+        if result is None:
             raise RuntimeError("the data-parallel run ended without rank 0's result")
-        return {k: v for k, v in result.items() if k != "type"}
+        return result
 
-    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S), announce=False)
+    yield from stream_work(work, spec.heartbeat_s, announce=False)

@@ -1,10 +1,11 @@
-"""Job entrypoints as Ray streaming generators: they yield the engine's events as they happen.
+"""Job entrypoints as Ray streaming generators: they yield the job's typed events (fineserve_common.events) as
+they happen.
 
 The engine runs in a thread so that the generator can keep yielding while it trains; Ray's cancellation
 (KeyboardInterrupt in the generator) is turned into the engine's should_stop flag, so a cancelled job stops
-at the next batch boundary. The first event names the worker process, so operators (and the chaos tests)
-can find it. A heartbeat goes out whenever nothing else has for spec["heartbeat_s"]: it renews the job's lease
-with the job manager, which treats a silent worker as a lost one.
+at the next batch boundary. The first event (Started) names the worker process, so operators (and the chaos
+tests) can find it. A Heartbeat goes out whenever nothing else has for spec.heartbeat_s: it renews the job's
+lease with the job manager, which treats a silent worker as a lost one.
 """
 
 from __future__ import annotations
@@ -16,17 +17,31 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from fineserve_common.events import Batch, Event, Failed, Heartbeat, JobResult, Started, Succeeded
+from fineserve_common.spec import JobSpec, LrRange
 
 # Batch events are throttled to this interval (the last batch of an epoch always goes through).
 BATCH_EVENT_INTERVAL_S = 0.5
-# For a spec without "heartbeat_s" (one built by hand, outside the job manager).
-DEFAULT_HEARTBEAT_S = 30.0
 
-Event = dict[str, Any]
 _TORCH_IMPORT = threading.Lock()
-# What a fine-tune job's succeeded event carries from the engine's result.
-FINE_TUNE_RESULT_KEYS = ("metrics", "card", "lr_finder", "chosen_lr", "epochs_trained")
+
+
+@dataclass(frozen=True)
+class PlacementGroupHeld:
+    """Not a job event, bookkeeping: a data-parallel run's workers hold this Ray placement group, which the job
+    manager frees if it has to kill the run (worker/data_parallel.py, release_placement_group)."""
+
+    group: Any
+
+
+Message = Event | PlacementGroupHeld
+"""What a job's generator yields."""
+OnEvent = Callable[[Message], None]
+Work = Callable[[OnEvent, Callable[[], bool]], JobResult]
+"""work(on_event, should_stop) -> the job's result: the engine's call, run in the job's thread."""
 
 
 class WorkerLost(RuntimeError):
@@ -34,9 +49,9 @@ class WorkerLost(RuntimeError):
     last checkpoint, as when the generator's own worker dies."""
 
 
-def started_event() -> Event:
+def started() -> Started:
     """The event that moves a job to RUNNING; it names this process, so operators (and chaos tests) can find it."""
-    return {"type": "started", "pid": os.getpid(), "host": socket.gethostname()}
+    return Started(pid=os.getpid(), host=socket.gethostname())
 
 
 def _task_threads() -> int:
@@ -73,12 +88,11 @@ def _import_torch() -> None:
     thread.join()
 
 
-def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Event],
-                heartbeat_s: float, announce: bool = True) -> Iterator[Event]:
-    """Run work(on_event, should_stop) in a thread; yield its events, then its outcome event (or raise the
+def stream_work(work: Work, heartbeat_s: float, announce: bool = True) -> Iterator[Message]:
+    """Run work(on_event, should_stop) in a thread; yield its events, then Succeeded or Failed (or raise the
     WorkerLost it raised, so that Ray reports the job's task as failed rather than the job as failed).
-    announce=False: work sends started_event() itself, once it holds its resources (a data-parallel job's
-    generator starts before its workers have been scheduled)."""
+    announce=False: work sends started() itself, once it holds its resources (a data-parallel job's generator
+    starts before its workers have been scheduled)."""
     _import_torch()
     import torch
 
@@ -87,22 +101,22 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
     from worker.engine import EngineError
 
     if announce:
-        yield started_event()
-    events: queue.Queue[Event] = queue.Queue()
+        yield started()
+    events: queue.Queue[Message] = queue.Queue()
     stop = threading.Event()
-    outcome: Event = {}
+    outcome: list[Succeeded | Failed | WorkerLost] = []
 
     def target() -> None:
         try:
-            outcome.update(type="succeeded", **work(events.put, stop.is_set))
+            outcome.append(Succeeded(work(events.put, stop.is_set)))
         except WorkerLost as e:
-            outcome.update(lost=e)
+            outcome.append(e)
         except EngineError as e:
-            outcome.update(type="failed", reason=str(e), cancelled=stop.is_set())
+            outcome.append(Failed(str(e), cancelled=stop.is_set()))
         except ValueError as e:
-            outcome.update(type="failed", reason=f"invalid configuration: {e}")
+            outcome.append(Failed(f"invalid configuration: {e}"))
         except Exception as e:
-            outcome.update(type="failed", reason=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+            outcome.append(Failed(f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"))
 
     thread = threading.Thread(target=target, name="engine", daemon=True)
     thread.start()
@@ -114,9 +128,9 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
             except queue.Empty:
                 if time.monotonic() - last_sent >= heartbeat_s:
                     last_sent = time.monotonic()
-                    yield {"type": "heartbeat"}
+                    yield Heartbeat()
                 continue
-            if ev["type"] == "batch" and ev["batch"] < ev["batches"]:
+            if isinstance(ev, Batch) and ev.batch < ev.batches:
                 if time.monotonic() - last_batch < BATCH_EVENT_INTERVAL_S:
                     continue
                 last_batch = time.monotonic()
@@ -127,51 +141,34 @@ def stream_work(work: Callable[[Callable[[Event], None], Callable[[], bool]], Ev
         thread.join(timeout=60)
         raise
     thread.join()
-    if "lost" in outcome:
-        raise outcome["lost"]
-    yield outcome
+    (result,) = outcome
+    if isinstance(result, WorkerLost):
+        raise result
+    yield result
 
 
-def run_fine_tune(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: {"config": FineTuneConfig dict, "dataset_dir", "out_dir"}, or with "embedding_task" a CollabConfig /
-    TabularConfig dict, or with "text_task" ("language_model", "text_classification") a TextConfig dict. A
-    checkpoint in out_dir is resumed."""
+def run_fine_tune(spec: JobSpec) -> Iterator[Message]:
+    """A fine-tune of any task, under the server's image limit; a checkpoint in spec.out_dir is resumed."""
 
-    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
-        from worker.engine import FineTuneConfig, fine_tune, train_embedding_task
-        from worker.engine.images import set_pixel_limit
-        from worker.engine.text_training import run_text_job
+    def work(on_event: OnEvent, should_stop: Callable[[], bool]) -> JobResult:
+        from worker.engine import fine_tune, set_pixel_limit
 
-        set_pixel_limit(spec.get("max_image_pixels"))  # the server's, sent with the job
-        if "embedding_task" in spec:  # collaborative filtering, tabular
-            result = train_embedding_task(spec["embedding_task"], spec["config"], spec["dataset_dir"],
-                                          spec["out_dir"], on_event=on_event, should_stop=should_stop)
-        elif "text_task" in spec:
-            result = run_text_job(spec, on_event, should_stop)
-        else:
-            result = fine_tune(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], spec["out_dir"],
-                               on_event=on_event, should_stop=should_stop)
-        return {k: result[k] for k in FINE_TUNE_RESULT_KEYS if k in result}
+        set_pixel_limit(spec.max_image_pixels)
+        return fine_tune(spec.config, spec.dataset_dir, spec.out_dir, on_event=on_event, should_stop=should_stop)
 
-    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+    yield from stream_work(work, spec.heartbeat_s)
 
 
-def run_find_lr(spec: dict[str, Any]) -> Iterator[Event]:
-    """spec: {"config", "dataset_dir", "range": {start_lr, end_lr, num_batches, freeze_to}}: the config a
-    FineTuneConfig dict, or with "text_task" a TextConfig dict."""
+def run_find_lr(spec: JobSpec) -> Iterator[Message]:
+    """The LR range test over spec.lr_range; its curve is the result's lr_finder."""
+    sweep = spec.lr_range or LrRange()
 
-    def work(on_event: Callable[[Event], None], should_stop: Callable[[], bool]) -> Event:
-        from worker.engine import FineTuneConfig, find_lr
-        from worker.engine.images import set_pixel_limit
-        from worker.engine.text_training import find_text_lr, spec_config
+    def work(on_event: OnEvent, should_stop: Callable[[], bool]) -> JobResult:
+        from worker.engine import find_lr, set_pixel_limit
 
-        set_pixel_limit(spec.get("max_image_pixels"))
-        if "text_task" in spec:
-            result = find_text_lr(spec_config(spec), spec["dataset_dir"], **spec["range"], on_event=on_event,
-                                  should_stop=should_stop)
-        else:
-            result = find_lr(FineTuneConfig.from_dict(spec["config"]), spec["dataset_dir"], **spec["range"],
-                             on_event=on_event, should_stop=should_stop)
-        return {"lr_finder": result}
+        set_pixel_limit(spec.max_image_pixels)
+        return JobResult(lr_finder=find_lr(spec.config, spec.dataset_dir, start_lr=sweep.start_lr,
+                                           end_lr=sweep.end_lr, num_batches=sweep.num_batches,
+                                           freeze_to=sweep.freeze_to, on_event=on_event, should_stop=should_stop))
 
-    yield from stream_work(work, spec.get("heartbeat_s", DEFAULT_HEARTBEAT_S))
+    yield from stream_work(work, spec.heartbeat_s)

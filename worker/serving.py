@@ -73,9 +73,9 @@ class ModelServer:
             batcher.set_batch_wait_timeout_s(batch_wait_s)
         self._classify_passes = MergedPasses(max_batch_size)
         self._segment_passes = MergedPasses(max_batch_size)
-        from worker.engine.forward import start_device
         from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
+        from worker.engine.vision.forward import start_device
 
         start_device(resolve_device("auto"))  # the device load_served_model picks
         set_pixel_limit(max_image_pixels)

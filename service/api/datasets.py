@@ -13,14 +13,15 @@ import grpc
 
 from control.store import Store, now_ts
 from fineserve.v1 import datasets_pb2, datasets_pb2_grpc
+from fineserve_common.errors import InvalidArgument, ResourceExhausted, Unimplemented
 from service import archives
 from service.config import Settings
-from service.dataset_layout import SUMMARIZERS, LayoutError
-from service.errors import ApiError, invalid, not_found, rpc, unimplemented
+from service.dataset_layout import SUMMARIZERS
+from service.errors import rpc
 from service.ids import new_id, next_token, page_bounds
 from service.paths import check_links_inside, resolve_under_roots
 from service.table_layouts import CSV_LAYOUTS, store_single_csv
-from service.tenancy import current_tenant
+from service.tenancy import current_tenant, owned
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar", datasets_pb2.CSV: "csv"}
@@ -28,12 +29,12 @@ FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar", datasets_pb2.CSV: "
 
 def _check_name_and_layout(name: str, layout: int) -> None:
     if not name or len(name) > 128 or not name.isprintable():
-        raise invalid("name must be 1-128 printable characters")
+        raise InvalidArgument("name must be 1-128 printable characters")
     if layout == datasets_pb2.DATASET_LAYOUT_UNSPECIFIED:
-        raise invalid("layout is required (IMAGE_FOLDERS, IMAGE_MASKS)")
+        raise InvalidArgument("layout is required (IMAGE_FOLDERS, IMAGE_MASKS)")
     if layout not in SUMMARIZERS:
-        raise unimplemented(f"dataset layout {datasets_pb2.DatasetLayout.Name(layout)}",
-                            "the issue of the task that uses it")
+        raise Unimplemented.planned(f"dataset layout {datasets_pb2.DatasetLayout.Name(layout)}",
+                                    "the issue of the task that uses it")
 
 
 class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
@@ -61,28 +62,27 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                     part = msg.WhichOneof("part")
                     if header is None:
                         if part != "header":
-                            raise invalid("the first UploadDatasetRequest must carry the header")
+                            raise InvalidArgument("the first UploadDatasetRequest must carry the header")
                         header = msg.header
                         self._check_header(header)
                         continue
                     if part != "chunk":
-                        raise invalid("only the first UploadDatasetRequest may carry a header")
+                        raise InvalidArgument("only the first UploadDatasetRequest may carry a header")
                     size += len(msg.chunk)
                     if size > limit:
-                        raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                       f"upload is larger than max_upload_bytes={limit}")
+                        raise ResourceExhausted(f"upload is larger than max_upload_bytes={limit}")
                     digest.update(msg.chunk)
                     out.write(msg.chunk)
             if header is None:
-                raise invalid("empty upload: send a header, then the archive in chunks")
+                raise InvalidArgument("empty upload: send a header, then the archive in chunks")
             if size == 0:
-                raise invalid("the upload carried no archive bytes")
+                raise InvalidArgument("the upload carried no archive bytes")
             if digest.hexdigest() != header.sha256:
-                raise invalid(f"sha256 mismatch: declared {header.sha256}, received {digest.hexdigest()} "
-                              f"over {size} bytes")
+                raise InvalidArgument(f"sha256 mismatch: declared {header.sha256}, received "
+                                      f"{digest.hexdigest()} over {size} bytes")
             files, nbytes = await asyncio.to_thread(self._extract, archive, FORMATS[header.format], staged)
             root = archives.unwrap_single_folder(staged)
-            summary = await asyncio.to_thread(self._summarize, header.layout, root)
+            summary = await asyncio.to_thread(SUMMARIZERS[header.layout], root)
             final = self._root / ds_id
             root.rename(final)
             ds = datasets_pb2.Dataset(id=ds_id, name=header.name, layout=header.layout, source="upload",
@@ -97,32 +97,19 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     def _check_header(self, header: datasets_pb2.UploadHeader) -> None:
         _check_name_and_layout(header.name, header.layout)
         if header.format not in FORMATS:
-            raise invalid("format must be ZIP or TAR (or CSV for the CSV layouts)")
+            raise InvalidArgument("format must be ZIP or TAR (or CSV for the CSV layouts)")
         if header.format == datasets_pb2.CSV and header.layout not in CSV_LAYOUTS:
-            raise invalid("format CSV (a single file) is for the RATINGS_CSV and TABULAR_CSV layouts")
+            raise InvalidArgument("format CSV (a single file) is for the RATINGS_CSV and TABULAR_CSV layouts")
         if not SHA256.match(header.sha256):
-            raise invalid("sha256 must be 64 lower-case hex characters")
+            raise InvalidArgument("sha256 must be 64 lower-case hex characters")
         if header.size_bytes > self._settings.limits.max_upload_bytes:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"declared size {header.size_bytes} exceeds max_upload_bytes="
-                           f"{self._settings.limits.max_upload_bytes}")
+            raise ResourceExhausted(f"declared size {header.size_bytes} exceeds max_upload_bytes="
+                                    f"{self._settings.limits.max_upload_bytes}")
 
     def _extract(self, archive: Path, fmt: str, dest: Path) -> tuple[int, int]:
         if fmt == "csv":
             return store_single_csv(archive, dest)
-        try:
-            return archives.extract(archive, fmt, dest, self._settings.limits)
-        except archives.ArchiveTooLarge as e:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e)) from e
-        except archives.ArchiveError as e:
-            raise invalid(str(e)) from e
-
-    @staticmethod
-    def _summarize(layout: int, root: Path) -> datasets_pb2.DatasetSummary:
-        try:
-            return SUMMARIZERS[layout](root)
-        except LayoutError as e:
-            raise invalid(str(e)) from e
+        return archives.extract(archive, fmt, dest, self._settings.limits)
 
     @rpc
     async def RegisterDataset(self, request: datasets_pb2.RegisterDatasetRequest,
@@ -141,18 +128,15 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         roots = self._settings.allowed_roots
         path = resolve_under_roots(request.uri, roots, "uri")
         if not path.is_dir():
-            raise invalid(f"uri {request.uri!r} is not a directory")
+            raise InvalidArgument(f"uri {request.uri!r} is not a directory")
         check_links_inside(path, roots, "uri")
-        summary = self._summarize(request.layout, path)
+        summary = SUMMARIZERS[request.layout](path)
         files = [f for f in path.rglob("*") if f.is_file()]
         return path, summary, len(files), sum(f.stat().st_size for f in files)
 
     def _get(self, ds_id: str) -> tuple[datasets_pb2.Dataset, str]:
         """The caller's dataset; another tenant's id is reported exactly like an unknown one."""
-        found = self._store.get_dataset(ds_id, tenant=current_tenant())
-        if found is None:
-            raise not_found(f"dataset {ds_id!r} not found")
-        return found
+        return owned(self._store.get_dataset(ds_id, tenant=current_tenant()), f"dataset {ds_id!r}")
 
     @rpc
     async def GetDataset(self, request: datasets_pb2.GetDatasetRequest,

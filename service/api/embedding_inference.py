@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fineserve.v1 import common_pb2, inference_pb2
-from service.errors import invalid
+from fineserve_common.errors import InvalidArgument
+from service.api.image_answers import scores
 
 DEFAULT_K = 10
 MAX_K = 1000
@@ -18,35 +19,35 @@ MAX_ID_CHARS = 256
 def _ids(values: Any, what: str) -> list[str]:
     for n, value in enumerate(values):
         if not value or len(value) > MAX_ID_CHARS:
-            raise invalid(f"{what}[{n}] must be 1-{MAX_ID_CHARS} characters")
+            raise InvalidArgument(f"{what}[{n}] must be 1-{MAX_ID_CHARS} characters")
     return list(values)
 
 
 def recommend_query(request: inference_pb2.RecommendRequest) -> dict[str, Any]:
     """The replica's query dict; INVALID_ARGUMENT for a missing query, bad k or oversized batches."""
     if not 0 <= request.k <= MAX_K:
-        raise invalid(f"k must be in [0, {MAX_K}] (0 = {DEFAULT_K})")
+        raise InvalidArgument(f"k must be in [0, {MAX_K}] (0 = {DEFAULT_K})")
     query: dict[str, Any] = {"k": request.k or DEFAULT_K, "fallback": request.popularity_fallback}
     which = request.WhichOneof("query")
     if which is None:
-        raise invalid("a query is required: user_id, users, similar_to_item, pairs or top_by_bias")
+        raise InvalidArgument("a query is required: user_id, users, similar_to_item, pairs or top_by_bias")
     if which == "user_id":
         query.update(kind="users", users=_ids([request.user_id], "user_id"))
     elif which == "users":
         if not 1 <= len(request.users.ids) <= MAX_USERS:
-            raise invalid(f"users.ids needs 1 to {MAX_USERS} user ids")
+            raise InvalidArgument(f"users.ids needs 1 to {MAX_USERS} user ids")
         query.update(kind="users", users=_ids(request.users.ids, "users.ids"))
     elif which == "similar_to_item":
         query.update(kind="similar", item=_ids([request.similar_to_item], "similar_to_item")[0])
     elif which == "pairs":
         pairs = request.pairs.pairs
         if not 1 <= len(pairs) <= MAX_PAIRS:
-            raise invalid(f"pairs needs 1 to {MAX_PAIRS} (user_id, item_id) pairs")
+            raise InvalidArgument(f"pairs needs 1 to {MAX_PAIRS} (user_id, item_id) pairs")
         query.update(kind="pairs", pairs=list(zip(_ids([p.user_id for p in pairs], "pairs.user_id"),
                                                   _ids([p.item_id for p in pairs], "pairs.item_id"), strict=True)))
     else:
         if not request.top_by_bias:
-            raise invalid("top_by_bias must be true when it is the chosen query")
+            raise InvalidArgument("top_by_bias must be true when it is the chosen query")
         query.update(kind="bias")
     return query
 
@@ -74,14 +75,13 @@ def recommend_response(ref: common_pb2.ModelRef, request: inference_pb2.Recommen
 
 def tabular_rows(request: inference_pb2.PredictTabularRequest) -> list[dict[str, str]]:
     if not 1 <= len(request.rows) <= MAX_ROWS:
-        raise invalid(f"rows needs 1 to {MAX_ROWS} rows (column -> value maps)")
+        raise InvalidArgument(f"rows needs 1 to {MAX_ROWS} rows (column -> value maps)")
     if request.top_k < 0:
-        raise invalid("top_k must be >= 0 (0 = default 5)")
+        raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
     return [dict(row.values) for row in request.rows]
 
 
 def tabular_response(ref: common_pb2.ModelRef, answer: dict[str, Any]) -> inference_pb2.PredictTabularResponse:
     return inference_pb2.PredictTabularResponse(model=ref, results=[
-        inference_pb2.TabularPrediction(value=r.get("value", 0.0), top=[
-            inference_pb2.ClassScore(label=label, probability=p) for label, p in r.get("top", [])])
+        inference_pb2.TabularPrediction(value=r.get("value", 0.0), top=scores(r.get("top", [])))
         for r in answer["results"]])

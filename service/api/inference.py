@@ -9,12 +9,19 @@ import grpc
 
 from control.store import Store
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
-from service.api import interpretation
+from fineserve_common.errors import InvalidArgument
 from service.api.embedding_inference import recommend_query, recommend_response, tabular_response, tabular_rows
+from service.api.image_answers import (
+    classify_response,
+    heatmaps_response,
+    label_scores_response,
+    scores,
+    segment_response,
+)
+from service.api.interpretation import EXPLAINABLE, check_target, label_threshold
 from service.api.models import resolve_model_for
-from service.api.segmentation import segment_response
 from service.config import Limits
-from service.errors import invalid, rpc
+from service.errors import rpc
 from service.images import check_images, check_texts, set_pixel_limit
 from service.replica_calls import ask
 
@@ -35,49 +42,45 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         for payloads that are used once."""
         return self._handle.options(multiplexed_model_id=self._serving_id(path), _by_reference=False)
 
-    async def _image_model(self, request: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
-        """(model, replicas routed to it) for an image request: a model of `task`, images within limits."""
-        model, path = await resolve_model_for(self._store, request.model, rpc_name, (task,))
-        check_images(request.images, self._limits)
+    async def _replica_for(self, ref: Any, tasks: tuple[int, ...], rpc_name: str) -> tuple[models_pb2.Model, Any]:
+        """(model, replicas routed to it) for a model of one of tasks."""
+        model, path = await resolve_model_for(self._store, ref, rpc_name, tasks)
         return model, self._replicas(path)
+
+    async def _image_model(self, request: Any, tasks: tuple[int, ...], rpc_name: str) -> tuple[models_pb2.Model, Any]:
+        """_replica_for an image request, its images within limits."""
+        found = await self._replica_for(request.model, tasks, rpc_name)
+        check_images(request.images, self._limits)
+        return found
 
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, replicas = await self._image_model(request, training_pb2.IMAGE_CLASSIFICATION, "Classify")
+        model, replicas = await self._image_model(request, (training_pb2.IMAGE_CLASSIFICATION,), "Classify")
         if request.top_k < 0:
-            raise invalid("top_k must be >= 0 (0 = default 5)")
-        answer = await ask(replicas.classify.remote([im.data for im in request.images], request.top_k or 5))
-        return inference_pb2.ClassifyResponse(
-            model=model.ref,
-            results=[inference_pb2.Classification(
-                name=image.name,
-                top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
-                for image, top in zip(request.images, answer["results"], strict=True)])
+            raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
+        answer = await ask(replicas.classify.remote(_data(request), request.top_k or 5))
+        return classify_response(model, request.images, answer["results"])
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.ScoreLabelsResponse:
-        return await interpretation.score_labels(request, self._store, self._limits, self._replicas)
+        model, replicas = await self._image_model(request, (training_pb2.MULTI_LABEL_CLASSIFICATION,), "ScoreLabels")
+        answer = await ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
+        return label_scores_response(model, request.images, answer["results"])
 
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
-        model, replicas = await self._image_model(request, training_pb2.SEGMENTATION, "Segment")
-        answer = await ask(replicas.segment.remote([im.data for im in request.images],
-                                                              request.include_probabilities))
+        model, replicas = await self._image_model(request, (training_pb2.SEGMENTATION,), "Segment")
+        answer = await ask(replicas.segment.remote(_data(request), request.include_probabilities))
         return segment_response(model, request.images, answer["results"])
-
-    async def _replica_for(self, ref: Any, task: int, rpc_name: str) -> tuple[models_pb2.Model, Any]:
-        """(model, replicas routed to it) for a model of the given task."""
-        model, path = await resolve_model_for(self._store, ref, rpc_name, (task,))
-        return model, self._replicas(path)
 
     @rpc
     async def Recommend(self, request: inference_pb2.RecommendRequest,
                         context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
         query = recommend_query(request)
-        model, replica = await self._replica_for(request.model, training_pb2.COLLABORATIVE_FILTERING, "Recommend")
+        model, replica = await self._replica_for(request.model, (training_pb2.COLLABORATIVE_FILTERING,), "Recommend")
         answer = await ask(replica.recommend.remote(query))
         return recommend_response(model.ref, request, query, answer)
 
@@ -85,23 +88,30 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     async def PredictTabular(self, request: inference_pb2.PredictTabularRequest,
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
-        model, replica = await self._replica_for(request.model, training_pb2.TABULAR, "PredictTabular")
+        model, replica = await self._replica_for(request.model, (training_pb2.TABULAR,), "PredictTabular")
         answer = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
         return tabular_response(model.ref, answer)
 
     @rpc
     async def Explain(self, request: inference_pb2.ExplainRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.ExplainResponse:
-        return await interpretation.explain(request, self._store, self._limits, self._replicas)
+        model, replicas = await self._image_model(request, EXPLAINABLE, "Explain")
+        check_target(request, model)
+        answer = await ask(replicas.explain.remote(_data(request), request.target))
+        return heatmaps_response(model, request.images, answer["results"])
 
     @rpc
     async def PredictText(self, request: inference_pb2.PredictTextRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.PredictTextResponse:
         check_texts(request.texts, self._limits)
-        model, replicas = await self._replica_for(request.model, training_pb2.TEXT_CLASSIFICATION, "PredictText")
+        model, replicas = await self._replica_for(request.model, (training_pb2.TEXT_CLASSIFICATION,), "PredictText")
         if request.top_k < 0:
-            raise invalid("top_k must be >= 0 (0 = every class)")
+            raise InvalidArgument("top_k must be >= 0 (0 = every class)")
         answer = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))
         return inference_pb2.PredictTextResponse(model=model.ref, results=[
-            inference_pb2.TextPrediction(top=[inference_pb2.ClassScore(label=label, probability=p) for label, p in top])
-            for top in answer["results"]])
+            inference_pb2.TextPrediction(top=scores(top)) for top in answer["results"]])
+
+
+def _data(request: Any) -> list[bytes]:
+    """The image bytes of an image request, for the replicas."""
+    return [image.data for image in request.images]

@@ -10,23 +10,22 @@ import grpc
 from control.registry import Registry
 from control.store import Store
 from fineserve.v1 import common_pb2, models_pb2, models_pb2_grpc, training_pb2
-from service.errors import invalid, not_found, rpc
+from fineserve_common.errors import InvalidArgument, NotFound
+from service.errors import rpc
 from service.ids import next_token, page_bounds
-from service.tenancy import current_tenant
+from service.tenancy import current_tenant, owned
 
 
 def _check_ref(ref: common_pb2.ModelRef) -> None:
     if not ref.name:
-        raise invalid("model.name is required")
+        raise InvalidArgument("model.name is required")
     if ref.version < 0:
-        raise invalid("model.version must be >= 0 (0 = latest)")
+        raise InvalidArgument("model.version must be >= 0 (0 = latest)")
 
 
 def _found(ref: common_pb2.ModelRef,
            found: tuple[models_pb2.Model, str] | None) -> tuple[models_pb2.Model, str]:
-    if found is None:
-        raise not_found(f"model {ref.name}/{ref.version or 'latest'} not found")
-    return found
+    return owned(found, f"model {ref.name}/{ref.version or 'latest'}")
 
 
 def _of_tasks(found: tuple[models_pb2.Model, str], rpc_name: str,
@@ -34,8 +33,9 @@ def _of_tasks(found: tuple[models_pb2.Model, str], rpc_name: str,
     """found, unless its model is of a task that rpc_name cannot serve (INVALID_ARGUMENT)."""
     model = found[0]
     if model.task not in tasks:
-        raise invalid(f"model {model.ref.name}/{model.ref.version} is a {training_pb2.Task.Name(model.task)} "
-                      f"model; {rpc_name} needs " + " or ".join(training_pb2.Task.Name(t) for t in tasks))
+        raise InvalidArgument(f"model {model.ref.name}/{model.ref.version} is a "
+                              f"{training_pb2.Task.Name(model.task)} model; {rpc_name} needs "
+                              + " or ".join(training_pb2.Task.Name(t) for t in tasks))
     return found
 
 
@@ -94,9 +94,9 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         if ref.version:
             resolve_model(self._store, ref)
         elif not ref.name:
-            raise invalid("ref.name is required")
+            raise InvalidArgument("ref.name is required")
         versions = self._registry.delete(ref.name, ref.version, current_tenant())
         if not versions:
-            raise not_found(f"model {ref.name} not found")
+            raise NotFound(f"model {ref.name} not found")
         return models_pb2.DeleteModelResponse(
             deleted=[common_pb2.ModelRef(name=ref.name, version=v) for v in versions])

@@ -180,7 +180,7 @@ def test_the_front_door_joins_the_raycluster(overlay: str, monkeypatch: pytest.M
     _, pod, container = frontdoor(docs)
     env = container_env(docs, container)
     settings, _ = parse_with_env(monkeypatch, env)
-    # Ray Client (ray://) cannot carry the streaming generator tasks and Serve handles service/ray_backend.py
+    # Ray Client (ray://) cannot carry the streaming generator tasks and Serve handles service/ray_serving.py
     # uses, so the entrypoint makes the pod a Ray node and the front door connects to it with "auto".
     assert settings.ray_address == "auto"
     entrypoint = (Path(__file__).resolve().parents[2] / "deploy" / "docker" / "fineserve-frontdoor").read_text()

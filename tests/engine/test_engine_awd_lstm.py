@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from worker.engine import WeightsUnavailable
-from worker.engine.awd_lstm import AWDLSTMSize, LanguageModel, LockedDropout, TextClassifier, WeightDropLSTM
-from worker.engine.config import BaseWeights, Stage
+from fineserve_common.configs import BaseWeights, Stage, TextConfig
+from fineserve_common.events import Event
+from worker.engine import WeightsUnavailable, fine_tune
 from worker.engine.schedule import group_max_lrs
-from worker.engine.text_base_weights import load_lm_weights, remap_vocab, wt103_vocab_path
-from worker.engine.text_config import TextConfig
-from worker.engine.text_data import LMStreams, SortedTextBatches
-from worker.engine.text_tokenizer import SPECIALS, Vocab, tokenize
-from worker.engine.text_training import classifier_inputs, run_stages
-from worker.engine.train_loop import LoopSettings
+from worker.engine.text.awd_lstm import AWDLSTMSize, LanguageModel, LockedDropout, WeightDropLSTM
+from worker.engine.text.base_weights import load_lm_weights, remap_vocab, wt103_vocab_path
+from worker.engine.text.data import LMStreams, SortedTextBatches
+from worker.engine.text.family import ClassifierJob, classifier_inputs
+from worker.engine.text.tokenizer import SPECIALS, Vocab, tokenize
 
 TINY = AWDLSTMSize(vocab_size=30, emb_size=6, hidden_size=10, n_layers=2)
 
@@ -132,18 +133,23 @@ def test_wt103_base_without_its_vocabulary_is_refused(tmp_path: Path) -> None:
         load_lm_weights(BaseWeights("file", path=str(path)))
 
 
-def test_gradual_unfreezing_changes_only_the_unfrozen_groups(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = TextClassifier(TINY, n_classes=2)
-    cfg = TextConfig(task="text_classification", n_layers=TINY.n_layers, stages=(Stage(1, 3), Stage(1, 2)),
-                     lr=1e-2)
-    ids = [torch.randint(2, TINY.vocab_size, (int(n),)).tolist() for n in torch.randint(3, 12, (16,))]
-    train = SortedTextBatches(ids, [i % 2 for i in range(16)], 4, 1, shuffle=True)
-    valid = SortedTextBatches(ids[:4], [0, 1, 0, 1], 4, 1, shuffle=False)
-    before = [[p.detach().clone() for p in g.parameters()] for g in model.layer_groups()]
-    history = run_stages(cfg, model, train, valid, LoopSettings(torch.device("cpu")), tmp_path, "job",
-                         lambda e: None, lambda: False, lambda loss, acc: {"valid_loss": loss, "accuracy": acc})
-    assert len(history) == 2
+def test_gradual_unfreezing_changes_only_the_unfrozen_groups(reviews: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[tuple[nn.Module, list[list[torch.Tensor]]]] = []
+    real_build = ClassifierJob.build
+
+    def spy(self: ClassifierJob, on_event: Callable[[Event], None]) -> nn.Module:
+        model = real_build(self, on_event)
+        built.append((model, [[p.detach().clone() for p in g.parameters()] for g in model.layer_groups()]))
+        return model
+
+    monkeypatch.setattr(ClassifierJob, "build", spy)
+    cfg = TextConfig(task="text_classification", emb_size=TINY.emb_size, hidden_size=TINY.hidden_size,
+                     n_layers=TINY.n_layers, min_freq=1, batch_size=4, device="cpu", precision="fp32",
+                     stages=(Stage(1, 3), Stage(1, 2)), lr=1e-2)
+    result = fine_tune(cfg, reviews, tmp_path)
+    assert result.epochs_trained == 2
+    model, before = built[0]
     changed = [any(not torch.equal(a, b) for a, b in zip(old, g.parameters(), strict=True))
                for old, g in zip(before, model.layer_groups(), strict=True)]
     # groups: embedding, LSTM 0, LSTM 1, head; stage 0 trains the head, stage 1 also the last LSTM.
@@ -152,7 +158,7 @@ def test_gradual_unfreezing_changes_only_the_unfrozen_groups(tmp_path: Path) -> 
 
 def test_classifier_lrs_fall_by_2_6_per_group() -> None:
     cfg = TextConfig(task="text_classification", n_layers=3, lr=1e-2)
-    lrs = group_max_lrs(cfg, cfg.resolved_stages()[-1], cfg.n_groups)  # type: ignore[arg-type]
+    lrs = group_max_lrs(cfg, cfg.resolved_stages()[-1], cfg.n_groups)
     assert len(lrs) == 5
     for lower, upper in itertools.pairwise(lrs):
         assert upper / lower == pytest.approx(2.6)

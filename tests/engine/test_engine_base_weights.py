@@ -8,10 +8,12 @@ import safetensors.torch
 import torch
 import torchvision
 
+from fineserve_common.errors import InvalidArgument
+from fineserve_common.events import Batch, Event
 from worker.engine import BaseWeights, FineTuneConfig, WeightsUnavailable, fine_tune
-from worker.engine.base_weights import load_base_weights
-from worker.engine.image_transforms import IMAGENET_MEAN
-from worker.engine.resnet_classifier import ResNetClassifier
+from worker.engine.vision.base_weights import load_base_weights
+from worker.engine.vision.resnet import ResNetClassifier
+from worker.engine.vision.transforms import IMAGENET_MEAN
 
 from .conftest import RESNET18_FILE
 from .synthetic_images import TINY
@@ -48,13 +50,25 @@ def test_torchvision_weights_offline_and_not_cached_fail_clearly(tmp_path: Path,
     assert "no network" in message
 
 
+def test_unknown_torchvision_weight_name_is_refused_before_training(tiny_dataset: Path, tmp_path: Path) -> None:
+    # The config cannot know torchvision's weight enums: base loading checks the name, before any batch.
+    with pytest.raises(InvalidArgument, match=r"base\.name must be one of .*IMAGENET1K_V1"):
+        load_base_weights(BaseWeights("torchvision", "IMAGENET1K_V9"), "resnet18", body())
+    events: list[Event] = []
+    cfg = FineTuneConfig(base=BaseWeights("torchvision", "IMAGENET1K_V9"), image_size=32, batch_size=8)
+    with pytest.raises(InvalidArgument, match=r"base\.name"):
+        fine_tune(cfg, tiny_dataset, tmp_path / "out", events.append)
+    assert not any(isinstance(e, Batch) for e in events)
+    assert not (tmp_path / "out").exists()
+
+
 def test_fine_tune_with_missing_weights_fails_before_training(tiny_dataset: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch, offline: None) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "cache"))
-    events: list[dict] = []
+    events: list[Event] = []
     with pytest.raises(WeightsUnavailable):
         fine_tune(FineTuneConfig(image_size=32, batch_size=8), tiny_dataset, tmp_path / "out", events.append)
-    assert not any(e["type"] == "batch" for e in events)
+    assert not any(isinstance(e, Batch) for e in events)
     assert not (tmp_path / "out").exists()
 
 
@@ -95,9 +109,9 @@ def test_store_model_as_base_transfers_body_and_normalisation(tiny_model: Path, 
 
     cfg = FineTuneConfig(**{**TINY, "base": BaseWeights("store", path=str(tiny_model)), "freeze_epochs": 1})
     result = fine_tune(cfg, tiny_dataset, tmp_path / "second")
-    assert result["card"]["base"] == {"kind": "store", "name": "DEFAULT", "path": str(tiny_model),
+    assert result.card["base"] == {"kind": "store", "name": "DEFAULT", "path": str(tiny_model),
                                       "description": f"stored model {tiny_model}"}
-    assert result["card"]["normalization"] == json.loads((tiny_model / "card.json").read_text())["normalization"]
+    assert result.card["normalization"] == json.loads((tiny_model / "card.json").read_text())["normalization"]
 
 
 def test_store_model_of_another_arch_or_task_is_refused(tiny_model: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from fineserve_common.events import Checkpoint, Epoch, Event, JobResult, Log
 from worker.engine import Cancelled, FineTuneConfig, Stage, fine_tune
 from worker.engine.checkpoint import (
     CHECKPOINT_DIR,
@@ -36,62 +37,62 @@ def weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def uninterrupted(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
     out = tmp_path_factory.mktemp("uninterrupted")
-    events: list[dict] = []
+    events: list[Event] = []
     result = fine_tune(RESUMABLE, tiny_dataset, out, events.append)
-    assert [e["epoch"] for e in events if e["type"] == "checkpoint"] == [1, 2, 3]
+    assert [e.epoch for e in events if isinstance(e, Checkpoint)] == [1, 2, 3]
     return out, result
 
 
-def stop_after_epoch(n: int, events: list[dict]) -> tuple[Callable[[dict], None], Callable[[], bool]]:
+def stop_after_epoch(n: int, events: list[Event]) -> tuple[Callable[[Event], None], Callable[[], bool]]:
     """on_event and should_stop for a job to be cancelled as soon as epoch n's checkpoint is written."""
     def on_event(event: dict) -> None:
         events.append(event)
 
     def should_stop() -> bool:
-        return any(e["type"] == "checkpoint" and e["epoch"] == n for e in events)
+        return any(isinstance(e, Checkpoint) and e.epoch == n for e in events)
 
     return on_event, should_stop
 
 
 @pytest.mark.parametrize("stopped_after", [1, 2])
 def test_interrupted_job_resumes_to_the_same_weights(stopped_after: int, tiny_dataset: Path, tmp_path: Path,
-                                                     uninterrupted: tuple[Path, dict]) -> None:
-    first: list[dict] = []
+                                                     uninterrupted: tuple[Path, JobResult]) -> None:
+    first: list[Event] = []
     with pytest.raises(Cancelled):
         fine_tune(RESUMABLE, tiny_dataset, tmp_path, *stop_after_epoch(stopped_after, first))
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_DIR]
     assert sorted(p.name for p in (tmp_path / CHECKPOINT_DIR).iterdir()) == ["state.json", "state.safetensors"]
-    checkpoint = [e for e in first if e["type"] == "checkpoint"][-1]
-    assert checkpoint == {"type": "checkpoint", "epoch": stopped_after, "path": str(tmp_path / CHECKPOINT_DIR)}
+    checkpoint = [e for e in first if isinstance(e, Checkpoint)][-1]
+    assert checkpoint == Checkpoint(stopped_after, str(tmp_path / CHECKPOINT_DIR))
 
-    second: list[dict] = []
+    second: list[Event] = []
     result = fine_tune(RESUMABLE, tiny_dataset, tmp_path, second.append)
-    assert any(e["type"] == "log" and e["message"] == f"resumed from checkpoint after epoch {stopped_after}"
+    assert any(isinstance(e, Log) and e.message == f"resumed from checkpoint after epoch {stopped_after}"
                for e in second)
-    assert [(e["phase"], e["epoch"], e["epochs"]) for e in second if e["type"] == "epoch"] == [
+    assert [(e.phase, e.epoch, e.epochs) for e in second if isinstance(e, Epoch)] == [
         ("stage-0", 1, 3), ("stage-1", 2, 3), ("stage-1", 3, 3)][stopped_after:]
-    assert result["epochs_trained"] == result["card"]["epochs_trained"] == 3
+    assert result.epochs_trained == result.card["epochs_trained"] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json", "model.safetensors"]
 
     reference_dir, reference = uninterrupted
     expected, resumed = weights(reference_dir), weights(tmp_path)
     assert expected.keys() == resumed.keys()
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)  # bit-identical, fp32 on CPU
-    assert result["metrics"] == reference["metrics"]
+    assert result.metrics == reference.metrics
 
 
 def test_a_checkpoint_of_another_job_is_ignored(tiny_dataset: Path, tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     with pytest.raises(Cancelled):
         fine_tune(RESUMABLE, tiny_dataset, tmp_path, *stop_after_epoch(1, events))
     other = dataclasses.replace(RESUMABLE, lr=1e-3)
     events = []
     fine_tune(other, tiny_dataset, tmp_path, events.append)
-    logs = [e["message"] for e in events if e["type"] == "log"]
+    logs = [e.message for e in events if isinstance(e, Log)]
     assert any(m.startswith("ignoring the checkpoint in") and "another configuration" in m for m in logs)
-    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
+    assert [e.epoch for e in events if isinstance(e, Epoch)] == [1, 2, 3]
     assert not (tmp_path / CHECKPOINT_DIR).exists()
 
 
@@ -129,7 +130,7 @@ def test_unreadable_checkpoint_is_ignored_and_a_half_swapped_one_is_found(tiny_d
 
 
 def test_checkpoint_metadata_is_plain_json(tiny_dataset: Path, tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     with pytest.raises(Cancelled):
         fine_tune(RESUMABLE, tiny_dataset, tmp_path, *stop_after_epoch(1, events))
     meta = json.loads((tmp_path / CHECKPOINT_DIR / STATE_FILE).read_text())
@@ -141,7 +142,7 @@ def test_checkpoint_metadata_is_plain_json(tiny_dataset: Path, tmp_path: Path) -
 
 
 def test_no_pickle_in_the_engine() -> None:
-    for path in ENGINE.glob("*.py"):
+    for path in ENGINE.rglob("*.py"):  # the family folders too
         source = path.read_text()
         assert not re.search(r"^\s*(import|from)\s+(c?pickle|dill|joblib)\b", source, re.MULTILINE), path
         for call in re.findall(r"torch\.load\([^)]*\)", source):

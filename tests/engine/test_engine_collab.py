@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from worker.engine import CollabConfig, Recommender, UnknownId, train_collab
+from fineserve_common.configs import RatingsFormat
+from fineserve_common.events import Checkpoint, JobResult
+from worker.engine import CollabConfig, Recommender, UnknownId, fine_tune
 from worker.engine.errors import Cancelled, DatasetError
-from worker.engine.ratings_data import RatingsFormat, read_ratings, split_ratings
+from worker.engine.tabular.ratings import read_ratings, split_ratings
 
 ML100K = RatingsFormat(items_file="u.item")  # u.data: user TAB item TAB rating TAB timestamp; u.item: id|title|...
 SPLIT_SEED = 1
@@ -24,19 +26,19 @@ SEQUELS = {"172", "181"}  # "Empire Strikes Back, The (1980)", "Return of the Je
 
 
 @pytest.fixture(scope="module")
-def ml100k(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def ml100k(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
     out = tmp_path_factory.mktemp("ml100k")
     start = time.perf_counter()
-    result = train_collab(CollabConfig(ratings=ML100K, seed=SPLIT_SEED, device="cpu"), shared_data / "movielens-100k",
+    result = fine_tune(CollabConfig(ratings=ML100K, seed=SPLIT_SEED, device="cpu"), shared_data / "movielens-100k",
                           out)
     seconds = time.perf_counter() - start
     print(f"\nMovieLens-100k dot product, random 80/20 split (seed {SPLIT_SEED}): "
-          f"valid RMSE {result['metrics']['rmse']:.4f} after {result['epochs_trained']} epochs in {seconds:.1f} s")
+          f"valid RMSE {result.metrics['rmse']:.4f} after {result.epochs_trained} epochs in {seconds:.1f} s")
     return out, result
 
 
 @pytest.fixture(scope="module")
-def recommender(ml100k: tuple[Path, dict]) -> Recommender:
+def recommender(ml100k: tuple[Path, JobResult]) -> Recommender:
     return Recommender.load(ml100k[0])
 
 
@@ -49,10 +51,10 @@ def rated(shared_data: Path) -> dict[str, set[str]]:
     return by_user
 
 
-def test_dot_product_rmse_on_movielens_100k(ml100k: tuple[Path, dict]) -> None:
-    metrics = ml100k[1]["metrics"]
+def test_dot_product_rmse_on_movielens_100k(ml100k: tuple[Path, JobResult]) -> None:
+    metrics = ml100k[1].metrics
     assert metrics["rmse"] <= 0.90, f"valid RMSE {metrics['rmse']:.4f} > 0.90"
-    card = ml100k[1]["card"]
+    card = ml100k[1].card
     assert len(card["users"]) == 943 and len(card["items"]) == 1682
     assert card["titles"][STAR_WARS] == "Star Wars (1977)"
 
@@ -122,14 +124,14 @@ def test_unknown_ids_and_popularity_fallback(recommender: Recommender) -> None:
 def test_neural_variant_beats_the_mean(shared_data: Path, tmp_path: Path) -> None:
     sample = shared_data / "movie_lens_sample"
     cfg = CollabConfig(arch="neural", epochs=4, seed=0, device="cpu")
-    result = train_collab(cfg, sample, tmp_path)
+    result = fine_tune(cfg, sample, tmp_path)
     data = read_ratings(sample, RatingsFormat())
     train, valid = split_ratings(data, cfg.valid_pct, cfg.seed, by_time=False)
     mean = data.ratings[train].mean()
     baseline = float(((data.ratings[valid] - mean) ** 2).mean() ** 0.5)
-    print(f"\nneural collab on movie_lens_sample: valid RMSE {result['metrics']['rmse']:.4f}, "
+    print(f"\nneural collab on movie_lens_sample: valid RMSE {result.metrics['rmse']:.4f}, "
           f"predicting the mean {baseline:.4f}")
-    assert result["metrics"]["rmse"] < baseline - 0.05
+    assert result.metrics["rmse"] < baseline - 0.05
     rec = Recommender.load(tmp_path)
     assert len(rec.recommend(["73"], k=5)[0].items) == 5
     with pytest.raises(Exception, match="no item biases"):
@@ -151,13 +153,13 @@ def test_resume_after_cancel_finishes_the_same_epochs(shared_data: Path, tmp_pat
         return bool(seen)
 
     with pytest.raises(Cancelled):
-        train_collab(cfg, shared_data / "movie_lens_sample", tmp_path,
-                     on_event=lambda e: seen.append(e["epoch"]) if e["type"] == "checkpoint" else None,
+        fine_tune(cfg, shared_data / "movie_lens_sample", tmp_path,
+                     on_event=lambda e: seen.append(e.epoch) if isinstance(e, Checkpoint) else None,
                      should_stop=stop_after_first_epoch)
-    resumed = train_collab(cfg, shared_data / "movie_lens_sample", tmp_path)
-    fresh = train_collab(cfg, shared_data / "movie_lens_sample", tmp_path / "fresh")
-    assert resumed["epochs_trained"] == 2
-    assert resumed["metrics"]["rmse"] == pytest.approx(fresh["metrics"]["rmse"], abs=1e-6)
+    resumed = fine_tune(cfg, shared_data / "movie_lens_sample", tmp_path)
+    fresh = fine_tune(cfg, shared_data / "movie_lens_sample", tmp_path / "fresh")
+    assert resumed.epochs_trained == 2
+    assert resumed.metrics["rmse"] == pytest.approx(fresh.metrics["rmse"], abs=1e-6)
 
 
 def test_bad_ratings_files_are_refused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import multiprocessing
 
 from worker.engine import FineTuneConfig, fine_tune
-from worker.engine.inference import ImageClassifier
+from worker.engine.vision.classifier import ImageClassifier
 
 from .data_parallel_ranks import train_rank
 from .test_engine_training import MNIST
@@ -49,7 +49,7 @@ def test_two_ranks_match_one_process_on_mnist_tiny(shared_data: Path, tmp_path: 
                                                       str(data), str(tmp_path / "ddp"), str(report)))
     ddp_s = time.perf_counter() - start
     ranks = [json.loads((report / f"{r}.json").read_text()) for r in (0, 1)]
-    one, two = single["metrics"]["accuracy"], ranks[0]["metrics"]["accuracy"]
+    one, two = single.metrics["accuracy"], ranks[0]["metrics"]["accuracy"]
     saved = _saved_model_accuracy(tmp_path / "ddp", data / "valid")
     print(f"\nmnist_tiny resnet18 from scratch, {cfg.epochs} epochs: 1 process accuracy {one:.4f} ({single_s:.0f}s), "
           f"2 gloo ranks accuracy {two:.4f} (saved model re-evaluated: {saved:.4f}) ({ddp_s:.0f}s)")

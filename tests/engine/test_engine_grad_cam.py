@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from worker.engine import ImageClassifier, class_score, explain, grad_cam
-from worker.engine.grad_cam import region_score
-from worker.engine.heatmap_images import heat_peak, overlay_png, seen_box
-from worker.engine.resnet_classifier import ResNetClassifier
+from worker.engine.vision.grad_cam import region_score
+from worker.engine.vision.heatmaps import heat_peak, overlay_png, seen_box
+from worker.engine.vision.resnet import ResNetClassifier
 
 from .synthetic_images import image_bytes, stripes
 

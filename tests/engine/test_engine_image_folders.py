@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from worker.engine import DatasetError
-from worker.engine.image_folders import scan_image_folders
+from worker.engine.vision.folders import scan_image_folders
 
 from .synthetic_images import write_class
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from worker.engine import BaseWeights, DatasetError, FineTuneConfig, fine_tune
-from worker.engine.image_labels_csv import scan_labels_csv
-from worker.engine.multi_label import accuracy_at, fbeta, tune_thresholds
 from worker.engine.regularisation import target_loss
+from worker.engine.vision.labels_csv import scan_labels_csv
+from worker.engine.vision.multi_label import accuracy_at, fbeta, tune_thresholds
 
 from .synthetic_images import stripes
 
@@ -85,10 +85,10 @@ def test_stored_multi_label_model_as_base_and_card(tmp_path: Path) -> None:
         "lr": 5e-3,
         "valid_pct": 0.34,
     }
-    first = fine_tune(FineTuneConfig(**cfg), tmp_path / "data", tmp_path / "m1")["card"]
+    first = fine_tune(FineTuneConfig(**cfg), tmp_path / "data", tmp_path / "m1").card
     assert first["classes"] == ["h", "v", "x"] and len(first["thresholds"]) == 3
     assert {"accuracy", "fbeta", "fbeta_tuned", "accuracy_tuned", "valid_loss", "train_loss"} <= set(first["metrics"])
     again = FineTuneConfig(**{**cfg, "base": BaseWeights("store", path=str(tmp_path / "m1")), "freeze_epochs": 1})
-    second = fine_tune(again, tmp_path / "data", tmp_path / "m2")["card"]
+    second = fine_tune(again, tmp_path / "data", tmp_path / "m2").card
     assert "stored model" in second["base"]["description"]
     assert json.loads((tmp_path / "m2" / "card.json").read_text())["thresholds"] == second["thresholds"]

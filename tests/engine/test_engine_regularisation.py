@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.optim.lr_scheduler import OneCycleLR
 
+from fineserve_common.events import Epoch, Event, Log
 from worker.engine import FineTuneConfig, fine_tune
 from worker.engine.early_stopping import EarlyStopping
 from worker.engine.precision import grad_scaler
@@ -30,7 +31,7 @@ def toy_problem(seed: int = 0) -> tuple[nn.Module, list[tuple[torch.Tensor, torc
     return model, batches
 
 
-def run_epoch(model: nn.Module, batches: list, settings: LoopSettings) -> tuple[list[dict], list[float]]:
+def run_epoch(model: nn.Module, batches: list, settings: LoopSettings) -> tuple[list[Event], list[float]]:
     """train_epoch with AdamW + 1cycle; returns its batch events and the gradient norm each step saw."""
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     sched = OneCycleLR(opt, max_lr=0.1, total_steps=len(batches))
@@ -41,7 +42,7 @@ def run_epoch(model: nn.Module, batches: list, settings: LoopSettings) -> tuple[
         norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
 
     opt.register_step_pre_hook(record_norm)
-    events: list[dict] = []
+    events: list[Event] = []
     train_epoch(model, batches, opt, sched, grad_scaler(CPU, "fp32"), settings, on_event=events.append)
     return events, norms
 
@@ -54,7 +55,7 @@ def test_label_smoothing_is_in_the_training_loss_only() -> None:
     with torch.no_grad():
         smoothed = F.cross_entropy(initial(x), y, label_smoothing=0.2).item()
         plain = F.cross_entropy(initial(x), y).item()
-    assert events[0]["loss"] == pytest.approx(smoothed, rel=1e-6) and smoothed != pytest.approx(plain, rel=1e-3)
+    assert events[0].loss == pytest.approx(smoothed, rel=1e-6) and smoothed != pytest.approx(plain, rel=1e-3)
     valid_loss, _ = validate(model, batches, LoopSettings(CPU, label_smoothing=0.2))
     with torch.no_grad():
         unsmoothed = sum(F.cross_entropy(model(x), y, reduction="sum").item() for x, y in batches) / 32
@@ -77,7 +78,7 @@ def test_mixup_blends_inputs_and_weights_the_two_targets() -> None:
     with torch.no_grad():
         logits = initial(x_mixed)
         expected = lam * F.cross_entropy(logits, batches[0][1]) + (1 - lam) * F.cross_entropy(logits, y_b)
-    assert events[0]["loss"] == pytest.approx(expected.item(), rel=1e-6)
+    assert events[0].loss == pytest.approx(expected.item(), rel=1e-6)
     assert validate(model, batches, LoopSettings(CPU, mixup_alpha=0.4)) == validate(model, batches, LoopSettings(CPU))
 
 
@@ -87,7 +88,7 @@ def test_grad_clipping_bounds_the_norm_the_optimizer_sees() -> None:
     events, clipped = run_epoch(model, batches, LoopSettings(CPU, grad_clip=0.05))
     assert min(unclipped) > 0.05
     assert len(clipped) == 4 and max(clipped) <= 0.05 * (1 + 1e-5)
-    assert all(e["loss"] > 0 for e in events)
+    assert all(e.loss > 0 for e in events)
 
 
 def test_early_stopping_counts_epochs_without_improvement() -> None:
@@ -105,8 +106,8 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
 def test_early_stopping_ends_the_job_and_records_epochs_trained(tiny_dataset: Path, tmp_path: Path) -> None:
     cfg = FineTuneConfig(**{**TINY, "epochs": 4, "early_stopping_metric": "accuracy",
                             "early_stopping_patience": 1, "early_stopping_min_delta": 1.0})
-    events: list[dict] = []
+    events: list[Event] = []
     result = fine_tune(cfg, tiny_dataset, tmp_path, events.append)
-    assert [(e["epoch"], e["epochs"]) for e in events if e["type"] == "epoch"] == [(1, 4), (2, 4)]
-    assert result["epochs_trained"] == result["card"]["epochs_trained"] == 2
-    assert any(e["type"] == "log" and e["message"].startswith("early stopping after epoch 2") for e in events)
+    assert [(e.epoch, e.epochs) for e in events if isinstance(e, Epoch)] == [(1, 4), (2, 4)]
+    assert result.epochs_trained == result.card["epochs_trained"] == 2
+    assert any(isinstance(e, Log) and e.message.startswith("early stopping after epoch 2") for e in events)

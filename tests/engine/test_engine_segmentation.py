@@ -15,6 +15,7 @@ import safetensors.torch
 import torch
 from PIL import Image
 
+from fineserve_common.events import Checkpoint, Epoch, Event, Log
 from worker.engine import (
     BaseWeights,
     Cancelled,
@@ -26,12 +27,12 @@ from worker.engine import (
     fine_tune,
     load_served_model,
 )
-from worker.engine.base_weights import load_base_weights
-from worker.engine.segmentation_data import MaskedImageDataset, input_hw, scan_image_masks
-from worker.engine.segmentation_inference import ImageSegmenter
-from worker.engine.segmentation_metrics import ConfusionMatrix
 from worker.engine.train_loop import IGNORE_INDEX
-from worker.engine.unet import ResNetUNet
+from worker.engine.vision.base_weights import load_base_weights
+from worker.engine.vision.masks import MaskedImageDataset, input_hw, scan_image_masks
+from worker.engine.vision.segmentation_metrics import ConfusionMatrix
+from worker.engine.vision.segmenter import ImageSegmenter
+from worker.engine.vision.unet import ResNetUNet
 
 CODES = ["sky", "red", "blue", "Void"]
 COLOURS = {1: (220, 30, 30), 2: (30, 30, 220)}
@@ -158,15 +159,15 @@ def test_fine_tune_unet_from_a_stored_classifier_then_serve(scenes: Path, tiny_m
         stages=(Stage(2, 2, 20), Stage(4, 0, 40)),
         seed=1,
     )
-    events: list[dict] = []
+    events: list[Event] = []
     result = fine_tune(cfg, scenes, tmp_path / "model", on_event=events.append)
-    card = result["card"]
+    card = result.card
     assert card["task"] == "segmentation" and card["classes"] == CODES and card["void_code"] == "Void"
     assert card["input_size"] == [30, 40] and card["image_size"] == 40
-    stages = [e["message"] for e in events if e["type"] == "log" and e["message"].startswith("stage")]
+    stages = [e.message for e in events if isinstance(e, Log) and e.message.startswith("stage")]
     assert "groups before 2 frozen, image size 20" in stages[0] and "image size 40" in stages[1]
-    epochs = [e for e in events if e["type"] == "epoch"]
-    assert {"accuracy", "mean_iou", "dice", "iou:sky"} <= set(epochs[-1])
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert {"accuracy", "mean_iou", "dice", "iou:sky"} <= set(epochs[-1].metrics)
     print(
         f"\nsynthetic scenes, 6 epochs: pixel accuracy {card['metrics']['accuracy']:.3f}, "
         f"mean IoU {card['metrics']['mean_iou']:.3f}"
@@ -206,7 +207,7 @@ def test_fine_tune_unet_from_a_stored_classifier_then_serve(scenes: Path, tiny_m
 def test_lr_range_test_runs_on_the_unet(scenes: Path) -> None:
     cfg = FineTuneConfig(task="segmentation", base=BaseWeights("none"), image_size=40, batch_size=3)
     result = find_lr(cfg, scenes, start_lr=1e-5, end_lr=1.0, num_batches=6)
-    assert 2 <= len(result["points"]) <= 6 and 1e-5 <= result["suggestions"]["valley"] <= 1.0
+    assert 2 <= len(result.points) <= 6 and 1e-5 <= result.suggestions["valley"] <= 1.0
 
 
 def test_segment_benchmark_quick_mode_prints_the_table() -> None:
@@ -239,16 +240,16 @@ def test_interrupted_segmentation_job_resumes_to_the_same_weights(scenes: Path, 
         device="cpu",
     )
     reference = fine_tune(cfg, scenes, tmp_path / "whole")
-    events: list[dict] = []
+    events: list[Event] = []
 
     def stop() -> bool:
-        return any(e["type"] == "checkpoint" for e in events)
+        return any(isinstance(e, Checkpoint) for e in events)
 
     with pytest.raises(Cancelled):
         fine_tune(cfg, scenes, tmp_path / "resumed", events.append, stop)
     resumed = fine_tune(cfg, scenes, tmp_path / "resumed", events.append)
-    assert any(e["type"] == "log" and e["message"] == "resumed from checkpoint after epoch 1" for e in events)
-    assert resumed["metrics"] == reference["metrics"] and "iou:red" in resumed["metrics"]
+    assert any(isinstance(e, Log) and e.message == "resumed from checkpoint after epoch 1" for e in events)
+    assert resumed.metrics == reference.metrics and "iou:red" in resumed.metrics
     expected = safetensors.torch.load_file(tmp_path / "whole" / "model.safetensors")
     got = safetensors.torch.load_file(tmp_path / "resumed" / "model.safetensors")
     assert all(torch.equal(expected[k], got[k]) for k in expected)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.engine import EngineError, InvalidRow, Recommender, TabularConfig, TabularPredictor, train_tabular
-from worker.engine.tabular_data import UNKNOWN, fit_schema
-from worker.engine.tabular_model import embedding_size
+from fineserve_common.events import JobResult
+from worker.engine import EngineError, InvalidRow, Recommender, TabularConfig, TabularPredictor, fine_tune
+from worker.engine.tabular.data import UNKNOWN, fit_schema
+from worker.engine.tabular.model import embedding_size
 
 # fast.ai's lesson columns for adult_sample.
 CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "relationship", "race")
@@ -18,27 +19,27 @@ CONTINUOUS = ("age", "fnlwgt", "education-num")
 
 
 @pytest.fixture(scope="module")
-def adult_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def adult_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, JobResult]:
     out = tmp_path_factory.mktemp("adult")
     cfg = TabularConfig(target="salary", categorical=CATEGORICAL, continuous=CONTINUOUS, epochs=3, seed=0,
                         device="cpu")
     start = time.perf_counter()
-    result = train_tabular(cfg, shared_data / "adult_sample", out)
-    print(f"\nadult_sample salary, random 80/20 split (seed 0): valid accuracy {result['metrics']['accuracy']:.4f} "
-          f"after {result['epochs_trained']} epochs in {time.perf_counter() - start:.1f} s")
+    result = fine_tune(cfg, shared_data / "adult_sample", out)
+    print(f"\nadult_sample salary, random 80/20 split (seed 0): valid accuracy {result.metrics['accuracy']:.4f} "
+          f"after {result.epochs_trained} epochs in {time.perf_counter() - start:.1f} s")
     return out, result
 
 
-def test_adult_accuracy(adult_model: tuple[Path, dict]) -> None:
-    accuracy = adult_model[1]["metrics"]["accuracy"]
+def test_adult_accuracy(adult_model: tuple[Path, JobResult]) -> None:
+    accuracy = adult_model[1].metrics["accuracy"]
     assert accuracy >= 0.83, f"valid accuracy {accuracy:.4f} < 0.83"
-    schema = adult_model[1]["card"]["schema"]
+    schema = adult_model[1].card["schema"]
     assert schema["classes"] == ["<50k", ">=50k"]
     assert schema["missing_flags"] == ["education-num"]  # adult_sample leaves some education-num empty
     assert schema["vocabularies"]["workclass"][0] == UNKNOWN
 
 
-def test_predict_rows_as_maps(adult_model: tuple[Path, dict]) -> None:
+def test_predict_rows_as_maps(adult_model: tuple[Path, JobResult]) -> None:
     predictor = TabularPredictor.load(adult_model[0])
     rich = {"workclass": "Private", "education": "Doctorate", "marital-status": "Married-civ-spouse",
             "occupation": "Prof-specialty", "relationship": "Husband", "race": "White", "age": "52",
@@ -61,12 +62,12 @@ def test_predict_rows_as_maps(adult_model: tuple[Path, dict]) -> None:
 def test_regression_target(shared_data: Path, tmp_path: Path) -> None:
     cfg = TabularConfig(target="hours-per-week", categorical=("occupation", "sex", "relationship"),
                         continuous=("age",), epochs=1, seed=0, device="cpu")
-    result = train_tabular(cfg, shared_data / "adult_sample", tmp_path)
-    card = result["card"]
+    result = fine_tune(cfg, shared_data / "adult_sample", tmp_path)
+    card = result.card
     assert card["classes"] == [] and card["schema"]["target_stats"]["std"] > 10
-    print(f"\nadult hours-per-week regression: valid RMSE {result['metrics']['rmse']:.2f} "
+    print(f"\nadult hours-per-week regression: valid RMSE {result.metrics['rmse']:.2f} "
           f"(std {card['schema']['target_stats']['std']:.2f})")
-    assert result["metrics"]["rmse"] < 0.95 * card["schema"]["target_stats"]["std"]
+    assert result.metrics["rmse"] < 0.95 * card["schema"]["target_stats"]["std"]
     value = TabularPredictor.load(tmp_path).predict([{"occupation": "Exec-managerial", "age": "45"}])[0]["value"]
     assert 20 < value < 70
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from fineserve_common.events import Batch, Epoch, Event, Log
 from worker.engine import BaseWeights, Cancelled, DatasetError, EngineError, FineTuneConfig, fine_tune
 
 from .synthetic_images import TINY, write_class
@@ -18,49 +20,49 @@ MNIST = {"base": BaseWeights("none"), "image_size": 48, "batch_size": 32, "epoch
 
 
 def test_resnet18_from_scratch_learns_mnist_tiny(shared_data: Path, tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     start = time.perf_counter()
     result = fine_tune(FineTuneConfig(**MNIST), shared_data / "mnist_tiny", tmp_path / "model", events.append)
     seconds = time.perf_counter() - start
-    accuracy = result["metrics"]["accuracy"]
+    accuracy = result.metrics["accuracy"]
     print(f"mnist_tiny resnet18 from scratch: accuracy {accuracy:.4f} in {seconds:.1f}s")
-    assert accuracy >= 0.95, result["metrics"]
+    assert accuracy >= 0.95, result.metrics
 
     card = json.loads((tmp_path / "model" / "card.json").read_text())
-    assert card == result["card"]
+    assert card == result.card
     assert card["classes"] == ["3", "7"] and card["n_classes"] == 2 and card["task"] == "image_classification"
     assert card["dataset"] == {"train_images": 709, "valid_images": 699, "skipped_files": 0}
     assert card["hyperparameters"] == FineTuneConfig(**MNIST).to_dict()
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["card.json", "model.safetensors"]
 
-    batches = [e for e in events if e["type"] == "batch"]
-    epochs = [e for e in events if e["type"] == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4] and {e["phase"] for e in epochs} == {"stage-0"}
-    assert len(batches) == 4 * (709 // 32) and batches[-1]["batch"] == batches[-1]["batches"] == 709 // 32
-    assert epochs[-1]["accuracy"] == accuracy
-    json.dumps(events)
+    batches = [e for e in events if isinstance(e, Batch)]
+    epochs = [e for e in events if isinstance(e, Epoch)]
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4] and {e.phase for e in epochs} == {"stage-0"}
+    assert len(batches) == 4 * (709 // 32) and batches[-1].batch == batches[-1].batches == 709 // 32
+    assert epochs[-1].metrics["accuracy"] == accuracy
+    json.dumps([dataclasses.asdict(e) for e in events])  # plain numbers, no tensors
 
 
 def test_frozen_phase_trains_head_and_batchnorm_only(tiny_dataset: Path, tmp_path: Path,
                                                     seeded_torch_home: dict[str, torch.Tensor]) -> None:
     cfg = FineTuneConfig(**{**TINY, "base": BaseWeights("torchvision"), "freeze_epochs": 1, "epochs": 0})
-    events: list[dict] = []
+    events: list[Event] = []
     fine_tune(cfg, tiny_dataset, tmp_path, events.append)
     saved = safetensors.torch.load_file(tmp_path / "model.safetensors")
     assert torch.equal(saved["body.layer4.1.conv2.weight"], seeded_torch_home["layer4.1.conv2.weight"])
     assert not torch.equal(saved["body.layer4.1.bn2.weight"], seeded_torch_home["layer4.1.bn2.weight"])
-    assert {e["phase"] for e in events if e["type"] == "epoch"} == {"stage-0"}
-    assert any("ResNet18_Weights.IMAGENET1K_V1" in e["message"] for e in events if e["type"] == "log")
+    assert {e.phase for e in events if isinstance(e, Epoch)} == {"stage-0"}
+    assert any("ResNet18_Weights.IMAGENET1K_V1" in e.message for e in events if isinstance(e, Log))
 
 
 def test_two_phases_number_epochs_across_the_job(tiny_dataset: Path, tmp_path: Path,
                                                  seeded_torch_home: dict[str, torch.Tensor]) -> None:
     cfg = FineTuneConfig(**{**TINY, "base": BaseWeights("torchvision"), "freeze_epochs": 1, "epochs": 2})
-    events: list[dict] = []
+    events: list[Event] = []
     fine_tune(cfg, tiny_dataset, tmp_path, events.append)
-    epochs = [(e["phase"], e["epoch"], e["epochs"]) for e in events if e["type"] == "epoch"]
+    epochs = [(e.phase, e.epoch, e.epochs) for e in events if isinstance(e, Epoch)]
     assert epochs == [("stage-0", 1, 3), ("stage-1", 2, 3), ("stage-1", 3, 3)]
-    head_lrs = [e["lr"] for e in events if e["type"] == "batch" and e["phase"] == "stage-1"]
+    head_lrs = [e.lr for e in events if isinstance(e, Batch) and e.phase == "stage-1"]
     assert max(head_lrs) == pytest.approx(TINY["lr"] / 2, rel=0.05)  # 1cycle peak of the head group
 
 
@@ -74,12 +76,12 @@ def test_same_seed_gives_the_same_model(precision: str, tiny_dataset: Path, tmp_
 
 
 def test_should_stop_cancels_before_the_next_batch(tiny_dataset: Path, tmp_path: Path) -> None:
-    events: list[dict] = []
+    events: list[Event] = []
     calls = iter(range(100))
     with pytest.raises(Cancelled):
         fine_tune(FineTuneConfig(**TINY), tiny_dataset, tmp_path / "out", events.append,
                   should_stop=lambda: next(calls) >= 2)
-    assert [e["batch"] for e in events if e["type"] == "batch"] == [1, 2]
+    assert [e.batch for e in events if isinstance(e, Batch)] == [1, 2]
     assert not (tmp_path / "out").exists()
 
 
@@ -91,7 +93,7 @@ def test_one_class_data_set_is_rejected(tmp_path: Path) -> None:
 
 def test_bf16_autocast_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
     result = fine_tune(FineTuneConfig(**{**TINY, "precision": "bf16", "device": "cpu"}), tiny_dataset, tmp_path)
-    assert result["card"]["precision"] == "bf16"
+    assert result.card["precision"] == "bf16"
     assert all(v.dtype in (torch.float32, torch.int64)
                for v in safetensors.torch.load_file(tmp_path / "model.safetensors").values())
 

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.engine.config import BaseWeights, Stage
-from worker.engine.text_config import TextConfig
-from worker.engine.text_data import write_folds
-from worker.engine.text_training import fine_tune_language_model, fine_tune_text_classifier
+from fineserve_common.configs import BaseWeights, Stage, TextConfig
+from worker.engine import fine_tune
+from worker.engine.text.data import write_folds
 
 FOLDS = 4
 SIZE = {"emb_size": 32, "hidden_size": 64, "n_layers": 2, "max_vocab": 2000, "min_freq": 2, "device": "cpu",
@@ -50,18 +49,18 @@ def imdb_sample(shared_data: Path) -> Path:
 
 def test_ulmfit_beats_a_random_encoder_on_held_out_reviews(imdb_sample: Path, tmp_path: Path) -> None:
     folds = write_folds(imdb_sample, FOLDS, 0, tmp_path / "folds")
-    lm = fine_tune_language_model(LM, folds[0], tmp_path / "lm")
-    print(f"\nlanguage model on all 1,000 reviews: perplexity {lm['metrics']['perplexity']:.1f}, next-token accuracy "
-          f"{lm['metrics']['accuracy']:.3f}")
+    lm = fine_tune(LM, folds[0], tmp_path / "lm")
+    print(f"\nlanguage model on all 1,000 reviews: perplexity {lm.metrics['perplexity']:.1f}, next-token accuracy "
+          f"{lm.metrics['accuracy']:.3f}")
     accuracy: dict[str, list[float]] = {"ULMFiT": [], "random encoder": []}
     for i, fold in enumerate(folds):
         for arm, base in (("ULMFiT", BaseWeights("store", path=str(tmp_path / "lm"))),
                           ("random encoder", BaseWeights("none"))):
-            result = fine_tune_text_classifier(TextConfig(base=base, **CLASSIFIER), fold, tmp_path / f"{arm}-{i}")
-            assert result["epochs_trained"] == 8
+            result = fine_tune(TextConfig(base=base, **CLASSIFIER), fold, tmp_path / f"{arm}-{i}")
+            assert result.epochs_trained == 8
             if arm == "ULMFiT":
-                assert result["card"]["vocab"] == lm["card"]["vocab"]
-            accuracy[arm].append(result["metrics"]["accuracy"])
+                assert result.card["vocab"] == lm.card["vocab"]
+            accuracy[arm].append(result.metrics["accuracy"])
     gains = [u - r for u, r in zip(accuracy["ULMFiT"], accuracy["random encoder"], strict=True)]
     for arm, values in accuracy.items():
         print(f"held-out accuracy, {arm:14}: " + " ".join(f"{a:.3f}" for a in values)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from worker.engine import EngineError, ImageClassifier, load_served_model, prepare_for_serving
-from worker.engine.forward import padded_size, warm_up
 from worker.engine.precision import cpu_supports_bf16
+from worker.engine.vision.forward import padded_size, warm_up
 
 
 def _images(dataset: Path) -> list[bytes]:

@@ -1,5 +1,5 @@
 """CreateFineTuneJob requests for collaborative filtering and tabular models: what the front door accepts and
-the worker spec it builds, and what it refuses before anything is queued (no Ray, no torch)."""
+the job spec it builds, and what it refuses before anything is queued (no Ray, no torch)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 
 from control.store import Store, TenantStore
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import ApiError
-from service.job_spec import find_lr_spec, fine_tune_spec
+from fineserve_common.configs import CollabConfig
+from fineserve_common.errors import FineserveError
+from fineserve_common.spec import JobSpec
+from service.job_requests import find_lr_spec, fine_tune_spec
 
 Req = training_pb2.CreateFineTuneJobRequest
 
@@ -29,7 +31,7 @@ def store(tmp_path: Path) -> TenantStore:
     return s.for_tenant("default")
 
 
-def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> dict:
+def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> JobSpec:
     return fine_tune_spec(Req(model_name="m", **fields), store, (), tmp_path / "out")
 
 
@@ -37,10 +39,12 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
     spec = _spec(store, tmp_path, task=training_pb2.COLLABORATIVE_FILTERING, dataset_id="ds-r", arch="neural",
                  hyperparameters=training_pb2.Hyperparameters(epochs=3, weight_decay=0.2),
                  collab=training_pb2.CollabOptions(items_file="u.item", y_range=[0.5, 5.5], split="time"))
-    assert spec["embedding_task"] == "collaborative_filtering"
-    cfg = spec["config"]
-    assert cfg["arch"] == "neural" and cfg["epochs"] == 3 and cfg["weight_decay"] == 0.2
-    assert cfg["ratings"]["items_file"] == "u.item" and cfg["y_range"] == [0.5, 5.5] and cfg["split"] == "time"
+    assert spec.task == "collaborative_filtering"
+    cfg = spec.config
+    assert isinstance(cfg, CollabConfig)
+    assert cfg.arch == "neural" and cfg.epochs == 3 and cfg.weight_decay == 0.2 and cfg.precision == "fp32"
+    assert cfg.ratings.items_file == "u.item" and cfg.y_range == (0.5, 5.5) and cfg.split == "time"
+    assert JobSpec.from_json(spec.to_json()) == spec
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -63,10 +67,10 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
      "not found"),
 ])
 def test_bad_requests_are_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
-    with pytest.raises(ApiError, match=message):
+    with pytest.raises(FineserveError, match=message):
         _spec(store, tmp_path, **fields)
 
 
 def test_find_lr_is_not_offered_for_embedding_tasks(store: TenantStore) -> None:
-    with pytest.raises(ApiError, match="FindLearningRate for TABULAR"):
+    with pytest.raises(FineserveError, match="FindLearningRate for TABULAR"):
         find_lr_spec(training_pb2.FindLearningRateRequest(task=training_pb2.TABULAR, dataset_id="ds-t"), store, ())

@@ -1,5 +1,6 @@
-"""The job manager's queue, running caps, cancellation while queued and worker leases, against a scripted
-backend (the real store; no Ray): each job's worker is a queue of events the test feeds."""
+"""The job manager's queue, running caps, cancellation while queued, worker leases, re-queueing from the stored
+spec and the typed events' proto form, against a scripted backend (the real store; no Ray): each job's worker is
+a queue of events the test feeds."""
 
 from __future__ import annotations
 
@@ -7,14 +8,27 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from control.job_queue import JobQueue
-from control.jobs import MAX_ATTEMPTS, JobManager
+from control.jobs import MAX_ATTEMPTS, OLDER_VERSION, JobManager
 from control.store import Store
 from fineserve.v1 import common_pb2, training_pb2
-from service.errors import ApiError
+from fineserve_common.configs import FineTuneConfig
+from fineserve_common.errors import FailedPrecondition
+from fineserve_common.events import (
+    Batch,
+    Checkpoint,
+    Epoch,
+    Failed,
+    Heartbeat,
+    JobResult,
+    LrFinderResult,
+    Started,
+    Succeeded,
+)
+from fineserve_common.spec import FIND_LR, FINE_TUNE, JobSpec
+from worker.jobs import PlacementGroupHeld
 
 
 class WorkerLost(Exception):
@@ -24,18 +38,18 @@ class WorkerLost(Exception):
 class ScriptedRun:
     """One submission's event stream, fed by the test (an exception fed is raised, like Ray's errors)."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.feed: asyncio.Queue[Any] = asyncio.Queue()
 
     def __aiter__(self) -> ScriptedRun:
         return self
 
-    async def __anext__(self) -> asyncio.Future[dict[str, Any]]:
+    async def __anext__(self) -> asyncio.Future[Any]:
         ev = await self.feed.get()
         if isinstance(ev, BaseException):
             raise ev
-        ref: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        ref: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ref.set_result(ev)
         return ref
 
@@ -56,13 +70,13 @@ class ScriptedBackend:
     def unschedulable(self, cpus: float, gpus: float) -> str:
         return f"asks {cpus:g} CPUs" if cpus > self.total_cpus else ""
 
-    def submit(self, kind: str, spec: dict[str, Any], num_cpus: float, num_gpus: float) -> ScriptedRun:
+    def submit(self, spec: JobSpec, num_cpus: float, num_gpus: float) -> ScriptedRun:
         run = ScriptedRun(spec)
-        self.runs.setdefault(spec["job"], []).append(run)
+        self.runs.setdefault(spec.out_dir, []).append(run)  # the harness's out_dir is the job id
         return run
 
     def cancel(self, gen: ScriptedRun, force: bool = False) -> None:
-        self.cancelled.append((gen.spec["job"], force))
+        self.cancelled.append((gen.spec.out_dir, force))
         gen.feed.put_nowait(WorkerLost("killed") if force else RuntimeError("cancelled"))
 
     def release(self, group: Any) -> None:
@@ -78,12 +92,16 @@ class NoModels:
         pass
 
 
-def started(pid: int = 1) -> dict[str, Any]:
-    return {"type": "started", "pid": pid, "host": "h"}
+def started(pid: int = 1) -> Started:
+    return Started(pid=pid, host="h")
 
 
-def failed(reason: str = "boom") -> dict[str, Any]:
-    return {"type": "failed", "reason": reason}
+def failed(reason: str = "boom") -> Failed:
+    return Failed(reason)
+
+
+def spec_of(job_id: str, kind: str = FINE_TUNE) -> JobSpec:
+    return JobSpec(kind, "image_classification", FineTuneConfig(), "/data/ds", out_dir=job_id)
 
 
 class Harness:
@@ -92,11 +110,13 @@ class Harness:
         self.backend = ScriptedBackend()
         self.jobs = JobManager(self.store, self.backend, NoModels(), queue, lease_s)  # type: ignore[arg-type]
 
-    def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0, workers: int = 0) -> training_pb2.Job:
+    def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0, workers: int = 0,
+               kind: str = FINE_TUNE) -> training_pb2.Job:
         resources = common_pb2.Resources(cpus_per_worker=cpus, workers=workers)
-        job = training_pb2.Job(id=job_id, state=training_pb2.QUEUED, kind="fine_tune", tenant=tenant,
-                               request=training_pb2.CreateFineTuneJobRequest(model_name="m", resources=resources))
-        return self.jobs.create(job, {"job": job_id}, "")
+        job = training_pb2.Job(id=job_id, state=training_pb2.QUEUED, kind=kind, tenant=tenant,
+                               request=training_pb2.CreateFineTuneJobRequest(model_name="m", resources=resources),
+                               lr_request=training_pb2.FindLearningRateRequest(resources=resources))
+        return self.jobs.create(job, spec_of(job_id, kind), "")
 
     async def close(self) -> None:
         """Stop the scenario's workers (as a service stop does) so no task outlives its event loop."""
@@ -177,10 +197,10 @@ def test_cancel_a_queued_job_never_reaches_ray(tmp_path: Path) -> None:
 
 def test_a_job_that_can_never_fit_is_refused_and_not_stored(tmp_path: Path) -> None:
     h = Harness(tmp_path, JobQueue())
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(FailedPrecondition) as e:
         h.create("job-big", cpus=8.0)
-    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "8 CPUs" in e.value.message
-    with pytest.raises(ApiError) as e:  # data-parallel: every worker asks for its share
+    assert e.value.status == "FAILED_PRECONDITION" and "8 CPUs" in e.value.message
+    with pytest.raises(FailedPrecondition) as e:  # data-parallel: every worker asks for its share
         h.create("job-wide", cpus=1.5, workers=2)
     assert "3 CPUs" in e.value.message
     assert h.store.get_job("job-big") is None and h.store.get_job("job-wide") is None
@@ -191,14 +211,14 @@ def test_a_silent_worker_loses_its_lease_and_the_job_resumes(tmp_path: Path) -> 
         h = Harness(tmp_path, JobQueue(), lease_s=0.3)
         h.create("job-a")
         await settle()
-        assert h.run("job-a").spec["heartbeat_s"] == pytest.approx(0.3 / 4)
+        assert h.run("job-a").spec.heartbeat_s == pytest.approx(0.3 / 4)
         # Waiting for resources in Ray (no "started" yet) holds no lease.
         await asyncio.sleep(0.5)
         assert len(h.backend.runs["job-a"]) == 1 and not h.backend.cancelled
         h.run("job-a").feed.put_nowait(started(pid=1))
         for _ in range(6):  # heartbeats keep the lease
             await asyncio.sleep(0.1)
-            h.run("job-a").feed.put_nowait({"type": "heartbeat"})
+            h.run("job-a").feed.put_nowait(Heartbeat())
         assert len(h.backend.runs["job-a"]) == 1 and h.state("job-a") == training_pb2.RUNNING
         await asyncio.sleep(0.6)  # then silence: a hung or stopped worker
         assert h.backend.cancelled == [("job-a", True)], "the silent worker is killed"
@@ -223,12 +243,12 @@ def test_a_killed_data_parallel_generator_has_its_placement_group_released(tmp_p
         h.create("job-a", workers=2)
         await settle()
         h.run("job-a").feed.put_nowait(started())
-        h.run("job-a").feed.put_nowait({"type": "placement_group", "group": "group-1"})
+        h.run("job-a").feed.put_nowait(PlacementGroupHeld("group-1"))
         await asyncio.sleep(0.6)  # silence: the lease runs out
         assert h.backend.cancelled == [("job-a", True)] and h.backend.released == ["group-1"]
         assert len(h.backend.runs["job-a"]) == 2, "resumed"
         h.run("job-a", 1).feed.put_nowait(started())
-        h.run("job-a", 1).feed.put_nowait({"type": "placement_group", "group": "group-2"})
+        h.run("job-a", 1).feed.put_nowait(PlacementGroupHeld("group-2"))
         h.run("job-a", 1).feed.put_nowait(failed())
         await settle()
         assert h.state("job-a") == training_pb2.FAILED and h.backend.released == ["group-1"]
@@ -250,10 +270,51 @@ def test_restart_requeues_in_the_original_order(tmp_path: Path) -> None:
         await h.close()
 
         again = Harness(tmp_path, JobQueue(max_running=1))
-        assert again.jobs.resume_unfinished(lambda job: {"job": job.id}) == 3
+        assert again.jobs.resume_unfinished() == 3
         await settle()
         assert list(again.backend.runs) == ["job-a"]
+        assert again.run("job-a").spec == spec_of("job-a").with_runtime(60.0 / 4, None), "the stored spec"
         assert [again.jobs.get(j).queue_position for j in ("job-a", "job-b", "job-c")] == [1, 2, 3]
         await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_job_stored_without_a_spec_fails_on_restart(tmp_path: Path) -> None:
+    """A job an older version left QUEUED has no stored spec: it fails with the reason, and is not rebuilt."""
+    async def scenario() -> None:
+        store = Store(tmp_path / "f.db")
+        store.put_job(training_pb2.Job(id="job-old", state=training_pb2.RUNNING, kind=FINE_TUNE), None)
+        store.close()
+        h = Harness(tmp_path, JobQueue())
+        assert h.jobs.resume_unfinished() == 0
+        job = h.jobs.get("job-old")
+        assert job.state == training_pb2.FAILED and job.error == OLDER_VERSION and not h.backend.runs
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_typed_events_become_the_jobs_proto_events(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.create("job-lr", kind=FIND_LR)
+        await settle()
+        for ev in (started(), Batch("lr_find", 1, 1, 3, 10, loss=0.5, lr=1e-3, group_lrs=(1e-4, 1e-3)),
+                   Epoch("stage-1", 1, 1, {"valid_loss": 0.25, "accuracy": 0.9}, seconds=2.0),
+                   Checkpoint(1, "/ckpt"), Heartbeat(),
+                   Succeeded(JobResult(lr_finder=LrFinderResult([(1e-3, 0.5)], {"valley": 1e-3})))):
+            h.run("job-lr").feed.put_nowait(ev)
+        await settle()
+        events = h.store.events("job-lr", 1)
+        batch, epoch, checkpoint = (next(e for e in events if e.WhichOneof("event") == kind)
+                                    for kind in ("batch", "epoch", "checkpoint"))
+        assert (batch.batch.batch, list(batch.batch.group_lrs)) == (3, pytest.approx([1e-4, 1e-3]))
+        assert dict(epoch.epoch.metrics) == {"valid_loss": 0.25, "accuracy": pytest.approx(0.9)}
+        assert checkpoint.checkpoint.path == "/ckpt"
+        job = h.jobs.get("job-lr")
+        assert job.state == training_pb2.SUCCEEDED and job.progress.batch == 3
+        assert job.result.lr_finder.suggestions["valley"] == pytest.approx(1e-3)
+        await h.close()
 
     asyncio.run(scenario())

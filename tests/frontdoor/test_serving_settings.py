@@ -7,10 +7,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from control.ray_backend import RayBackend
 from fineserve.v1 import training_pb2
 from service.config import ServingConfig, parse_settings
 from service.metrics import ServingCollector
+from service.ray_serving import RayBackend
 from worker.serving_stats import ServingStats
 
 

@@ -1,4 +1,4 @@
-"""CreateFineTuneJob requests for LANGUAGE_MODEL and TEXT_CLASSIFICATION: the worker spec the front door builds,
+"""CreateFineTuneJob requests for LANGUAGE_MODEL and TEXT_CLASSIFICATION: the job spec the front door builds,
 and what it refuses before anything is queued (no Ray, no torch)."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import pytest
 
 from control.store import Store, TenantStore
 from fineserve.v1 import datasets_pb2, training_pb2
-from service.errors import ApiError
-from service.job_spec import find_lr_spec, fine_tune_spec
+from fineserve_common.configs import BaseWeights, TextConfig
+from fineserve_common.errors import FineserveError
+from fineserve_common.spec import FIND_LR, FINE_TUNE, JobSpec, LrRange
+from service.job_requests import find_lr_spec, fine_tune_spec
 
 Req = training_pb2.CreateFineTuneJobRequest
 
@@ -25,7 +27,7 @@ def store(tmp_path: Path) -> TenantStore:
     return s.for_tenant("default")
 
 
-def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> dict:
+def _spec(store: TenantStore, tmp_path: Path, **fields: object) -> JobSpec:
     return fine_tune_spec(Req(**{"model_name": "m", "dataset_id": "ds-text", **fields}), store, (tmp_path,),
                           tmp_path / "out")
 
@@ -34,21 +36,23 @@ def test_language_model_spec(store: TenantStore, tmp_path: Path) -> None:
     spec = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
                  hyperparameters=training_pb2.Hyperparameters(epochs=2, lr=3e-3),
                  text=training_pb2.TextOptions(emb_size=16, n_layers=2, bptt=20))
-    assert spec["text_task"] == "language_model"
-    cfg = spec["config"]
-    assert cfg["base"] == {"kind": "none"} and cfg["epochs"] == 2 and cfg["lr"] == 3e-3
-    assert (cfg["emb_size"], cfg["n_layers"], cfg["bptt"]) == (16, 2, 20) and "hidden_size" not in cfg
-    assert "early_stopping_metric" not in cfg
+    assert (spec.kind, spec.task, spec.out_dir) == (FINE_TUNE, "language_model", str(tmp_path / "out"))
+    cfg = spec.config
+    assert isinstance(cfg, TextConfig) and cfg.task == "language_model"
+    assert cfg.base == BaseWeights("none") and cfg.epochs == 2 and cfg.lr == 3e-3
+    assert (cfg.emb_size, cfg.n_layers, cfg.bptt) == (16, 2, 20) and cfg.hidden_size == TextConfig().hidden_size
+    assert cfg.early_stopping_metric == ""
+    assert JobSpec.from_json(spec.to_json()) == spec
 
 
 def test_text_jobs_take_early_stopping_as_image_jobs_do(store: TenantStore, tmp_path: Path) -> None:
     spec = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
                  hyperparameters=training_pb2.Hyperparameters(
                      early_stopping=training_pb2.EarlyStopping(metric="valid_loss", patience=2, min_delta=0.01)))
-    cfg = spec["config"]
-    assert (cfg["early_stopping_metric"], cfg["early_stopping_patience"], cfg["early_stopping_min_delta"]) == (
+    cfg = spec.config
+    assert (cfg.early_stopping_metric, cfg.early_stopping_patience, cfg.early_stopping_min_delta) == (
         "valid_loss", 2, 0.01)
-    with pytest.raises(ApiError, match=r"early_stopping\.metric must be one of"):
+    with pytest.raises(FineserveError, match=r"early_stopping\.metric must be one of"):
         _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=training_pb2.BaseModel(random_init=True),
               hyperparameters=training_pb2.Hyperparameters(early_stopping=training_pb2.EarlyStopping(metric="f1")))
 
@@ -71,7 +75,7 @@ def test_text_jobs_take_early_stopping_as_image_jobs_do(store: TenantStore, tmp_
       "text": training_pb2.TextOptions(bptt=2)}, "text.bptt=2"),
 ])
 def test_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
-    with pytest.raises(ApiError, match=message):
+    with pytest.raises(FineserveError, match=message):
         _spec(store, tmp_path, **fields)
 
 
@@ -81,16 +85,17 @@ def test_find_learning_rate_for_a_text_classifier(store: TenantStore, tmp_path: 
         text=training_pb2.TextOptions(emb_size=16, max_len=40), num_batches=30, freeze_to=3,
         hyperparameters=training_pb2.Hyperparameters(batch_size=8))
     spec = find_lr_spec(req, store, (tmp_path,))
-    assert spec["text_task"] == "text_classification" and "out_dir" not in spec
-    assert (spec["config"]["emb_size"], spec["config"]["max_len"], spec["config"]["batch_size"]) == (16, 40, 8)
-    assert spec["range"] == {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 30, "freeze_to": 3}
-    for bad, message in (({"arch": "resnet18"}, "awd_lstm"), ({"freeze_to": 11}, r"freeze_to must be in \[0, 10\]"),
+    assert (spec.kind, spec.task, spec.out_dir) == (FIND_LR, "text_classification", "")
+    assert (spec.config.emb_size, spec.config.max_len, spec.config.batch_size) == (16, 40, 8)
+    assert spec.lr_range == LrRange(1e-7, 10.0, 30, 3)
+    # freeze_to is bounded by the config's layer groups: n_layers (3) + 2 for a classifier
+    for bad, message in (({"arch": "resnet18"}, "awd_lstm"), ({"freeze_to": 5}, r"freeze_to must be in \[0, 4\]"),
                          ({"dataset_id": "ds-img"}, "needs a TEXT_CSV dataset")):
         wrong = training_pb2.FindLearningRateRequest()
         wrong.CopyFrom(req)
         for name, value in bad.items():
             setattr(wrong, name, value)
-        with pytest.raises(ApiError, match=message):
+        with pytest.raises(FineserveError, match=message):
             find_lr_spec(wrong, store, (tmp_path,))
 
 
@@ -98,7 +103,7 @@ def test_text_jobs_take_auto_lr_unless_lr_is_given(store: TenantStore, tmp_path:
     base = training_pb2.BaseModel(random_init=True)
     auto = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=base,
                  hyperparameters=training_pb2.Hyperparameters(auto_lr=True))
-    assert auto["config"]["auto_lr"] is True and "lr" not in auto["config"]
+    assert auto.config.auto_lr is True and auto.config.lr == TextConfig().lr
     given = _spec(store, tmp_path, task=training_pb2.LANGUAGE_MODEL, base=base,
                   hyperparameters=training_pb2.Hyperparameters(auto_lr=True, lr=3e-3))
-    assert "auto_lr" not in given["config"] and given["config"]["lr"] == 3e-3
+    assert given.config.auto_lr is False and given.config.lr == 3e-3

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from worker.engine import BaseWeights, FineTuneConfig, ImageClassifier, explain, fine_tune
-from worker.engine.heatmap_images import heat_peak
+from worker.engine.vision.heatmaps import heat_peak
 
 from .localisation_images import SIZE, write_split
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from worker.engine import BaseWeights, FineTuneConfig, MultiLabelClassifier, fine_tune
-from worker.engine.image_labels_csv import scan_labels_csv
-from worker.engine.multi_label import fbeta, tune_thresholds
+from worker.engine.vision.labels_csv import scan_labels_csv
+from worker.engine.vision.multi_label import fbeta, tune_thresholds
 
 # Random init (no ImageNet weights can reach this machine) on 160 photos, so the margin is small: measured on 2
 # busy cores, F2 0.673 vs 0.640 (seed 0; 0.655 with two torch threads), 0.678 vs 0.646 (seed 1); 64 px beat 96 px
@@ -34,7 +34,7 @@ def test_coco_tiny_f2_beats_the_label_frequency_baseline(shared_data: Path, tmp_
     start = time.perf_counter()
     result = fine_tune(cfg, coco, tmp_path / "model")
     seconds = time.perf_counter() - start
-    card = result["card"]
+    card = result.card
     assert card["task"] == "multi_label_classification" and card["fbeta_beta"] == 2.0
     assert card["classes"] == ["book", "chair", "couch", "remote", "tv", "vase"]
     assert card["dataset"] == {"train_images": 160, "valid_images": 40, "skipped_files": 0}

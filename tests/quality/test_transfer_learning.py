@@ -31,9 +31,9 @@ def test_pretrained_body_beats_random_weights_on_new_classes(shared_data: Path, 
     start = time.perf_counter()
     pretrained = fine_tune(FineTuneConfig(base=BaseWeights("none"), epochs=3, batch_size=32, **COMMON),
                            pretrain_dir, tmp_path / "pretrained")
-    print(f"\npretraining on {PRETRAIN_CLASSES}: accuracy {pretrained['metrics']['accuracy']:.3f} "
+    print(f"\npretraining on {PRETRAIN_CLASSES}: accuracy {pretrained.metrics['accuracy']:.3f} "
           f"in {time.perf_counter() - start:.0f}s")
-    assert pretrained["metrics"]["accuracy"] >= 0.9, pretrained["metrics"]
+    assert pretrained.metrics["accuracy"] >= 0.9, pretrained.metrics
 
     # The same 10 epochs of 1cycle each way; the pretrained body spends the first 2 with only the new head training.
     # Each seed draws other few-shot patches and initialises the head (and the random body) differently.
@@ -45,10 +45,10 @@ def test_pretrained_body_beats_random_weights_on_new_classes(shared_data: Path, 
                              target_dir, tmp_path / f"transfer-{seed}")
         scratch = fine_tune(FineTuneConfig(base=BaseWeights("none"), epochs=10, batch_size=16, seed=seed, **COMMON),
                             target_dir, tmp_path / f"scratch-{seed}")
-        assert transfer["card"]["classes"] == sorted(TARGET_CLASSES)
-        gaps.append(transfer["metrics"]["accuracy"] - scratch["metrics"]["accuracy"])
-        print(f"seed {seed}: fine-tuned from the pretrained body {transfer['metrics']['accuracy']:.3f}, "
-              f"from random weights {scratch['metrics']['accuracy']:.3f}")
+        assert transfer.card["classes"] == sorted(TARGET_CLASSES)
+        gaps.append(transfer.metrics["accuracy"] - scratch.metrics["accuracy"])
+        print(f"seed {seed}: fine-tuned from the pretrained body {transfer.metrics['accuracy']:.3f}, "
+              f"from random weights {scratch.metrics['accuracy']:.3f}")
     mean_gap = sum(gaps) / len(gaps)
     print(f"mean gap {100 * mean_gap:.1f} points over seeds {SEEDS}; total {time.perf_counter() - start:.0f}s")
     assert mean_gap >= 0.10, gaps

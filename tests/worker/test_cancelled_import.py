@@ -12,17 +12,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import os, signal, sys, threading
+from fineserve_common.events import JobResult
 from worker.jobs import stream_work
 
 assert "torch" not in sys.modules
 threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # a cancel, mid-import
 try:
-    list(stream_work(lambda on_event, should_stop: {}, heartbeat_s=30.0))
+    list(stream_work(lambda on_event, should_stop: JobResult(), heartbeat_s=30.0))
     print("NOT INTERRUPTED")
 except KeyboardInterrupt:
     print("interrupted")
-*_, outcome = stream_work(lambda on_event, should_stop: {"answer": 42}, heartbeat_s=30.0)
-print("next job:", outcome)
+*_, outcome = stream_work(lambda on_event, should_stop: JobResult(metrics={"answer": 42.0}), heartbeat_s=30.0)
+print("next job:", outcome.result.metrics)
 """
 
 
@@ -32,4 +33,4 @@ def test_a_cancel_during_the_torch_import_leaves_the_worker_usable() -> None:
     print(run.stdout, run.stderr[-3000:])
     assert "NOT INTERRUPTED" not in run.stdout, "torch imported within 0.3 s: this run cannot show the cut-off import"
     assert "interrupted" in run.stdout
-    assert "next job: {'type': 'succeeded', 'answer': 42}" in run.stdout
+    assert "next job: {'answer': 42.0}" in run.stdout

@@ -9,15 +9,18 @@ import pytest
 from engine.synthetic_images import TINY, stripes, write_class
 from PIL import Image
 
-from worker.engine import FineTuneConfig
+from fineserve_common.configs import FineTuneConfig
+from fineserve_common.events import Succeeded
+from fineserve_common.spec import FINE_TUNE, JobSpec
 from worker.jobs import run_fine_tune
 
 
 def _skipped(dataset: Path, out: Path, limit: int | None) -> int:
-    spec = {"config": FineTuneConfig(**TINY, device="cpu").to_dict(), "dataset_dir": str(dataset),
-            "out_dir": str(out), "heartbeat_s": 30.0, "max_image_pixels": limit}
-    (done,) = [ev for ev in run_fine_tune(spec) if ev["type"] == "succeeded"]
-    return done["card"]["dataset"]["skipped_files"]
+    spec = JobSpec(FINE_TUNE, "image_classification", FineTuneConfig(**TINY, device="cpu"), str(dataset), str(out),
+                   max_image_pixels=limit)
+    (done,) = [ev for ev in run_fine_tune(spec) if isinstance(ev, Succeeded)]
+    assert done.result.card is not None
+    return done.result.card["dataset"]["skipped_files"]
 
 
 def test_an_image_over_the_servers_limit_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import ray
 
+from fineserve_common.events import JobResult, Succeeded
 from worker.jobs import stream_work
 
 
@@ -36,17 +37,17 @@ def _no_cpu_task() -> tuple[int, int]:
 
 
 @ray.remote
-def _job() -> dict[str, Any]:
+def _job() -> dict[str, float]:
     """A job through stream_work, reporting its process and the torch threads its engine thread sees."""
     import os
 
     import torch
 
-    def work(on_event: Any, should_stop: Any) -> dict[str, Any]:
-        return {"pid": os.getpid(), "threads": torch.get_num_threads()}
+    def work(on_event: Any, should_stop: Any) -> JobResult:
+        return JobResult(metrics={"pid": os.getpid(), "threads": torch.get_num_threads()})
 
-    (outcome,) = [ev for ev in stream_work(work, heartbeat_s=30.0) if ev["type"] == "succeeded"]
-    return outcome
+    (outcome,) = [ev for ev in stream_work(work, heartbeat_s=30.0) if isinstance(ev, Succeeded)]
+    return outcome.result.metrics
 
 
 def test_a_reused_worker_runs_a_job_on_the_cpus_its_task_holds(local_ray: None) -> None:

@@ -1,23 +1,28 @@
 """fineserve's transfer-learning engine: a plain PyTorch library (no grpc, ray or service imports)."""
 
-from .collab_training import train_collab
-from .config import BaseWeights, FineTuneConfig, Stage
-from .embedding_config import CollabConfig, TabularConfig
-from .embedding_tasks import train_embedding_task
+from fineserve_common.configs import (
+    BaseWeights,
+    CollabConfig,
+    FineTuneConfig,
+    RatingsFormat,
+    Stage,
+    TabularConfig,
+    TextConfig,
+)
+
 from .errors import Cancelled, DatasetError, EngineError, InvalidImage, WeightsUnavailable
-from .explanations import Explanation, explain
-from .grad_cam import Target, class_score, grad_cam
-from .inference import ImageClassifier
-from .lr_finder import find_lr, lr_range_test
-from .multi_label_inference import LabelScores, MultiLabelClassifier
-from .ratings_data import RatingsFormat
-from .recommender import Recommender, UnknownId
-from .segmentation_inference import ImageSegmenter
+from .images import set_pixel_limit
+from .lr_finder import lr_range_test
+from .runner import find_lr, fine_tune
 from .served_models import load_served_model, prepare_for_serving
-from .tabular_data import InvalidRow
-from .tabular_predictor import TabularPredictor
-from .tabular_training import train_tabular
-from .training import fine_tune
+from .tabular.data import InvalidRow
+from .tabular.predictor import TabularPredictor
+from .tabular.recommender import Recommender, UnknownId
+from .vision.classifier import ImageClassifier
+from .vision.explanations import Explanation, explain
+from .vision.grad_cam import Target, class_score, grad_cam
+from .vision.multi_label_classifier import LabelScores, MultiLabelClassifier
+from .vision.segmenter import ImageSegmenter
 
 __all__ = [
     "BaseWeights",
@@ -39,6 +44,7 @@ __all__ = [
     "TabularConfig",
     "TabularPredictor",
     "Target",
+    "TextConfig",
     "UnknownId",
     "WeightsUnavailable",
     "class_score",
@@ -49,7 +55,5 @@ __all__ = [
     "load_served_model",
     "lr_range_test",
     "prepare_for_serving",
-    "train_collab",
-    "train_embedding_task",
-    "train_tabular",
+    "set_pixel_limit",
 ]

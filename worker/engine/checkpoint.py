@@ -7,6 +7,7 @@ old or the new one complete; loading falls back to the old one if the crash came
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,10 +15,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import safetensors.torch
 import torch
+
+from fineserve_common.configs import JobConfig
+from fineserve_common.events import LrFinderResult
 
 CHECKPOINT_DIR = "checkpoint"
 _NEW = ".checkpoint.new"
@@ -45,19 +49,13 @@ class TrainingState:
     """Validation metrics of every finished epoch."""
     rng: dict[str, torch.Tensor]
     """torch's CPU generator state ("cpu") and, on GPU jobs, the device's ("cuda")."""
-    lr_finder: dict[str, Any] | None = None
+    lr_finder: LrFinderResult | None = None
     """The auto_lr range test's result, so a resumed job does not run it again."""
 
 
-class JobConfig(Protocol):
-    """A job's configuration (FineTuneConfig, TextConfig, ...): JSON round-trippable."""
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-def job_fingerprint(cfg: JobConfig, classes: list[str]) -> str:
+def job_fingerprint(cfg: JobConfig, classes: Any) -> str:
     """What a checkpoint must match to be resumed: the requested configuration and the class list (a language
-    model's: its vocabulary)."""
+    model's: its vocabulary; a table's: its schema), as JSON."""
     text = json.dumps({"config": cfg.to_dict(), "classes": classes}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -110,7 +108,8 @@ def _write(directory: Path, state: TrainingState, fingerprint: str) -> None:
     safetensors.torch.save_file(tensors, directory / TENSORS_FILE)
     meta = {"version": VERSION, "fingerprint": fingerprint, "stage": state.stage, "epoch": state.epoch,
             "optimizer": opt_meta, "scheduler": state.scheduler, "scaler": state.scaler,
-            "early_stopping": state.early_stopping, "history": state.history, "lr_finder": state.lr_finder}
+            "early_stopping": state.early_stopping, "history": state.history,
+            "lr_finder": dataclasses.asdict(state.lr_finder) if state.lr_finder else None}
     (directory / STATE_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
 
@@ -142,7 +141,14 @@ def _read(directory: Path, fingerprint: str) -> TrainingState:
         optimizer=_unflatten_optimizer(tensors, meta["optimizer"]), scheduler=meta["scheduler"],
         scaler=meta["scaler"], early_stopping=meta["early_stopping"], history=meta["history"],
         rng={k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")},
-        lr_finder=meta["lr_finder"])
+        lr_finder=_lr_finder(meta["lr_finder"]))
+
+
+def _lr_finder(data: dict[str, Any] | None) -> LrFinderResult | None:
+    """The range test's result from JSON, its points tuples again (as a fresh test's)."""
+    if data is None:
+        return None
+    return LrFinderResult([(lr, loss) for lr, loss in data["points"]], data["suggestions"], data["diverged"])
 
 
 def load_checkpoint(out_dir: Path, fingerprint: str, log: Callable[[str], None]) -> TrainingState | None:

@@ -36,4 +36,6 @@ class EarlyStopping:
         return {"best": self.best, "bad_epochs": self.bad_epochs, "stopped": self.stopped}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.bad_epochs, self.stopped = state["best"], state["bad_epochs"], state["stopped"]
+        # An embedding job checkpointed before these jobs shared the runner saved {}.
+        self.best = state.get("best")
+        self.bad_epochs, self.stopped = state.get("bad_epochs", 0), state.get("stopped", False)

@@ -4,28 +4,24 @@ smoothed loss against the LR, and suggest rates from the curve. The model's weig
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import ExponentialLR
 
-from .base_weights import LoadedBase
-from .config import FineTuneConfig
+from fineserve_common import events
+from fineserve_common.events import LrFinderResult
+
 from .errors import Cancelled, EngineError
-from .image_loaders import reseed_for_epoch, train_loader
-from .job_setup import Event, Job, build_model, log_event, open_job, private_rng
 from .precision import grad_scaler
-from .resnet_classifier import N_LAYER_GROUPS, LayerGroupModel
-from .schedule import make_optimizer
-from .train_loop import Batch, LoopSettings, ignore_event, never_stop, train_step
+from .train_loop import Batch, LoopSettings, OnEvent, ignore_event, never_stop, train_step
 
 SMOOTH_BETA = 0.98
 DIVERGE_FACTOR = 4.0
 AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
-"""The range test auto_lr runs (image and text jobs): find_lr's defaults."""
+"""The range test auto_lr runs: find_lr's defaults."""
 
 
 def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -65,7 +61,7 @@ def _steepest(lrs: list[float], losses: list[float]) -> float:
     return lrs[min(slopes, key=slopes.__getitem__)]
 
 
-def suggest_lrs(points: list[list[float]]) -> dict[str, float]:
+def suggest_lrs(points: Sequence[Sequence[float]]) -> dict[str, float]:
     """Suggestions from [lr, smoothed loss] points (increasing lr). The first tenth of the points is skipped:
     there the moving average has seen few batches.
 
@@ -83,23 +79,24 @@ def suggest_lrs(points: list[list[float]]) -> dict[str, float]:
     return {"valley": _valley(lrs, losses), "steepest": _steepest(lrs, losses), "minimum_div_10": lowest / 10}
 
 
-def _check_range(start_lr: float, end_lr: float, num_batches: int) -> None:
+def check_range(start_lr: float, end_lr: float, num_batches: int) -> None:
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr (got {start_lr}, {end_lr})")
     if num_batches < 2:
         raise ValueError(f"num_batches must be >= 2 (got {num_batches})")
 
 
-def _check_freeze_to(freeze_to: int) -> None:
-    if not 0 <= freeze_to < N_LAYER_GROUPS:
-        raise ValueError(f"freeze_to must be in [0, {N_LAYER_GROUPS - 1}] (got {freeze_to})")
+def check_freeze_to(freeze_to: int, n_groups: int) -> None:
+    if not 0 <= freeze_to < n_groups:
+        raise ValueError(f"freeze_to={freeze_to}: this model has {n_groups} layer groups, so it must be in "
+                         f"[0, {n_groups - 1}]")
 
 
 def lr_range_test(model: nn.Module, batches: Iterable[Batch],
                   make_optimizer: Callable[[], torch.optim.Optimizer] | None = None, *,
                   settings: LoopSettings | None = None, start_lr: float = 1e-7, end_lr: float = 10.0,
-                  num_batches: int = 100, on_event: Callable[[Event], None] = ignore_event,
-                  should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
+                  num_batches: int = 100, on_event: OnEvent = ignore_event,
+                  should_stop: Callable[[], bool] = never_stop) -> LrFinderResult:
     """Train `model` on up to num_batches batches (cycling `batches`) while every param group's LR grows
     exponentially from start_lr to end_lr, then put back the model's weights, buffers and train/eval mode and
     torch's RNG state, so the test leaves no trace.
@@ -108,9 +105,9 @@ def lr_range_test(model: nn.Module, batches: Iterable[Batch],
     parameter); its LRs are overwritten. The loss is smoothed by an exponential moving average with bias
     correction (beta 0.98); the test stops early, diverged, when the smoothed loss exceeds 4x the best one or
     the loss is not finite. Emits batch events with phase "lr_find" (epoch and epochs 0: not an epoch).
-    Returns {"points": [[lr, smoothed_loss], ...], "suggestions": suggest_lrs(points), "diverged": bool}.
+    Returns the (lr, smoothed loss) points, suggest_lrs(points) and whether the test diverged.
     """
-    _check_range(start_lr, end_lr, num_batches)
+    check_range(start_lr, end_lr, num_batches)
     device = next(model.parameters()).device
     settings = settings or LoopSettings(device)
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -129,11 +126,11 @@ def lr_range_test(model: nn.Module, batches: Iterable[Batch],
 
 
 def _run(model: nn.Module, batches: Iterable[Batch], opt: torch.optim.Optimizer, sched: ExponentialLR,
-         settings: LoopSettings, num_batches: int, on_event: Callable[[Event], None],
-         should_stop: Callable[[], bool]) -> dict[str, Any]:
+         settings: LoopSettings, num_batches: int, on_event: OnEvent,
+         should_stop: Callable[[], bool]) -> LrFinderResult:
     scaler = grad_scaler(settings.device, settings.precision)
     model.train()
-    points: list[list[float]] = []
+    points: list[tuple[float, float]] = []
     average, best, diverged = 0.0, math.inf, False
     for b, (x, y) in enumerate(_cycle(batches), 1):
         if b > num_batches:
@@ -148,56 +145,21 @@ def _run(model: nn.Module, batches: Iterable[Batch], opt: torch.optim.Optimizer,
             break
         average = SMOOTH_BETA * average + (1 - SMOOTH_BETA) * loss
         smoothed = average / (1 - SMOOTH_BETA**b)
-        points.append([lr, smoothed])
+        points.append((lr, smoothed))
         best = min(best, smoothed)
-        on_event({"type": "batch", "phase": "lr_find", "epoch": 0, "epochs": 0, "batch": b, "batches": num_batches,
-                  "loss": loss, "smoothed_loss": smoothed, "lr": lr, "momentum": momentum, "group_lrs": group_lrs})
+        on_event(events.Batch(phase="lr_find", epoch=0, epochs=0, batch=b, batches=num_batches, loss=loss, lr=lr,
+                       momentum=momentum, group_lrs=tuple(group_lrs)))
         if smoothed > DIVERGE_FACTOR * best:
             diverged = True
             break
         sched.step()
     if not points:
         raise EngineError("the LR range test's first loss was not finite: lower start_lr")
-    return {"points": points, "suggestions": suggest_lrs(points), "diverged": diverged}
+    return LrFinderResult(points, suggest_lrs(points), diverged)
 
 
-def job_range_test(cfg: FineTuneConfig, job: Job, model: LayerGroupModel, base: LoadedBase, *, start_lr: float,
-                   end_lr: float, num_batches: int, freeze_to: int | None, on_event: Callable[[Event], None],
-                   should_stop: Callable[[], bool]) -> dict[str, Any]:
-    """The range test as a job runs it: the first stage's image size and freeze depth (unless freeze_to is
-    given), the job's optimizer settings, regularisers and precision, on the training set."""
-    first = cfg.resolved_stages()[0]
-    depth = first.freeze_to if freeze_to is None else freeze_to
-    model.freeze_to(depth)
-    loader = reseed_for_epoch(train_loader(cfg, job.data, base, job.device, first.image_size), cfg.seed, 0)
-    on_event(log_event(f"LR range test: lr {start_lr:g} to {end_lr:g} over up to {num_batches} batches, "
-                       f"freeze_to {depth}, image size {first.image_size}"))
-    result = lr_range_test(model, loader, lambda: make_optimizer(model.layer_groups(), cfg),
-                           settings=LoopSettings.for_job(cfg, job.device, job.precision), start_lr=start_lr,
-                           end_lr=end_lr, num_batches=num_batches, on_event=on_event, should_stop=should_stop)
-    on_event(suggestions_event(result))
-    return result
-
-
-def suggestions_event(result: dict[str, Any]) -> Event:
+def suggestions_event(result: LrFinderResult) -> events.Log:
     """The log line a job writes after its range test (lr_range_test's result)."""
-    return log_event("LR range test suggestions: " + ", ".join(
-        f"{name} {lr:.3g}" for name, lr in result["suggestions"].items())
-        + (" (stopped early: the loss diverged)" if result["diverged"] else ""))
-
-
-def find_lr(cfg: FineTuneConfig, dataset_dir: str | Path, start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_batches: int = 100, freeze_to: int | None = None,
-            on_event: Callable[[Event], None] = ignore_event,
-            should_stop: Callable[[], bool] = never_stop) -> dict[str, Any]:
-    """The LR range test on a data set with the model fine_tune would start from (same base weights, seed,
-    first stage). freeze_to defaults to the first stage's. Returns lr_range_test's result; writes nothing.
-    Raises DatasetError, WeightsUnavailable, Cancelled, ValueError (bad range) or another EngineError."""
-    _check_range(start_lr, end_lr, num_batches)
-    if freeze_to is not None:
-        _check_freeze_to(freeze_to)
-    job = open_job(cfg, dataset_dir, on_event)
-    with private_rng(cfg.seed, job.device):
-        model, base = build_model(cfg, job, on_event)
-        return job_range_test(cfg, job, model, base, start_lr=start_lr, end_lr=end_lr, num_batches=num_batches,
-                              freeze_to=freeze_to, on_event=on_event, should_stop=should_stop)
+    return events.Log("LR range test suggestions: " + ", ".join(
+        f"{name} {lr:.3g}" for name, lr in result.suggestions.items())
+        + (" (stopped early: the loss diverged)" if result.diverged else ""))

@@ -3,14 +3,23 @@ own peak rate, driven by torch's OneCycleLR (which also cycles AdamW's beta1 inv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR
 
-from .config import FineTuneConfig, Stage
+from fineserve_common.configs import EmbeddingRecipe, FineTuneConfig, Stage, TextConfig
 
 ADAM_BETA2 = 0.99
 """fast.ai's sqr_mom: a shorter memory of squared gradients than torch's 0.999 suits few-epoch fine-tuning."""
+
+
+OneCycleRecipe = FineTuneConfig | TextConfig | EmbeddingRecipe
+"""Every config: the recipe fields AdamW and 1cycle read (lr, weight_decay, pct_start, div_factor,
+final_div_factor, moms_max, moms_min)."""
+SpreadRecipe = FineTuneConfig | TextConfig
+"""The transfer-learning configs: also lr_mult and group_lrs, the discriminative rates across layer groups."""
 
 
 def even_mults(start: float, stop: float, n: int) -> list[float]:
@@ -21,7 +30,7 @@ def even_mults(start: float, stop: float, n: int) -> list[float]:
     return [start * step**i for i in range(n)]
 
 
-def group_max_lrs(cfg: FineTuneConfig, stage: Stage, n_groups: int) -> list[float]:
+def group_max_lrs(cfg: SpreadRecipe, stage: Stage, n_groups: int) -> list[float]:
     """Peak LR per layer group, earliest first, for a resolved stage.
 
     Unfrozen stages use cfg.group_lrs when given. Otherwise trainable groups get their place in the geometric
@@ -34,7 +43,7 @@ def group_max_lrs(cfg: FineTuneConfig, stage: Stage, n_groups: int) -> list[floa
     return [stage.lr if i < stage.freeze_to else lr for i, lr in enumerate(spread)]
 
 
-def make_optimizer(groups: list[nn.ModuleList], cfg: FineTuneConfig) -> torch.optim.AdamW:
+def make_optimizer(groups: Sequence[nn.Module], cfg: OneCycleRecipe) -> torch.optim.AdamW:
     """One param group per layer group holding its trainable parameters; frozen ones are left out so they get
     neither updates nor weight decay. Fused AdamW is one kernel per group on CPU and GPU alike."""
     param_groups = [{"params": [p for p in group.parameters() if p.requires_grad]} for group in groups]
@@ -42,7 +51,7 @@ def make_optimizer(groups: list[nn.ModuleList], cfg: FineTuneConfig) -> torch.op
                              weight_decay=cfg.weight_decay, fused=True)
 
 
-def one_cycle(opt: torch.optim.Optimizer, cfg: FineTuneConfig, max_lrs: list[float], total_steps: int) -> OneCycleLR:
+def one_cycle(opt: torch.optim.Optimizer, cfg: OneCycleRecipe, max_lrs: list[float], total_steps: int) -> OneCycleLR:
     """1cycle over total_steps batches: from max/div_factor up to max at pct_start, then cosine down to
     max/(div_factor*final_div_factor), with beta1 going moms_max -> moms_min -> moms_max."""
     pct_start = cfg.pct_start

@@ -7,22 +7,25 @@ from typing import Any
 
 import torch
 
-from .config import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
-from .embedding_tasks import LOADERS as EMBEDDING_LOADERS
+from fineserve_common.configs.vision import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
+
 from .errors import EngineError
-from .inference import ImageClassifier
-from .model_card import read_card
-from .multi_label_inference import MultiLabelClassifier
+from .model_card import read_model_card
 from .precision import prefers_channels_last, resolve_precision
-from .segmentation_inference import ImageSegmenter
-from .text_inference import TextClassifierModel
+from .tabular.predictor import TabularPredictor
+from .tabular.recommender import Recommender
+from .text.classifier import TextClassifierModel
+from .vision.classifier import ImageClassifier
+from .vision.multi_label_classifier import MultiLabelClassifier
+from .vision.segmenter import ImageSegmenter
 
 LOADERS = {IMAGE_CLASSIFICATION: ImageClassifier.load, MULTI_LABEL: MultiLabelClassifier.load,
-           SEGMENTATION: ImageSegmenter.load, "text_classification": TextClassifierModel.load, **EMBEDDING_LOADERS}
+           SEGMENTATION: ImageSegmenter.load, "text_classification": TextClassifierModel.load,
+           "collaborative_filtering": Recommender.load, "tabular": TabularPredictor.load}
 
 
 def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:
-    task = read_card(model_dir).get("task")
+    task = read_model_card(model_dir).get("task")
     if task not in LOADERS:
         raise EngineError(f"{model_dir} holds a {task!r} model, which no fineserve engine serves")
     return LOADERS[task](model_dir, device)

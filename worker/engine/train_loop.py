@@ -14,13 +14,13 @@ from torch.nn import functional as F
 from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import LRScheduler
 
-from .config import MULTI_LABEL, FineTuneConfig
+from fineserve_common import events
+
 from .distributed import mean_across, sum_across
 from .errors import Cancelled, EngineError
-from .precision import autocast, prefers_channels_last
+from .precision import autocast
 from .regularisation import mixup, training_loss
 
-Event = dict[str, Any]
 Batch = tuple[torch.Tensor, torch.Tensor]
 IGNORE_INDEX = -100
 """Targets with this value count in no loss or metric (torch's cross_entropy default): a segmentation mask's
@@ -35,7 +35,13 @@ class Batches(Protocol):
     def __len__(self) -> int: ...
 
 
-def ignore_event(event: Event) -> None:
+EngineEvent = events.Log | events.Batch | events.Epoch | events.Checkpoint
+"""What the engine reports through on_event (fineserve_common.events)."""
+OnEvent = Callable[[EngineEvent], None]
+ShouldStop = Callable[[], bool]
+
+
+def ignore_event(event: EngineEvent) -> None:
     """The default on_event: nobody listening."""
 
 
@@ -58,11 +64,6 @@ class LoopSettings:
     """Targets are multi-hot label vectors (sigmoid + binary cross-entropy) rather than class indices."""
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     """The training loss of (output, target); None = cross-entropy with the label smoothing and mixup above."""
-
-    @classmethod
-    def for_job(cls, cfg: FineTuneConfig, device: torch.device, precision: str) -> LoopSettings:
-        return cls(device, precision, cfg.label_smoothing, cfg.mixup_alpha, cfg.grad_clip,
-                   channels_last=prefers_channels_last(device), multi_label=cfg.task == MULTI_LABEL)
 
     def inputs(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
         x = x.to(self.device, non_blocking=True)
@@ -97,13 +98,13 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
 
 def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, sched: LRScheduler,
                 scaler: torch.amp.GradScaler, settings: LoopSettings, *, phase: str = "train", epoch: int = 1,
-                epochs: int = 1, on_event: Callable[[Event], None] = ignore_event,
+                epochs: int = 1, on_event: OnEvent = ignore_event,
                 should_stop: Callable[[], bool] = never_stop) -> float:
     """Train one pass over batches, stepping sched after every batch; returns the mean training loss (over all
     ranks under data-parallel training).
 
-    Emits {"type": "batch", phase, epoch, epochs, batch, batches, loss, lr, momentum, group_lrs} per batch with
-    the head group's LR and beta1 and every group's LR as applied in that batch. Each event goes out once the
+    Emits an events.Batch per batch with the head group's LR and beta1 and every group's LR as applied in that
+    batch. Each event goes out once the
     next batch has been queued: reading a loss waits for the device, and by then it has work to do.
     Raises Cancelled (after reporting the batches done) when should_stop() says so, and EngineError on a
     non-finite loss.
@@ -111,17 +112,16 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
     model.train()
     n = len(batches)
     total = 0.0
-    pending: tuple[Event, torch.Tensor] | None = None
+    pending: tuple[dict[str, Any], torch.Tensor] | None = None
 
-    def report(event: Event, loss: torch.Tensor) -> None:
+    def report(fields: dict[str, Any], loss: torch.Tensor) -> None:
         nonlocal total
         value = loss.item()
         if not math.isfinite(value):
-            raise EngineError(f"training diverged (loss {value}) in epoch {epoch} batch {event['batch']}: "
+            raise EngineError(f"training diverged (loss {value}) in epoch {epoch} batch {fields['batch']}: "
                               "lower the learning rate")
         total += value
-        event["loss"] = value
-        on_event(event)
+        on_event(events.Batch(phase=phase, epoch=epoch, epochs=epochs, batches=n, loss=value, **fields))
 
     for b, (x, y) in enumerate(batches, 1):
         if should_stop():
@@ -130,12 +130,12 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
             raise Cancelled(f"cancelled during epoch {epoch} before batch {b}")
         loss = train_step(model, x, y, opt, scaler, settings)
         head = opt.param_groups[-1]
-        event = {"type": "batch", "phase": phase, "epoch": epoch, "epochs": epochs, "batch": b, "batches": n,
-                 "lr": head["lr"], "momentum": head["betas"][0], "group_lrs": [g["lr"] for g in opt.param_groups]}
+        fields = {"batch": b, "lr": head["lr"], "momentum": head["betas"][0],
+                  "group_lrs": tuple(g["lr"] for g in opt.param_groups)}
         sched.step()
         if pending:
             report(*pending)
-        pending = (event, loss)
+        pending = (fields, loss)
     if pending:
         report(*pending)
     return mean_across(total / n, settings.device)

@@ -1,0 +1,107 @@
+"""COLLABORATIVE_FILTERING and TABULAR jobs: a request into the engine's CollabConfig or TabularConfig. These
+models train from scratch with one 1cycle, so the transfer-learning knobs are refused, not ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from control.store import TenantStore
+from fineserve.v1 import training_pb2
+from fineserve_common.bounds import check, check_choice
+from fineserve_common.configs import CollabConfig, RatingsFormat, TabularConfig
+from fineserve_common.configs.tabular import SPLITS
+from fineserve_common.errors import InvalidArgument
+from fineserve_common.tasks import Task
+from service.job_requests.common import (
+    Request,
+    arch_of,
+    bounded,
+    check_from_scratch,
+    check_resources,
+    dataset_of,
+    device,
+    numbers,
+    precision,
+    refused,
+)
+
+
+def tabular_config(req: Request, task: Task, store: TenantStore,
+                   roots: tuple[Path, ...]) -> tuple[CollabConfig | TabularConfig, str]:
+    assert isinstance(req, training_pb2.CreateFineTuneJobRequest), "FindLearningRate is not offered for these"
+    arch = arch_of(req, task)
+    check_from_scratch(req.base, task)
+    check_resources(req, task)
+    _, dataset_dir = dataset_of(req, store, task)
+    config = CollabConfig if task.name == "collaborative_filtering" else TabularConfig
+    hp = req.hyperparameters
+    takes = numbers(config)
+    wrong = refused(hp, config)
+    if wrong:
+        raise InvalidArgument(f"hyperparameters {', '.join(wrong)} do not apply to embedding models (they use "
+                              f"{', '.join(takes)}, precision)")
+    values = bounded(hp, takes, "hyperparameters") | {"device": device(req)}
+    if hp.precision != training_pb2.PRECISION_AUTO:  # these configs default to fp32, not auto
+        values["precision"] = precision(hp)
+    root = Path(dataset_dir)
+    if config is CollabConfig:
+        return CollabConfig(arch=arch, **values, **_collab(req.collab, root)), dataset_dir
+    return TabularConfig(**values, **_tabular(req.tabular, root)), dataset_dir
+
+
+def _file(root: Path, name: str, field: str) -> str:
+    """A file named relative to the data set, which must stay inside it."""
+    if name:
+        try:
+            path = (root / name).resolve()
+            inside = root.resolve() in path.parents and path.is_file()
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, a name too long, a link loop
+            inside = False
+        if not inside:
+            raise InvalidArgument(f"{field} {name!r} is not a file inside the dataset")
+    return name
+
+
+def _separator(value: str, field: str) -> str:
+    if len(value) > 1:
+        raise InvalidArgument(f"{field} must be one character (or empty to sniff it), got {value!r}")
+    return value
+
+
+def _collab(o: training_pb2.CollabOptions, root: Path) -> dict[str, Any]:
+    """CollabConfig's fields; 0 or empty options keep the config's defaults."""
+    ratings = RatingsFormat(
+        ratings_file=_file(root, o.ratings_file, "collab.ratings_file"),
+        separator=_separator(o.separator, "collab.separator"), user_column=o.user_column,
+        item_column=o.item_column, rating_column=o.rating_column, timestamp_column=o.timestamp_column,
+        items_file=_file(root, o.items_file, "collab.items_file"),
+        items_separator=_separator(o.items_separator, "collab.items_separator"), item_id_column=o.item_id_column,
+        title_column=o.title_column)
+    values: dict[str, Any] = {"ratings": ratings, "y_range": tuple(o.y_range)}
+    if o.n_factors:
+        values["n_factors"] = check("n_factors", o.n_factors, "collab")
+    if o.split:
+        values["split"] = check_choice("split", o.split, SPLITS, "collab")
+    if o.layers:
+        values["layers"] = tuple(o.layers)
+    return values
+
+
+def _tabular(o: training_pb2.TabularOptions, root: Path) -> dict[str, Any]:
+    """TabularConfig's fields; unset options keep the config's defaults."""
+    if not o.target:
+        raise InvalidArgument("tabular.target is required: the column to predict")
+    columns = [o.target, *o.categorical, *o.continuous]
+    if len(set(columns)) != len(columns):
+        raise InvalidArgument("tabular: a column may be only one of target, categorical and continuous")
+    values: dict[str, Any] = {"target": o.target, "categorical": tuple(o.categorical),
+                              "continuous": tuple(o.continuous), "data_file": _file(root, o.data_file,
+                                                                                      "tabular.data_file"),
+                              "separator": _separator(o.separator, "tabular.separator"),
+                              **bounded(o, ("dropout",), "tabular")}
+    if o.HasField("regression"):
+        values["regression"] = o.regression
+    if o.layers:
+        values["layers"] = tuple(o.layers)
+    return values

@@ -1,0 +1,100 @@
+"""The front door's door to Ray: connecting (local or cluster) and the serving app. Jobs go through the
+coordinator (control/ray_jobs.py).
+
+Worker code is referenced by import so that this process never loads torch: the serving deployment imports the
+engine only inside Ray workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from ray import serve
+
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+SERVE_APP = "fineserve"
+# Ray Serve's latency flag for the replicas: requests run on the replica's own event loop, not a second one.
+# ModelServer keeps blocking work off that loop (asyncio.to_thread), which the flag asks for.
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+# Room in a replica's gRPC message for the request's framing around its images.
+MESSAGE_SLACK = 1 << 20
+
+
+class RayBackend:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = not settings.ray_address
+        self.handle: Any = None
+        self.stats: Any = None
+
+    def start(self) -> None:
+        """Blocking: connect to (or start) Ray and deploy the serving app."""
+        from worker.serving_stats import STATS_ACTOR, STATS_NAMESPACE, ServingStats
+
+        if self._local:
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self._settings.local_ray_cpus:
+                kw["num_cpus"] = self._settings.local_ray_cpus
+            # address="local": always a new instance, never a `ray start` cluster this machine happens to run.
+            ray.init(address="local", namespace="fineserve", **kw)
+            log.info("started a local Ray instance (embedded mode)")
+        else:
+            ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
+            log.info("connected to the Ray cluster at %s", self._settings.ray_address)
+        # Detached: on a cluster the replicas keep reporting across front-door restarts.
+        self.stats = ray.remote(ServingStats).options(name=STATS_ACTOR, namespace=STATS_NAMESPACE, num_cpus=0,
+                                                      lifetime="detached", get_if_exists=True).remote()
+        serve.start(http_options={"location": "NoServer"})
+        self.handle = serve.run(self.serving_app(), name=SERVE_APP, route_prefix=None, blocking=False)
+
+    def serving_app(self) -> Any:
+        """The ModelServer deployment shaped by the settings: replica resources, replica count or autoscaling,
+        request limits (Ray Serve rejects calls past max_queued_requests at once: BackPressureError), batching. No
+        access log line per request on replicas: the front door's metrics count calls, and at a GPU's call rate
+        the line costs about 3 % of a replica's CPU, on the thread that admits requests."""
+        from worker.serving import ModelServer
+
+        s = self._settings
+        c = s.serving
+        scaling: dict[str, Any] = (
+            {"num_replicas": c.min_replicas} if c.min_replicas == c.max_replicas else
+            {"autoscaling_config": {"min_replicas": c.min_replicas, "max_replicas": c.max_replicas,
+                                    "target_ongoing_requests": c.target_ongoing_requests}})
+        deployment = ModelServer.options(
+            ray_actor_options={"num_cpus": c.replica_cpus, "num_gpus": c.replica_gpus,
+                               "runtime_env": {"env_vars": self.replica_env()}},
+            max_ongoing_requests=c.max_ongoing_requests, max_queued_requests=c.max_queued_requests,
+            logging_config={"enable_access_log": False}, **scaling)
+        return deployment.bind(str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels,
+                               max_batch_size=c.max_batch_size, batch_wait_s=c.batch_wait_s, precision=c.precision)
+
+    def replica_env(self) -> dict[str, str]:
+        """REPLICA_ENV, and a replica gRPC server that takes every request the front door accepts (the
+        front door sends requests over Ray Serve's gRPC transport, whose own limit is 4 MiB)."""
+        size = self._settings.limits.max_message_bytes + MESSAGE_SLACK
+        return REPLICA_ENV | {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(size)}
+
+    def serving_stats(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The stats actor's snapshot (worker/serving_stats.py); blocking, for the metrics thread."""
+        return ray.get(self.stats.snapshot.remote(), timeout=timeout)
+
+    async def loaded_replicas(self, model_id: str) -> int:
+        """How many serving replicas hold the model (by serving id) in memory now; 0 when the stats actor does
+        not answer within a second (GetModel's other fields matter more than this one)."""
+        try:
+            snap = await asyncio.wait_for(self.stats.snapshot.remote(), 1.0)
+        except (TimeoutError, ray.exceptions.RayError) as e:
+            log.warning("serving stats unavailable: %s", e)
+            return 0
+        return sum(model_id in r["models"] for r in snap["replicas"].values())
+
+    @staticmethod
+    def stop() -> None:
+        """Disconnect; a local Ray goes down with its replicas, a cluster keeps serving for other front doors."""
+        ray.shutdown()

@@ -1,0 +1,1 @@
+"""The ULMFiT tasks (language model, text classifier): AWD-LSTM, tokenizer, data, training job and serving."""

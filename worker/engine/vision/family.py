@@ -1,0 +1,127 @@
+"""The image tasks' job (classification, multi-label, segmentation): fast.ai's transfer-learning recipe on a
+ResNet body, as stages of head-only training, gradual unfreezing and progressive resizing. What differs between
+the three tasks (scan, model, datasets, metrics, card) is in tasks.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.data import DataLoader
+
+from fineserve_common.configs import FineTuneConfig, Stage
+from fineserve_common.configs.vision import MULTI_LABEL
+from fineserve_common.events import Log
+from fineserve_common.tasks import RESNET_GROUPS
+from fineserve_common.tasks import task as task_entry
+
+from ..distributed import for_training
+from ..early_stopping import EarlyStopping
+from ..job import TaskJob, early_stopping_of
+from ..precision import prefers_channels_last, resolve_device, resolve_precision
+from ..schedule import group_max_lrs, make_optimizer
+from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop
+from .base_weights import LoadedBase, load_base_weights, torchvision_weights
+from .loaders import reseed_for_epoch, train_loader, valid_loader
+from .resnet import LayerGroupModel
+from .tasks import Task, task_for
+
+
+class VisionJob(TaskJob):
+    def __init__(self, cfg: FineTuneConfig, dataset_dir: Path, on_event: OnEvent) -> None:
+        """Everything that can fail on the request alone, checked before any model is built."""
+        if cfg.base.kind == "torchvision":
+            torchvision_weights(cfg.base, cfg.arch)
+        self.cfg: FineTuneConfig = cfg
+        self.task, self.auto_lr = cfg.task, cfg.auto_lr
+        self.device = resolve_device(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        self.recipe: Task = task_for(cfg)
+        self.data = self.recipe.scan(cfg, dataset_dir)
+        self.fingerprint_of = self.data.classes
+        self.settings = LoopSettings(self.device, self.precision, cfg.label_smoothing, cfg.mixup_alpha,
+                                     cfg.grad_clip, channels_last=prefers_channels_last(self.device),
+                                     multi_label=cfg.task == MULTI_LABEL)
+        self.base: LoadedBase | None = None
+        data = self.data
+        skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
+        on_event(Log(f"data set {dataset_dir}: {len(data.classes)} {task_entry(cfg.task).label_noun}, "
+                     f"{len(data.train)} training and {len(data.valid)} validation images{skipped}"))
+        on_event(Log(f"device {self.device}, precision {self.precision} (requested {cfg.precision})"))
+
+    @classmethod
+    def layer_groups(cls, cfg: Any) -> int | None:
+        return RESNET_GROUPS
+
+    def stages(self) -> tuple[Stage, ...]:
+        return self.cfg.resolved_stages()
+
+    def build(self, on_event: OnEvent) -> nn.Module:
+        """The task's new head (or decoder) for the data set's classes on the requested body; raises
+        WeightsUnavailable rather than training from random weights that were not asked for."""
+        model = self.recipe.new_model(self.cfg.arch, self.data)
+        self.base = load_base_weights(self.cfg.base, self.cfg.arch, model.body)
+        on_event(Log(f"base weights: {self.base.description}"))
+        model.to(self.device)
+        if prefers_channels_last(self.device):
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    def _loaded_base(self) -> LoadedBase:
+        assert self.base is not None, "build() loads the base before any loader is made"
+        return self.base
+
+    def start_stage(self, model: nn.Module, stage: Stage) -> tuple[nn.Module, torch.optim.Optimizer, list[float]]:
+        assert isinstance(model, LayerGroupModel)
+        model.freeze_to(stage.freeze_to)
+        trained = for_training(model, self.device)
+        groups = model.layer_groups()
+        return trained, make_optimizer(groups, self.cfg), group_max_lrs(self.cfg, stage, len(groups))
+
+    def stage_note(self, stage: Stage) -> str:
+        return f", image size {stage.image_size}"
+
+    def loaders(self, stage: Stage) -> tuple[DataLoader, DataLoader]:
+        base = self._loaded_base()
+        return (train_loader(self.cfg, self.data, base, self.device, stage.image_size),
+                valid_loader(self.cfg, self.data, base, self.device, stage.image_size))
+
+    def epoch_batches(self, train: Batches, epoch: int, model: nn.Module) -> Batches:
+        assert isinstance(train, DataLoader)
+        return reseed_for_epoch(train, self.cfg.seed, epoch)
+
+    def epoch_metrics(self, model: nn.Module, valid: Any, should_stop: ShouldStop) -> dict[str, float]:
+        return self.recipe.epoch_metrics(self.cfg, self.data, model, valid, self.settings, should_stop)
+
+    def early_stopping(self) -> EarlyStopping:
+        return early_stopping_of(self.cfg)
+
+    def range_test_batches(self, model: nn.Module, stage: Stage) -> Batches:
+        assert isinstance(model, LayerGroupModel)
+        model.freeze_to(stage.freeze_to)
+        return reseed_for_epoch(train_loader(self.cfg, self.data, self._loaded_base(), self.device,
+                                             stage.image_size), self.cfg.seed, 0)
+
+    def card_fields(self, model: nn.Module, metrics: dict[str, float]) -> dict[str, Any]:
+        """Everything needed to rebuild, serve and explain the model beyond the common fields."""
+        cfg, data, base, stages = self.cfg, self.data, self._loaded_base(), self.stages()
+        last = stages[-1].image_size
+        tuned = self.recipe.tuned_card
+        extra = tuned(cfg, model, valid_loader(cfg, data, base, self.device, last), self.settings) if tuned else {}
+        return {
+            "arch": cfg.arch,
+            "classes": data.classes,
+            "n_classes": len(data.classes),
+            **self.recipe.card_fields(data, last),
+            "normalization": {"mean": list(base.mean), "std": list(base.std)},
+            "base": {**cfg.base.to_dict(), "description": base.description},
+            "stages": [stage.to_dict() for stage in stages],
+            "metrics": {**metrics, **extra.pop("tuned_metrics", {})},
+            "dataset": {"train_images": len(data.train), "valid_images": len(data.valid),
+                        "skipped_files": len(data.skipped)},
+            "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            **extra,
+        }
