@@ -13,14 +13,14 @@ from worker.engine.vision.heatmaps import heat_peak
 
 from .localisation_images import SIZE, write_split
 
-# Random init (no ImageNet weights reach this machine): 144 training images, 6 epochs at 128 px (4x4 maps).
-# Measured on 2 busy cores: peak in the box 0.933 (seed 0) and 0.947 (other seed and images) against 0.15-0.20
-# for random maps; 4 epochs gave 0.867, 8 epochs 0.933.
+# Random init (no ImageNet weights reach this machine): 144 training images, 8 epochs at 128 px (4x4 maps).
+# 6 epochs once gave 0.933 (seed 0), but 0.853 on the 2-core machine of 2026-12-04 with the same code; 8 epochs
+# there: 0.947, 0.920 and 0.947 for seeds 0, 1 and 2, against 0.16 for random maps.
 LOCALISE = {
     "base": BaseWeights("none"),
     "image_size": SIZE,
     "batch_size": 16,
-    "epochs": 6,
+    "epochs": 8,
     "lr": 1e-2,
     "lr_mult": 10.0,
     "precision": "fp32",  # as measured (this machine has no bf16); bf16 would give other numbers
