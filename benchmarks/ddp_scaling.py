@@ -29,16 +29,13 @@ from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from torch import distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from train_throughput import CFG, N_CLASSES  # the same model and recipe as the one-process benchmark
 
-from worker.engine import BaseWeights, FineTuneConfig
 from worker.engine.distributed import for_training, per_rank_batch
 from worker.engine.precision import grad_scaler
-from worker.engine.schedule import group_max_lrs, make_optimizer, one_cycle
+from worker.engine.schedule import one_cycle, stage_optimizer
 from worker.engine.train_loop import LoopSettings, train_epoch
 from worker.engine.vision.resnet import ResNetClassifier
-
-N_CLASSES = 10
-CFG = FineTuneConfig(base=BaseWeights("none"), lr=2e-3)
 
 
 @dataclass(frozen=True)
@@ -96,10 +93,8 @@ def _worker(config: dict[str, Any]) -> float:
     batches = [(torch.randn(share, 3, case.image_size, case.image_size, device=device)
                 .contiguous(memory_format=memory_format),
                 torch.randint(0, N_CLASSES, (share,), device=device)) for _ in range(config["batches"])]
-    opt = make_optimizer(model.layer_groups(), CFG)
-    stage = CFG.resolved_stages()[-1]
-    steps = (config["rounds"] + 1) * len(batches)
-    sched = one_cycle(opt, CFG, group_max_lrs(CFG, stage, len(model.layer_groups())), steps)
+    opt, max_lrs = stage_optimizer(model.layer_groups(), CFG, CFG.resolved_stages()[-1])
+    sched = one_cycle(opt, CFG, max_lrs, (config["rounds"] + 1) * len(batches))
     scaler = grad_scaler(device, case.precision)
     settings = LoopSettings(device, case.precision, channels_last=case.cuda)
     seconds = []

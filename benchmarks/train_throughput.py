@@ -4,7 +4,7 @@ Both train copies of the same ResNet classifier (fast.ai head) on the same in-me
 precision, in the same process, alternating round by round; each side's median round counts, so a busy machine
 slows both alike and its worst moments drop out. The engine
 side is worker.engine.train_loop.train_epoch itself with the optimizer and 1cycle schedule fine_tune builds
-(make_optimizer, one_cycle, grad_scaler, LoopSettings): per-batch events, loss reads and LR bookkeeping
+(stage_optimizer, one_cycle, grad_scaler, LoopSettings): per-batch events, loss reads and LR bookkeeping
 included. The plain side is model(x), cross-entropy, backward, AdamW step, OneCycleLR step, under autocast.
 Both use fused AdamW, so the ratio measures the loop rather than an optimizer kernel choice.
 
@@ -27,7 +27,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from worker.engine import BaseWeights, FineTuneConfig
 from worker.engine.precision import grad_scaler
-from worker.engine.schedule import group_max_lrs, make_optimizer, one_cycle
+from worker.engine.schedule import one_cycle, stage_optimizer
 from worker.engine.train_loop import Batch, LoopSettings, train_epoch
 from worker.engine.vision.resnet import ResNetClassifier
 
@@ -70,9 +70,8 @@ def engine_loop(model: ResNetClassifier, case: Case, total_steps: int) -> Callab
     """fine_tune's unfrozen-stage machinery around train_epoch."""
     device = torch.device(case.device)
     model.freeze_to(0)
-    opt = make_optimizer(model.layer_groups(), CFG)
-    stage = CFG.resolved_stages()[-1]
-    sched = one_cycle(opt, CFG, group_max_lrs(CFG, stage, len(model.layer_groups())), total_steps)
+    opt, max_lrs = stage_optimizer(model.layer_groups(), CFG, CFG.resolved_stages()[-1])
+    sched = one_cycle(opt, CFG, max_lrs, total_steps)
     scaler = grad_scaler(device, case.precision)
     settings = LoopSettings(device, case.precision, channels_last=case.channels_last)
     return lambda batches: train_epoch(model, batches, opt, sched, scaler, settings)

@@ -19,6 +19,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Log:
+    """A line for the job's log: what the engine found (data, device, base weights) and what it decided."""
+
     message: str
 
 
@@ -51,8 +53,11 @@ class Epoch:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """The state after this epoch is on disk: a re-queued job resumes after it."""
+
     epoch: int
     path: str
+    """The checkpoint directory inside the job's out_dir."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,17 @@ class JobResult:
 
 @dataclass(frozen=True)
 class Succeeded:
+    """The job's last event when it finished; a fine-tune's model is in its out_dir, ready to publish."""
+
     result: JobResult
 
 
 @dataclass(frozen=True)
 class Failed:
+    """The job's last event when it ended without a result; the job manager decides FAILED or CANCELLED."""
+
     reason: str
+    """What the caller reads: the engine's message, or the error and the last lines of its traceback."""
     cancelled: bool = False
     """It stopped because it was asked to."""
 

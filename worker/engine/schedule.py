@@ -51,6 +51,13 @@ def make_optimizer(groups: Sequence[nn.Module], cfg: OneCycleRecipe) -> torch.op
                              weight_decay=cfg.weight_decay, fused=True)
 
 
+def stage_optimizer(groups: Sequence[nn.Module], cfg: SpreadRecipe, stage: Stage
+                    ) -> tuple[torch.optim.AdamW, list[float]]:
+    """A transfer-learning stage's AdamW over its trainable layer groups, and each group's peak rate (for
+    one_cycle once the stage's step count is known)."""
+    return make_optimizer(groups, cfg), group_max_lrs(cfg, stage, len(groups))
+
+
 def one_cycle(opt: torch.optim.Optimizer, cfg: OneCycleRecipe, max_lrs: list[float], total_steps: int) -> OneCycleLR:
     """1cycle over total_steps batches: from max/div_factor up to max at pct_start, then cosine down to
     max/(div_factor*final_div_factor), with beta1 going moms_max -> moms_min -> moms_max."""

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ..bounds import check, check_choice
 from ..errors import InvalidArgument
+from ..tasks import PRECISIONS
 
 BASE_KINDS = ("torchvision", "file", "store", "none")
 EARLY_STOPPING_METRICS = ("", "valid_loss", "accuracy")
@@ -66,6 +67,39 @@ def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise InvalidArgument(f"unknown field(s) in {where}: {', '.join(map(str, unknown))}")
     return dict(data)
+
+
+@dataclass(frozen=True)
+class OneCycle:
+    """The 1cycle policy's settings, which every task family trains with (the engine's schedule.py): the LR
+    warms up from max/div_factor to max and anneals to max/(div_factor*final_div_factor), while AdamW's beta1
+    falls from moms_max to moms_min and back. The families' configs inherit these fields (text overrides the
+    momentum defaults)."""
+
+    pct_start: float = 0.25
+    """Fraction of each 1cycle spent warming the learning rate up."""
+    div_factor: float = 25.0
+    """Each 1cycle starts at max_lr / div_factor (fast.ai and torch: 25)."""
+    final_div_factor: float = 1e5
+    """Each 1cycle ends at max_lr / (div_factor * final_div_factor); fast.ai's 1e5 (torch defaults to 1e4)."""
+    moms_max: float = 0.95
+    """AdamW's beta1 at the start and end of each 1cycle; it falls to moms_min while the LR warms up."""
+    moms_min: float = 0.85
+    """AdamW's beta1 at the LR peak: less momentum while the LR is high (fast.ai's moms=(0.95, 0.85, 0.95))."""
+
+    def check_one_cycle(self) -> None:
+        check_fields(self, ("pct_start", "div_factor", "final_div_factor"))
+        check_momentum(self)
+
+
+def check_run(cfg: Any) -> None:
+    """The fields every transfer-learning config (images, text) runs with: early stopping, auto_lr, precision,
+    the validation share, the seed and the device."""
+    check_early_stopping(cfg)
+    check_bool("auto_lr", cfg.auto_lr)
+    check_choice("precision", cfg.precision, PRECISIONS)
+    check_fields(cfg, ("valid_pct", "seed"))
+    check_device(cfg.device, cfg.precision)
 
 
 @dataclass(frozen=True)

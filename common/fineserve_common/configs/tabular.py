@@ -10,7 +10,7 @@ from typing import Any
 
 from ..bounds import check, check_choice
 from ..tasks import PRECISIONS, task
-from .recipe import as_dict, check_fields, check_momentum, check_str, fail, known_fields
+from .recipe import OneCycle, as_dict, check_fields, check_str, fail, known_fields
 
 SPLITS = ("random", "time")
 
@@ -41,7 +41,7 @@ class RatingsFormat:
 
 
 @dataclass(frozen=True)
-class EmbeddingRecipe:
+class EmbeddingRecipe(OneCycle):
     """One 1cycle over all parameters with AdamW (decoupled weight decay)."""
 
     epochs: int = 5
@@ -49,11 +49,6 @@ class EmbeddingRecipe:
     weight_decay: float = 0.1
     """fast.ai's collab/tabular value: embeddings overfit quickly without it."""
     batch_size: int = 64
-    pct_start: float = 0.25
-    div_factor: float = 25.0
-    final_div_factor: float = 1e5
-    moms_max: float = 0.95
-    moms_min: float = 0.85
     valid_pct: float = 0.2
     seed: int = 0
     """Seed of the split, the initialisation and the batch order."""
@@ -62,11 +57,10 @@ class EmbeddingRecipe:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        check_fields(self, ("epochs", "lr", "weight_decay", "batch_size", "pct_start", "div_factor",
-                            "final_div_factor"))
+        check_fields(self, ("epochs", "lr", "weight_decay", "batch_size"))
         if self.epochs < 1:
             fail("epochs", "must be >= 1 (these models train from scratch)", self.epochs)
-        check_momentum(self)
+        self.check_one_cycle()
         check_fields(self, ("valid_pct", "seed"))
         check_choice("precision", self.precision, PRECISIONS)
         check_str("device", self.device)

@@ -8,16 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..bounds import check, check_choice
-from ..tasks import PRECISIONS, RESNET_GROUPS, RESNETS, VISION, family_tasks
+from ..tasks import RESNET_GROUPS, RESNETS, VISION, family_tasks
 from .recipe import (
     BaseWeights,
+    OneCycle,
     Stage,
     as_dict,
     check_bool,
-    check_device,
-    check_early_stopping,
     check_fields,
-    check_momentum,
+    check_run,
     check_stages,
     check_str,
     fail,
@@ -32,7 +31,7 @@ IMAGE_TASKS = tuple(t.name for t in family_tasks(VISION))
 
 
 @dataclass(frozen=True)
-class FineTuneConfig:
+class FineTuneConfig(OneCycle):
     """Hyperparameters of fast.ai's transfer-learning recipe; the defaults suit a pretrained ResNet at 224 px."""
 
     task: str = IMAGE_CLASSIFICATION
@@ -60,16 +59,6 @@ class FineTuneConfig:
     stage_lr/lr_mult (first group) to stage_lr (head), fast.ai's slice(stage_lr/lr_mult, stage_lr)."""
     weight_decay: float = 0.01
     """AdamW's decoupled weight decay."""
-    pct_start: float = 0.25
-    """Fraction of each 1cycle spent warming the learning rate up."""
-    div_factor: float = 25.0
-    """Each 1cycle starts at max_lr / div_factor (fast.ai and torch: 25)."""
-    final_div_factor: float = 1e5
-    """Each 1cycle ends at max_lr / (div_factor * final_div_factor); fast.ai's 1e5 (torch defaults to 1e4)."""
-    moms_max: float = 0.95
-    """AdamW's beta1 at the start and end of each 1cycle; it falls to moms_min while the LR warms up."""
-    moms_min: float = 0.85
-    """AdamW's beta1 at the LR peak: less momentum while the LR is high (fast.ai's moms=(0.95, 0.85, 0.95))."""
     group_lrs: tuple[float, ...] = ()
     """Explicit max LR per layer group (earliest first, one per group: 3 for ResNets) for stages with
     freeze_to 0, replacing the lr/lr_mult spread there; () = the spread."""
@@ -133,16 +122,12 @@ class FineTuneConfig:
                 fail("epochs", "must be >= 1 when base.kind is 'none' (a random body has to train)", self.epochs)
             if self.freeze_epochs + self.epochs < 1:
                 fail("epochs", "freeze_epochs + epochs must be >= 1", self.epochs)
-        check_fields(self, ("lr", "lr_mult", "weight_decay", "pct_start", "div_factor", "final_div_factor"))
-        check_momentum(self)
+        check_fields(self, ("lr", "lr_mult", "weight_decay"))
+        self.check_one_cycle()
         self._validate_schedule()
         check_fields(self, ("label_smoothing", "mixup_alpha", "grad_clip"))
-        check_early_stopping(self)
-        check_bool("auto_lr", self.auto_lr)
-        check_choice("precision", self.precision, PRECISIONS)
-        check_fields(self, ("valid_pct", "seed"))
+        check_run(self)
         check_bool("flip", self.flip)
-        check_device(self.device, self.precision)
         check_fields(self, ("num_workers", "threshold", "fbeta_beta"))
         if self.void_code is not None:
             check_str("void_code", self.void_code)

@@ -19,7 +19,7 @@ from ..early_stopping import EarlyStopping
 from ..errors import DatasetError
 from ..job import TaskJob, early_stopping_of
 from ..precision import resolve_device, resolve_precision
-from ..schedule import group_max_lrs, make_optimizer
+from ..schedule import stage_optimizer
 from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop, validate
 from .awd_lstm import AWDLSTMSize, LanguageModel, TextClassifier
 from .base_weights import TIED_DECODER, LMWeights, load_lm_weights, remap_vocab
@@ -80,7 +80,7 @@ class TextJob(TaskJob):
         assert isinstance(model, self.model_type)
         model.freeze_to(stage.freeze_to)
         groups = model.layer_groups()
-        return model, make_optimizer(groups, self.cfg), group_max_lrs(self.cfg, stage, len(groups))
+        return (model, *stage_optimizer(groups, self.cfg, stage))
 
     def loaders(self, stage: Stage) -> tuple[Batches, Any]:
         return self.train, self.valid

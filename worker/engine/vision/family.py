@@ -22,7 +22,7 @@ from ..distributed import for_training
 from ..early_stopping import EarlyStopping
 from ..job import TaskJob, early_stopping_of
 from ..precision import prefers_channels_last, resolve_device, resolve_precision
-from ..schedule import group_max_lrs, make_optimizer
+from ..schedule import stage_optimizer
 from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop
 from .base_weights import LoadedBase, load_base_weights, torchvision_weights
 from .loaders import reseed_for_epoch, train_loader, valid_loader
@@ -79,7 +79,7 @@ class VisionJob(TaskJob):
         model.freeze_to(stage.freeze_to)
         trained = for_training(model, self.device)
         groups = model.layer_groups()
-        return trained, make_optimizer(groups, self.cfg), group_max_lrs(self.cfg, stage, len(groups))
+        return (trained, *stage_optimizer(groups, self.cfg, stage))
 
     def stage_note(self, stage: Stage) -> str:
         return f", image size {stage.image_size}"
