@@ -10,6 +10,11 @@ from dataclasses import dataclass
 VISION, TEXT, TABULAR = "vision", "text", "tabular"
 """Task families: the engine keeps each in a folder of its own (worker/engine/<family>/)."""
 
+IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION = "image_classification", "multi_label_classification", "segmentation"
+LANGUAGE_MODEL, TEXT_CLASSIFICATION = "language_model", "text_classification"
+COLLABORATIVE_FILTERING, TABULAR_MODEL = "collaborative_filtering", "tabular"
+"""The tasks' names, as the engine, the model cards and the SDK spell them."""
+
 RESNETS = ("resnet18", "resnet34", "resnet50")
 RESNET_GROUPS = 3
 """Layer groups of every ResNet model (stem+layer1+layer2 / layer3+layer4 / head or decoder)."""
@@ -47,18 +52,18 @@ class Task:
 
 
 TASKS: tuple[Task, ...] = (
-    Task("image_classification", "IMAGE_CLASSIFICATION", VISION, "IMAGE_FOLDERS", RESNETS, BASE_SOURCES,
+    Task(IMAGE_CLASSIFICATION, "IMAGE_CLASSIFICATION", VISION, "IMAGE_FOLDERS", RESNETS, BASE_SOURCES,
          data_parallel=True, find_lr=True),
-    Task("multi_label_classification", "MULTI_LABEL_CLASSIFICATION", VISION, "IMAGE_LABELS_CSV", RESNETS,
+    Task(MULTI_LABEL, "MULTI_LABEL_CLASSIFICATION", VISION, "IMAGE_LABELS_CSV", RESNETS,
          BASE_SOURCES, find_lr=True, label_noun="labels"),
-    Task("segmentation", "SEGMENTATION", VISION, "IMAGE_MASKS", RESNETS, BASE_SOURCES, data_parallel=True,
+    Task(SEGMENTATION, "SEGMENTATION", VISION, "IMAGE_MASKS", RESNETS, BASE_SOURCES, data_parallel=True,
          find_lr=True),
-    Task("language_model", "LANGUAGE_MODEL", TEXT, "TEXT_CSV", ("awd_lstm",),
+    Task(LANGUAGE_MODEL, "LANGUAGE_MODEL", TEXT, "TEXT_CSV", ("awd_lstm",),
          ("weights_file", "stored_model", "random_init"), find_lr=True, label_noun="tokens"),
-    Task("text_classification", "TEXT_CLASSIFICATION", TEXT, "TEXT_CSV", ("awd_lstm",),
+    Task(TEXT_CLASSIFICATION, "TEXT_CLASSIFICATION", TEXT, "TEXT_CSV", ("awd_lstm",),
          ("stored_model", "random_init"), find_lr=True),
-    Task("collaborative_filtering", "COLLABORATIVE_FILTERING", TABULAR, "RATINGS_CSV", ("dot", "neural"), ()),
-    Task("tabular", "TABULAR", TABULAR, "TABULAR_CSV", ("tabular_mlp",), ()),
+    Task(COLLABORATIVE_FILTERING, "COLLABORATIVE_FILTERING", TABULAR, "RATINGS_CSV", ("dot", "neural"), ()),
+    Task(TABULAR_MODEL, "TABULAR", TABULAR, "TABULAR_CSV", ("tabular_mlp",), ()),
 )
 
 _BY_NAME = {t.name: t for t in TASKS}

@@ -12,7 +12,7 @@ from fineserve_common.bounds import check, check_choice
 from fineserve_common.configs import CollabConfig, RatingsFormat, TabularConfig
 from fineserve_common.configs.tabular import SPLITS
 from fineserve_common.errors import InvalidArgument
-from fineserve_common.tasks import Task
+from fineserve_common.tasks import COLLABORATIVE_FILTERING, Task
 from service.job_requests.common import (
     Request,
     arch_of,
@@ -34,7 +34,7 @@ def tabular_config(req: Request, task: Task, store: TenantStore,
     check_from_scratch(req.base, task)
     check_resources(req, task)
     _, dataset_dir = dataset_of(req, store, task)
-    config = CollabConfig if task.name == "collaborative_filtering" else TabularConfig
+    config = CollabConfig if task.name == COLLABORATIVE_FILTERING else TabularConfig
     hp = req.hyperparameters
     takes = numbers(config)
     wrong = refused(hp, config)

@@ -9,7 +9,7 @@ from control.store import TenantStore
 from fineserve.v1 import training_pb2
 from fineserve_common.configs import TextConfig
 from fineserve_common.errors import InvalidArgument
-from fineserve_common.tasks import Task
+from fineserve_common.tasks import TEXT_CLASSIFICATION, Task
 from service.job_requests.common import (
     Request,
     arch_of,
@@ -32,7 +32,7 @@ def text_config(req: Request, task: Task, store: TenantStore, roots: tuple[Path,
     arch = arch_of(req, task)
     check_resources(req, task)
     dataset, dataset_dir = dataset_of(req, store, task)
-    if task.name == "text_classification" and len(dataset.summary.classes) < 2:
+    if task.name == TEXT_CLASSIFICATION and len(dataset.summary.classes) < 2:
         raise InvalidArgument(f"dataset {dataset.id} has {len(dataset.summary.classes)} label(s); a classifier "
                               "needs 2+")
     base = base_weights(req.base, task, arch, store, roots)

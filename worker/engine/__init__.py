@@ -11,10 +11,11 @@ from fineserve_common.configs import (
 )
 
 from .errors import Cancelled, DatasetError, EngineError, InvalidImage, WeightsUnavailable
+from .families import load_served_model
 from .images import set_pixel_limit
 from .lr_finder import lr_range_test
 from .runner import find_lr, fine_tune
-from .served_models import load_served_model, prepare_for_serving
+from .served_models import prepare_for_serving
 from .tabular.data import InvalidRow
 from .tabular.predictor import TabularPredictor
 from .tabular.recommender import Recommender, UnknownId

@@ -28,7 +28,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import is_main, per_rank_batch, world_size
-from .families import job_type, open_job, task_of
+from .families import job_type, open_job
 from .job import TaskJob, private_rng
 from .lr_finder import AUTO_LR_RANGE, check_freeze_to, check_range, lr_range_test, suggestions_event
 from .model_card import save_model
@@ -191,7 +191,7 @@ def find_lr(cfg: JobConfig, dataset_dir: str | Path, start_lr: float = 1e-7, end
     check_range(start_lr, end_lr, num_batches)
     n_groups = job_type(cfg).layer_groups(cfg)
     if n_groups is None:
-        raise ValueError(f"the LR range test is not available for {task_of(cfg)}")
+        raise ValueError(f"the LR range test is not available for {cfg.task}")
     if freeze_to is not None:
         check_freeze_to(freeze_to, n_groups)
     job = open_job(cfg, Path(dataset_dir), on_event)

@@ -1,34 +1,14 @@
-"""Which class serves a model directory: the card's task picks it, so one replica serves every task."""
+"""Readying a loaded model for a serving replica (families.load_served_model loads it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from fineserve_common.configs.vision import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
-
-from .errors import EngineError
-from .model_card import read_model_card
 from .precision import prefers_channels_last, resolve_precision
-from .tabular.predictor import TabularPredictor
-from .tabular.recommender import Recommender
-from .text.classifier import TextClassifierModel
 from .vision.classifier import ImageClassifier
-from .vision.multi_label_classifier import MultiLabelClassifier
 from .vision.segmenter import ImageSegmenter
-
-LOADERS = {IMAGE_CLASSIFICATION: ImageClassifier.load, MULTI_LABEL: MultiLabelClassifier.load,
-           SEGMENTATION: ImageSegmenter.load, "text_classification": TextClassifierModel.load,
-           "collaborative_filtering": Recommender.load, "tabular": TabularPredictor.load}
-
-
-def load_served_model(model_dir: str | Path, device: str = "auto") -> Any:
-    task = read_model_card(model_dir).get("task")
-    if task not in LOADERS:
-        raise EngineError(f"{model_dir} holds a {task!r} model, which no fineserve engine serves")
-    return LOADERS[task](model_dir, device)
 
 
 def prepare_for_serving(served: Any, precision: str = "fp32", max_batch: int = 1) -> Any:

@@ -10,9 +10,9 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 
 from fineserve.v1 import common_pb2, training_pb2
-from fineserve_common.tasks import TEXT, Task, task, task_of_enum
+from fineserve_common.tasks import IMAGE_CLASSIFICATION, TEXT, Task, task, task_of_enum
 
-DEFAULT_TASK = "image_classification"
+DEFAULT_TASK = IMAGE_CLASSIFICATION
 DEFAULT_ARCH = task(DEFAULT_TASK).default_arch
 """The SDK's and the CLI's default: a ResNet image classifier ("resnet18")."""
 DEFAULT_BASE = "imagenet"

@@ -27,4 +27,4 @@ def config_from_dict(task_name: str, data: Mapping[str, Any]) -> JobConfig:
     if family == TEXT:
         return TextConfig.from_dict({**data, "task": task_name})
     assert family == TABULAR
-    return (CollabConfig if task_name == "collaborative_filtering" else TabularConfig).from_dict(data)
+    return (CollabConfig if task_name == CollabConfig.task else TabularConfig).from_dict(data)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..bounds import check, check_choice
-from ..tasks import PRECISIONS, task
+from ..tasks import COLLABORATIVE_FILTERING, PRECISIONS, TABULAR_MODEL, task
 from .recipe import OneCycle, as_dict, check_fields, check_str, fail, known_fields
 
 SPLITS = ("random", "time")
@@ -89,6 +89,7 @@ def _check_layers(name: str, layers: Any) -> None:
 
 @dataclass(frozen=True)
 class CollabConfig(EmbeddingRecipe):
+    task: ClassVar[str] = COLLABORATIVE_FILTERING
     ratings: RatingsFormat = dataclasses.field(default_factory=RatingsFormat)
     weight_decay: float = 0.15
     """On the factors only (biases are not decayed); fast.ai's 0.1 decays the biases too."""
@@ -110,7 +111,7 @@ class CollabConfig(EmbeddingRecipe):
         object.__setattr__(self, "layers", tuple(self.layers))
         if not isinstance(self.ratings, RatingsFormat):
             fail("ratings", "must be a RatingsFormat", self.ratings)
-        check_choice("arch", self.arch, task("collaborative_filtering").archs)
+        check_choice("arch", self.arch, task(COLLABORATIVE_FILTERING).archs)
         check_fields(self, ("n_factors",))
         if self.y_range and (len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]):
             fail("y_range", "must be (low, high) with low < high", self.y_range)
@@ -121,6 +122,7 @@ class CollabConfig(EmbeddingRecipe):
 
 @dataclass(frozen=True)
 class TabularConfig(EmbeddingRecipe):
+    task: ClassVar[str] = TABULAR_MODEL
     target: str = ""
     """The column to predict (required)."""
     categorical: tuple[str, ...] = ()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..bounds import check_choice
-from ..tasks import TEXT, family_tasks
+from ..tasks import LANGUAGE_MODEL, TEXT, TEXT_CLASSIFICATION, family_tasks
 from .recipe import BaseWeights, OneCycle, Stage, as_dict, check_fields, check_run, check_stages, fail, recipe_fields
 
 TEXT_TASKS = tuple(t.name for t in family_tasks(TEXT))
@@ -18,7 +18,7 @@ TEXT_BASE_KINDS = ("none", "file", "store")
 class TextConfig(OneCycle):
     """ULMFiT's defaults (Howard & Ruder 2018), scaled by drop_mult; sizes are the published AWD-LSTM's."""
 
-    task: str = "language_model"
+    task: str = LANGUAGE_MODEL
     """"language_model" (stages 1-2) or "text_classification" (stage 3)."""
     base: BaseWeights = dataclasses.field(default_factory=lambda: BaseWeights("none"))
     """"none"; "store": a fineserve language model directory (the classifier's encoder must come from one);
@@ -75,7 +75,7 @@ class TextConfig(OneCycle):
         if not isinstance(self.base, BaseWeights):
             fail("base", "must be a BaseWeights", self.base)
         check_choice("base.kind", self.base.kind, TEXT_BASE_KINDS)
-        if self.task == "text_classification" and self.base.kind == "file":
+        if self.task == TEXT_CLASSIFICATION and self.base.kind == "file":
             fail("base.kind", "a classifier's encoder comes from a stored language model ('store') or 'none'",
                  self.base.kind)
         check_fields(self, ("emb_size", "hidden_size", "n_layers", "max_vocab", "min_freq", "bptt", "max_len",
@@ -93,7 +93,7 @@ class TextConfig(OneCycle):
     @property
     def n_groups(self) -> int:
         """Language model: each LSTM + (embedding, decoder); classifier: embedding + each LSTM + head."""
-        return self.n_layers + (1 if self.task == "language_model" else 2)
+        return self.n_layers + (1 if self.task == LANGUAGE_MODEL else 2)
 
     @property
     def lr_mult(self) -> float:
@@ -113,7 +113,7 @@ class TextConfig(OneCycle):
             # A random encoder has nothing to protect from the new head: it trains unfrozen from the start.
             frozen_epochs = 0 if self.base.kind == "none" else self.freeze_epochs
             head = [Stage(frozen_epochs, last)] if frozen_epochs else []
-            if self.task == "text_classification" and frozen_epochs:
+            if self.task == TEXT_CLASSIFICATION and frozen_epochs:
                 head += [Stage(1, f) for f in range(last - 1, 0, -1)]
             stages = tuple(head + ([Stage(self.epochs, 0)] if self.epochs else []))
         return tuple(dataclasses.replace(s, lr=s.lr or self.lr / 2**i) for i, s in enumerate(stages))

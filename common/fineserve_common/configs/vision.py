@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..bounds import check, check_choice
-from ..tasks import RESNET_GROUPS, RESNETS, VISION, family_tasks
+from ..tasks import IMAGE_CLASSIFICATION, RESNET_GROUPS, RESNETS, SEGMENTATION, VISION, family_tasks
 from .recipe import (
     BaseWeights,
     OneCycle,
@@ -23,9 +23,6 @@ from .recipe import (
     recipe_fields,
 )
 
-IMAGE_CLASSIFICATION = "image_classification"
-MULTI_LABEL = "multi_label_classification"
-SEGMENTATION = "segmentation"
 IMAGE_TASKS = tuple(t.name for t in family_tasks(VISION))
 """Every image task shares the ResNet body, so any of their stored models can be another's base."""
 

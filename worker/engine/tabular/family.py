@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from fineserve_common.configs import CollabConfig, EmbeddingRecipe, Stage, TabularConfig
 from fineserve_common.events import Log
+from fineserve_common.tasks import COLLABORATIVE_FILTERING, TABULAR_MODEL
 
 from ..errors import DatasetError
 from ..job import TaskJob
@@ -31,7 +32,6 @@ from .data import fit_schema, read_table
 from .model import TabularModel, embedding_size
 from .ratings import Ratings, read_ratings, split_ratings
 
-COLLAB, TABULAR = "collaborative_filtering", "tabular"
 SEEN_PREFIX = "ratings."
 """Tensors saved beside a collab model's weights: every user's rated items (CSR) and each item's rating count and
 mean."""
@@ -113,7 +113,7 @@ class CollabJob(EmbeddingJob):
     """Metrics rmse + valid_loss; the card holds the user and item vocabularies, titles and y_range, and the
     model file the "ratings." tensors a recommender filters and ranks with."""
 
-    task = COLLAB
+    task = COLLABORATIVE_FILTERING
 
     def __init__(self, cfg: CollabConfig, dataset_dir: Path, on_event: OnEvent) -> None:
         self.collab = cfg
@@ -155,7 +155,7 @@ class TabularJob(EmbeddingJob):
     """A seeded random split; the card holds the TabularSchema (vocabularies, normalisation, classes). Metrics:
     accuracy + valid_loss (classification) or rmse + valid_loss (regression)."""
 
-    task = TABULAR
+    task = TABULAR_MODEL
 
     def __init__(self, cfg: TabularConfig, dataset_dir: Path, on_event: OnEvent) -> None:
         self.tabular = cfg

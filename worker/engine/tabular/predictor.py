@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
+from fineserve_common.tasks import TABULAR_MODEL as TASK
+
 from ..model_card import load_weights_into, read_model_card, read_weights
 from ..precision import resolve_device
 from ..vision.classifier import top_classes
 from .data import TabularSchema, check_row_keys
-from .family import TABULAR as TASK
 from .model import TabularModel
 
 

@@ -14,12 +14,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from fineserve_common.configs import CollabConfig
+from fineserve_common.tasks import COLLABORATIVE_FILTERING as TASK
 
 from ..errors import EngineError
 from ..model_card import load_weights_into, read_model_card, read_weights
 from ..precision import resolve_device
 from .collab_models import build_collab_model
-from .family import COLLAB as TASK
 from .family import SEEN_PREFIX
 
 

@@ -13,6 +13,7 @@ import safetensors.torch
 import torch
 
 from fineserve_common.configs import BaseWeights
+from fineserve_common.tasks import LANGUAGE_MODEL
 
 from ..errors import WeightsUnavailable
 from ..model_card import read_model_card, read_weights
@@ -92,7 +93,7 @@ def _from_wt103_file(path: Path) -> LMWeights:
 
 def _from_store(path: Path) -> LMWeights:
     card = read_model_card(path)
-    if card.get("task") != "language_model":
+    if card.get("task") != LANGUAGE_MODEL:
         raise WeightsUnavailable(f"{path} holds a {card.get('task')} model, not a language model")
     state = read_weights(path)
     return LMWeights(state, Vocab.from_list(card["vocab"]), f"stored language model {path}")

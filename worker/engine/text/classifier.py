@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from fineserve_common.tasks import TEXT_CLASSIFICATION
+
 from ..model_card import load_model_dir
 from ..vision.classifier import top_classes
 from .awd_lstm import AWDLSTMSize, TextClassifier
@@ -31,7 +33,7 @@ class TextClassifierModel:
         def build(card: dict[str, Any]) -> TextClassifier:
             return TextClassifier(AWDLSTMSize(**card["size"]), card["n_classes"], pad_id=1)
 
-        return cls(*load_model_dir(model_dir, "text_classification", build, device))
+        return cls(*load_model_dir(model_dir, TEXT_CLASSIFICATION, build, device))
 
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
         """(N, C) softmax probabilities; ValueError for an empty text."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from fineserve_common.configs.vision import IMAGE_CLASSIFICATION
+from fineserve_common.tasks import IMAGE_CLASSIFICATION
 
 from ..images import decode_all
 from ..model_card import load_model_dir

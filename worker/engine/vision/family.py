@@ -13,9 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fineserve_common.configs import FineTuneConfig, Stage
-from fineserve_common.configs.vision import MULTI_LABEL
 from fineserve_common.events import Log
-from fineserve_common.tasks import RESNET_GROUPS
+from fineserve_common.tasks import MULTI_LABEL, RESNET_GROUPS
 from fineserve_common.tasks import task as task_entry
 
 from ..distributed import for_training

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fineserve_common.configs.vision import MULTI_LABEL
+from fineserve_common.tasks import MULTI_LABEL
 
 from .classifier import ImageClassifier
 from .resnet import ResNetClassifier

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from fineserve_common.configs import FineTuneConfig
-from fineserve_common.configs.vision import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
+from fineserve_common.tasks import IMAGE_CLASSIFICATION, MULTI_LABEL, SEGMENTATION
 
 from ..train_loop import Batch, LoopSettings, validate
 from .folders import ImageFileDataset, scan_image_folders

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fineserve.v1 import training_pb2
-from fineserve_common.tasks import PRECISIONS, TASKS, TEXT, Task
+from fineserve_common.tasks import COLLABORATIVE_FILTERING, PRECISIONS, TABULAR_MODEL, TASKS, TEXT, Task
 
 from ..arguments import DEFAULT_ARCH, DEFAULT_BASE, DEFAULT_TASK, base_spec, job_task
 from ..jobs import check_job, is_terminal, state_name
@@ -29,7 +29,7 @@ from .output import (
 if TYPE_CHECKING:
     from ..client import Client
 
-_OPTIONS = {"collaborative_filtering": "collab", "tabular": "tabular"}
+_OPTIONS = {COLLABORATIVE_FILTERING: "collab", TABULAR_MODEL: "tabular"}
 """The job options keyword that --option fills, by task; text tasks fill "text", the others take none."""
 
 
