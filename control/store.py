@@ -264,12 +264,6 @@ class Store:
             rows = self._db.execute(sql, [*args, limit, offset]).fetchall()
             return [_job(self._db, r) for r in rows]
 
-    def count_active_jobs(self, tenant: str) -> int:
-        with self._lock:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
-                                    (tenant, *ACTIVE)).fetchone()
-        return int(n)
-
     def unfinished_jobs(self) -> list[training_pb2.Job]:
         """Jobs a previous run of the server left QUEUED or RUNNING, oldest first."""
         with self._lock:

@@ -13,7 +13,6 @@ import re
 from contextvars import ContextVar
 from typing import TypeVar
 
-from control.store import DEFAULT_TENANT
 from fineserve_common.errors import NotFound
 
 # Tenant names end up in directory names (models/<tenant>/<name>/<version>): same alphabet as model names.
@@ -41,11 +40,6 @@ def reset_tenant(token: object) -> None:
     # ValueError: an async generator resumed in another context; that context ends with its RPC anyway.
     with contextlib.suppress(ValueError):
         _TENANT.reset(token)  # type: ignore[arg-type]
-
-
-def tenant_or_default(stored: str) -> str:
-    """Rows written before tenancy existed belong to the default tenant."""
-    return stored or DEFAULT_TENANT
 
 
 def owned(found: T | None, what: str) -> T:

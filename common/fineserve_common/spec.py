@@ -11,7 +11,6 @@ from .configs import JobConfig, config_from_dict
 
 FINE_TUNE = "fine_tune"
 FIND_LR = "find_lr"
-KINDS = (FINE_TUNE, FIND_LR)
 
 
 @dataclass(frozen=True)

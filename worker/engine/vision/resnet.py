@@ -9,8 +9,6 @@ import torchvision
 from torch import nn
 
 BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-N_LAYER_GROUPS = 3
-"""Length of LayerGroupModel.layer_groups(), the same for every ResNet model; configs are validated against it."""
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -51,8 +49,8 @@ def resnet_body(arch: str) -> tuple[nn.Sequential, int]:
 
 
 class LayerGroupModel(nn.Module):
-    """A ResNet body plus a new part on top, trained as N_LAYER_GROUPS groups: stem + early stages, late
-    stages, the new part. Early features are generic and need the least change."""
+    """A ResNet body plus a new part on top, trained as RESNET_GROUPS (fineserve_common.tasks) groups: stem +
+    early stages, late stages, the new part. Early features are generic and need the least change."""
 
     body: nn.Sequential
 
