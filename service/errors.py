@@ -7,20 +7,22 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
-from fineserve_common.errors import FineserveError, from_status
+from fineserve_common.answers import Refused
+from fineserve_common.errors import FineserveError
 from service.metrics import observe
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def replica_answer(answer: dict[str, Any]) -> dict[str, Any]:
-    """A serving replica's answer, or its {"error": {code, message}} raised as the error its status names."""
-    if "error" in answer:
-        raise from_status(answer["error"]["code"], answer["error"]["message"])
+def replica_answer(answer: T | Refused) -> T:
+    """A serving replica's answer, or its Refused raised as the error its status names."""
+    if isinstance(answer, Refused):
+        raise answer.error()
     return answer
 
 

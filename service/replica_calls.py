@@ -11,10 +11,11 @@ from fineserve_common.errors import ResourceExhausted
 from service.errors import replica_answer
 
 
-async def ask(response: Any) -> dict[str, Any]:
-    """A DeploymentResponse's answer (see replica_answer). Ray Serve refuses a call at once when the queue for
-    the replicas is full (max_queued_requests): RESOURCE_EXHAUSTED. When the caller's deadline passes or it
-    hangs up, the rpc wrapper cancels this coroutine; the request is then cancelled on the replicas too."""
+async def ask(response: Any) -> Any:
+    """A DeploymentResponse's answer, as its replica method types it (a Refused is raised: replica_answer).
+    Ray Serve refuses a call at once when the queue for the replicas is full (max_queued_requests):
+    RESOURCE_EXHAUSTED. When the caller's deadline passes or it hangs up, the rpc wrapper cancels this
+    coroutine; the request is then cancelled on the replicas too."""
     try:
         return replica_answer(await response)
     except asyncio.CancelledError:

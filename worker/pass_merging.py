@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Call = tuple[Any, list[bytes], Any, int]  # (model, images, option, index of images[0] in the request)
-Answer = dict[str, Any]
+Answer = TypeVar("Answer")  # one call's answer (fineserve_common.answers)
 
 
-class MergedPasses:
+class MergedPasses(Generic[Answer]):
     def __init__(self, max_images: int) -> None:
         self.max_images = max_images
         self._lock = asyncio.Lock()

@@ -16,12 +16,24 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ray import serve
 
+from fineserve_common.answers import (
+    Heatmap,
+    LabelScores,
+    PerUser,
+    Ratings,
+    Recommended,
+    RecommendQuery,
+    Refused,
+    Segmentation,
+    TabularPrediction,
+    TopClasses,
+)
+from fineserve_common.errors import InvalidArgument
 from worker import interpretation
-from worker.answers import invalid
 from worker.pass_merging import Call, MergedPasses
 from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
@@ -30,6 +42,8 @@ MAX_BATCH_SIZE = 32
 BATCH_WAIT_S = 0.0
 # Batches that may wait behind a running pass (worker/pass_merging.py merges them into the next one).
 MAX_WAITING_BATCHES = 64
+
+R = TypeVar("R")
 
 
 def _images_in(calls: list[Call]) -> int:
@@ -71,8 +85,8 @@ class ModelServer:
         for batcher in (self._classify_batch, self._segment_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_s)
-        self._classify_passes = MergedPasses(max_batch_size)
-        self._segment_passes = MergedPasses(max_batch_size)
+        self._classify_passes: MergedPasses[list[TopClasses] | Refused] = MergedPasses(max_batch_size)
+        self._segment_passes: MergedPasses[list[Segmentation] | Refused] = MergedPasses(max_batch_size)
         from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
         from worker.engine.vision.forward import start_device
@@ -185,69 +199,71 @@ class ModelServer:
                         await self._evict(model_id)
             self._report()
 
-    async def _in_batches(self, batcher: Callable[[Call], Awaitable[dict[str, Any]]], model: Any,
-                          images: list[bytes], option: Any) -> dict[str, Any]:
+    async def _in_batches(self, batcher: Callable[[Call], Awaitable[list[R] | Refused]], model: Any,
+                          images: list[bytes], option: Any) -> list[R] | Refused:
         """A request's images through the batcher in parts of at most max_batch_size, answers re-joined in
         order; the first bad image (by index in the request) fails the request."""
         n = self._max_batch
         parts = await asyncio.gather(*(batcher((model, images[i:i + n], option, i))
                                        for i in range(0, max(len(images), 1), n)))
+        results: list[R] = []
         for part in parts:
-            if "error" in part:
+            if isinstance(part, Refused):
                 return part
-        return {"results": [r for part in parts for r in part["results"]]}
+            results.extend(part)
+        return results
 
-    async def predict_text(self, texts: list[str], top_k: int) -> dict[str, Any]:
+    async def predict_text(self, texts: list[str], top_k: int) -> list[TopClasses] | Refused:
         """(label, probability) pairs per text, most probable first (top_k of them; 0 = all)."""
         model = await self._model()
         try:
-            return {"results": await asyncio.to_thread(model.predict, texts, top_k)}
+            return [TopClasses(top) for top in await asyncio.to_thread(model.predict, texts, top_k)]
         except ValueError as e:
-            return invalid(str(e))
+            return Refused.of(InvalidArgument(str(e)))
 
-    async def classify(self, images: list[bytes], top_k: int) -> dict[str, Any]:
-        """Top-k (label, probability) per image, or {"error": {...}} for input the model cannot take."""
+    async def classify(self, images: list[bytes], top_k: int) -> list[TopClasses] | Refused:
+        """Top-k (label, probability) per image, or a Refused for input the model cannot take."""
         return await self._in_batches(self._classify_batch, await self._model(), images, top_k)
 
-    async def score_labels(self, images: list[bytes], threshold: float | None) -> dict[str, Any]:
+    async def score_labels(self, images: list[bytes], threshold: float | None) -> list[LabelScores] | Refused:
         """Multi-label scores of a request's images, computed as Classify computes probabilities."""
         model = await self._model()
         return await asyncio.to_thread(interpretation.score_labels, model, images, threshold)
 
-    async def explain(self, images: list[bytes], target: str) -> dict[str, Any]:
+    async def explain(self, images: list[bytes], target: str) -> list[Heatmap] | Refused:
         """Grad-CAM heatmaps of a request's images (one forward and backward pass for them all)."""
         model = await self._model()
         return await asyncio.to_thread(interpretation.explain, model, images, target)
 
-    async def recommend(self, query: dict[str, Any]) -> dict[str, Any]:
+    async def recommend(self, query: RecommendQuery) -> PerUser | Recommended | Ratings | Refused:
         """Collaborative filtering; one query is already a batch (users or pairs), so it is not batched."""
         from worker.embedding_serving import recommend
 
         return await asyncio.to_thread(recommend, await self._model(), query)
 
-    async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> dict[str, Any]:
+    async def predict_tabular(self, rows: list[dict[str, str]], top_k: int) -> list[TabularPrediction] | Refused:
         from worker.embedding_serving import predict_table
 
         return await asyncio.to_thread(predict_table, await self._model(), rows, top_k)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)
-    async def _classify_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
+    async def _classify_batch(self, calls: list[Call]) -> list[list[TopClasses] | Refused]:
         return await self._classify_passes.run(calls, self._classify_calls)
 
-    def _classify_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
+    def _classify_calls(self, calls: list[Call]) -> list[list[TopClasses] | Refused]:
         """One forward pass per model over every caller's images; a bad image fails only its own call."""
         import torch
 
         from worker.engine import InvalidImage
 
-        answers: list[dict[str, Any]] = [{} for _ in calls]
+        answers: list[list[TopClasses] | Refused] = [[] for _ in calls]
         by_model: dict[int, list[tuple[int, torch.Tensor]]] = {}
         for i, (model, images, _, offset) in enumerate(calls):
             try:
                 batch = model.preprocess(images)
             except InvalidImage as e:
-                answers[i] = invalid(f"image {offset + e.index}: {e.reason}")
+                answers[i] = Refused.of(InvalidArgument(f"image {offset + e.index}: {e.reason}"))
                 continue
             by_model.setdefault(id(model), []).append((i, batch))
         for group in by_model.values():
@@ -256,19 +272,19 @@ class ModelServer:
             self._record_pass("classify", len(probs))
             for i, x in group:
                 part, probs = probs[: len(x)], probs[len(x):]
-                answers[i] = {"results": model.top_k(part, calls[i][2])}
+                answers[i] = [TopClasses(top) for top in model.top_k(part, calls[i][2])]
         return answers
 
-    async def segment(self, images: list[bytes], probabilities: bool) -> dict[str, Any]:
-        """A segmentation per image (see segment_calls), or {"error": {...}} for input the model cannot take."""
+    async def segment(self, images: list[bytes], probabilities: bool) -> list[Segmentation] | Refused:
+        """A segmentation per image (see segment_calls), or a Refused for input the model cannot take."""
         return await self._in_batches(self._segment_batch, await self._model(), images, probabilities)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)
-    async def _segment_batch(self, calls: list[Call]) -> list[dict[str, Any]]:
+    async def _segment_batch(self, calls: list[Call]) -> list[list[Segmentation] | Refused]:
         return await self._segment_passes.run(calls, self._segment_calls)
 
-    def _segment_calls(self, calls: list[Call]) -> list[dict[str, Any]]:
+    def _segment_calls(self, calls: list[Call]) -> list[list[Segmentation] | Refused]:
         from worker.segment_serving import segment_calls
 
         return segment_calls(calls, lambda images: self._record_pass("segment", images))

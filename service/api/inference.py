@@ -9,6 +9,7 @@ import grpc
 
 from control.store import Store
 from fineserve.v1 import inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
+from fineserve_common.answers import TopClasses
 from fineserve_common.errors import InvalidArgument
 from service.api.embedding_inference import recommend_query, recommend_response, tabular_response, tabular_rows
 from service.api.image_answers import (
@@ -59,22 +60,22 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = await self._image_model(request, (training_pb2.IMAGE_CLASSIFICATION,), "Classify")
         if request.top_k < 0:
             raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
-        answer = await ask(replicas.classify.remote(_data(request), request.top_k or 5))
-        return classify_response(model, request.images, answer["results"])
+        results = await ask(replicas.classify.remote(_data(request), request.top_k or 5))
+        return classify_response(model, request.images, results)
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.ScoreLabelsResponse:
         model, replicas = await self._image_model(request, (training_pb2.MULTI_LABEL_CLASSIFICATION,), "ScoreLabels")
-        answer = await ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
-        return label_scores_response(model, request.images, answer["results"])
+        results = await ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
+        return label_scores_response(model, request.images, results)
 
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
         model, replicas = await self._image_model(request, (training_pb2.SEGMENTATION,), "Segment")
-        answer = await ask(replicas.segment.remote(_data(request), request.include_probabilities))
-        return segment_response(model, request.images, answer["results"])
+        results = await ask(replicas.segment.remote(_data(request), request.include_probabilities))
+        return segment_response(model, request.images, results)
 
     @rpc
     async def Recommend(self, request: inference_pb2.RecommendRequest,
@@ -89,16 +90,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
         model, replica = await self._replica_for(request.model, (training_pb2.TABULAR,), "PredictTabular")
-        answer = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
-        return tabular_response(model.ref, answer)
+        results = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
+        return tabular_response(model.ref, results)
 
     @rpc
     async def Explain(self, request: inference_pb2.ExplainRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.ExplainResponse:
         model, replicas = await self._image_model(request, EXPLAINABLE, "Explain")
         check_target(request, model)
-        answer = await ask(replicas.explain.remote(_data(request), request.target))
-        return heatmaps_response(model, request.images, answer["results"])
+        results = await ask(replicas.explain.remote(_data(request), request.target))
+        return heatmaps_response(model, request.images, results)
 
     @rpc
     async def PredictText(self, request: inference_pb2.PredictTextRequest,
@@ -107,9 +108,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = await self._replica_for(request.model, (training_pb2.TEXT_CLASSIFICATION,), "PredictText")
         if request.top_k < 0:
             raise InvalidArgument("top_k must be >= 0 (0 = every class)")
-        answer = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))
+        results: list[TopClasses] = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))
         return inference_pb2.PredictTextResponse(model=model.ref, results=[
-            inference_pb2.TextPrediction(top=scores(top)) for top in answer["results"]])
+            inference_pb2.TextPrediction(top=scores(r.top)) for r in results])
 
 
 def _data(request: Any) -> list[bytes]:

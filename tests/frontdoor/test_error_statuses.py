@@ -1,5 +1,5 @@
 """Refusals raised below the servicers carry a status name only; the servicer boundary (service/errors.py)
-maps it to the gRPC code, and a replica's {"error": ...} answer comes back as the same error types."""
+maps it to the gRPC code, and a replica's Refused answer comes back as the same error types."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pickle
 import grpc
 import pytest
 
+from fineserve_common.answers import Refused
 from fineserve_common.errors import FineserveError, InvalidArgument, NotFound, ResourceExhausted
 from service.archives import ArchiveError, ArchiveTooLarge
 from service.auth import AuthError
@@ -29,10 +30,10 @@ def test_status_codes(error: FineserveError, code: grpc.StatusCode) -> None:
 
 
 def test_replica_answers() -> None:
-    assert replica_answer({"results": []}) == {"results": []}
+    assert replica_answer([]) == []
     with pytest.raises(NotFound, match="no such label"):
-        replica_answer({"error": {"code": "NOT_FOUND", "message": "no such label"}})
+        replica_answer(Refused("NOT_FOUND", "no such label"))
     with pytest.raises(FineserveError) as e:
-        replica_answer({"error": {"code": "SOMETHING_NEW", "message": "?"}})
+        replica_answer(Refused("SOMETHING_NEW", "?"))
     assert status_code(e.value) == grpc.StatusCode.INTERNAL
     assert not isinstance(ResourceExhausted("x"), ValueError), "only caller-input errors are ValueErrors"

@@ -3,23 +3,15 @@ tuned on the validation set at training time, or one threshold for every label).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from fineserve_common.answers import LabelScores
 from fineserve_common.tasks import MULTI_LABEL
 
 from .classifier import ImageClassifier
 from .resnet import ResNetClassifier
-
-
-@dataclass(frozen=True)
-class LabelScores:
-    scores: list[tuple[str, float]]
-    """(label, sigmoid score) for every label, in the model's label order."""
-    predicted: list[str]
-    """Labels over their threshold, highest score first."""
 
 
 class MultiLabelClassifier(ImageClassifier):

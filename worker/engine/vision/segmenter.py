@@ -4,7 +4,6 @@ pixel shares and, on request, per-class probability maps."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
+
+from fineserve_common.answers import Segmentation
 
 from ..images import decode_all
 from ..model_card import load_model_dir
@@ -48,19 +49,6 @@ def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
-
-
-@dataclass(frozen=True)
-class Segmentation:
-    """One image's answer: the mask PNG (palette mode, pixel value = class index) at the input's size."""
-
-    width: int
-    height: int
-    mask_png: bytes
-    shares: list[tuple[str, float]]
-    """(class, share of the image's pixels predicted as it), every class in index order."""
-    probabilities: list[tuple[str, bytes]]
-    """(class, 8-bit PNG of its probability * 255) when asked for, else []."""
 
 
 class ImageSegmenter(ServedImageModel):
