@@ -13,10 +13,25 @@ import grpc
 
 from fineserve_common.answers import Refused
 from fineserve_common.errors import FineserveError
+from fineserve_common.names import shorten
 from service.metrics import observe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MAX_STATUS_MESSAGE_BYTES = 2000
+"""A status message travels percent-encoded in a trailer, which gRPC caps (8 KiB by default): a longer one would
+turn the answer into RESOURCE_EXHAUSTED "metadata size exceeds". Messages quote callers' values clipped
+(fineserve_common.names.clip); this bounds the whole message, whatever raised it (2000 UTF-8 bytes are at most
+6000 encoded)."""
+
+
+def status_message(error: FineserveError) -> str:
+    """The error's message, its middle cut out while it is over MAX_STATUS_MESSAGE_BYTES in UTF-8."""
+    text = error.message
+    while len(text.encode()) > MAX_STATUS_MESSAGE_BYTES:
+        text = shorten(text, min(len(text) // 2, MAX_STATUS_MESSAGE_BYTES))
+    return text
 
 
 def replica_answer(answer: T | Refused) -> T:
@@ -45,7 +60,7 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
                 return await method(self, request, context)
         except FineserveError as e:
             code = status_code(e)
-            await context.abort(code, e.message)
+            await context.abort(code, status_message(e))
         except TimeoutError:
             if not _deadline_passed(context):
                 code = grpc.StatusCode.INTERNAL  # a timeout of our own, not the caller's deadline
@@ -83,7 +98,7 @@ def rpc_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., Async
             async for item in method(self, request, context):
                 yield item
         except FineserveError as e:
-            await context.abort(status_code(e), e.message)
+            await context.abort(status_code(e), status_message(e))
         except grpc.aio.AbortError:
             raise
         except Exception:

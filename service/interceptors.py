@@ -22,6 +22,7 @@ from fineserve_common.errors import FineserveError, InvalidArgument
 from service import audit
 from service.auth import Identity, KeyStore
 from service.errors import status_code
+from service.ids import check_request_ids
 from service.tenancy import reset_tenant, set_tenant
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
@@ -49,6 +50,8 @@ def _check_enums(message: Any) -> None:
     if isinstance(message, Message) and (bad := unknown_enum(message)):
         field, _, value = bad.rpartition("=")
         raise InvalidArgument(f"{field} has an unknown enum value {value}")
+    if isinstance(message, Message):
+        check_request_ids(message)
 
 
 def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
