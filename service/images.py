@@ -1,8 +1,9 @@
-"""The front door's cheap look at input images: format and pixel count from the header, nothing decoded.
+"""The front door's cheap look at input images: format, pixel count and shape from the header, nothing decoded.
 
 Decompression bombs (a few KB of PNG that inflate to gigapixels) are refused here, before a replica spends
 memory on them; the replicas enforce the same limit again while decoding (PIL's Image.MAX_IMAGE_PIXELS,
-which the serving deployment sets from the same setting). Only the formats the API documents are parsed,
+which the serving deployment sets from the same setting). So are strips that a model's resize would inflate
+(fineserve_common.image_limits), which the replicas also refuse. Only the formats the API documents are parsed,
 which keeps PIL's rarer, more fragile format plugins away from callers' bytes.
 """
 
@@ -16,6 +17,7 @@ from PIL import Image
 
 from fineserve.v1 import common_pb2
 from fineserve_common.errors import InvalidArgument, ResourceExhausted
+from fineserve_common.image_limits import aspect_problem
 from service.config import Limits
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
@@ -41,6 +43,8 @@ def check_header(data: bytes, index: int, max_pixels: int) -> None:
     if width < 0 or width * height > max_pixels:
         size = "its size" if width < 0 else f"{width}x{height} = {width * height} pixels"
         raise ResourceExhausted(f"image {index}: {size} is over max_image_pixels={max_pixels}")
+    if problem := aspect_problem(width, height):
+        raise InvalidArgument(f"image {index}: {problem}")
 
 
 def _check_count(count: int, limit: int, noun: str) -> None:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from worker.engine import InvalidImage
-from worker.engine.images import decode_all, decode_image
+from worker.engine.images import check_image, decode_all, decode_image
 
 from .synthetic_images import image_bytes, stripes
 
@@ -49,3 +49,21 @@ def test_decode_all_keeps_order_and_names_the_first_bad_image(threads: int) -> N
         assert info.value.index == 3
     finally:
         torch.set_num_threads(previous)
+
+
+def test_a_strip_is_refused_from_its_header_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1x300000 PNG is a few hundred bytes and under any pixel limit, but a model's resize (short side to
+    the input size) would make it input size x 67 million pixels: refused before a pixel is decoded."""
+    strip = image_bytes(Image.new("L", (1, 300_000)))
+    assert len(strip) < 2_000
+
+    def no_decoding(image: ImageFile.ImageFile) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    for check in (decode_image, check_image):
+        with pytest.raises(InvalidImage, match=r"aspect ratio of 300000:1, over the limit of 20:1") as info:
+            check(strip, 3)
+        assert info.value.index == 3
+    monkeypatch.undo()
+    assert decode_image(image_bytes(Image.new("L", (20, 400)))).size == (20, 400)  # 20:1 is allowed

@@ -31,3 +31,13 @@ def test_an_image_over_the_servers_limit_is_skipped(tmp_path: Path, monkeypatch:
     stripes(False, 7, size=40).save(tmp_path / "data" / "train" / "horizontal" / "large.png")  # 1,600 pixels
     assert _skipped(tmp_path / "data", tmp_path / "no-limit", None) == 0
     assert _skipped(tmp_path / "data", tmp_path / "limited", 1_000) == 1  # the 24x24 images pass, 40x40 does not
+
+
+def test_a_strip_in_the_training_data_is_skipped_before_decoding(tmp_path: Path) -> None:
+    """A 1x300000 PNG passes any pixel limit, but resized for training it would become 32 x 9.6 million pixels:
+    the job skips it from its header (counted in the card and the data set's log line), as serving refuses it."""
+    for split, count in (("train", 6), ("valid", 2)):
+        write_class(tmp_path / "data" / split / "horizontal", False, count, 0)
+        write_class(tmp_path / "data" / split / "vertical", True, count, 100)
+    Image.new("L", (1, 300_000)).save(tmp_path / "data" / "train" / "vertical" / "strip.png")
+    assert _skipped(tmp_path / "data", tmp_path / "out", None) == 1

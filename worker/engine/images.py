@@ -12,6 +12,8 @@ from typing import TypeVar
 import torch
 from PIL import Image, ImageOps
 
+from fineserve_common.image_limits import aspect_problem
+
 from .errors import InvalidImage
 
 T = TypeVar("T")
@@ -24,7 +26,8 @@ def is_image_path(path: Path) -> bool:
 
 
 def _open(data: bytes, index: int) -> Image.Image:
-    """Parse the header and enforce Image.MAX_IMAGE_PIXELS before any pixel is decoded."""
+    """Parse the header and enforce Image.MAX_IMAGE_PIXELS and the aspect-ratio bound (what a resize may make
+    of the image) before any pixel is decoded."""
     if not data:
         raise InvalidImage(index, "empty image data")
     try:
@@ -34,6 +37,8 @@ def _open(data: bytes, index: int) -> Image.Image:
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and image.width * image.height > limit:
         raise InvalidImage(index, f"{image.width}x{image.height} pixels is over the limit of {limit}")
+    if problem := aspect_problem(image.width, image.height):
+        raise InvalidImage(index, problem)
     return image
 
 

@@ -46,7 +46,7 @@ class VisionJob(TaskJob):
                                      multi_label=cfg.task == MULTI_LABEL)
         self.base: LoadedBase | None = None
         data = self.data
-        skipped = f", {len(data.skipped)} unreadable files skipped" if data.skipped else ""
+        skipped = f", {len(data.skipped)} files skipped (unreadable or over the image limits)" if data.skipped else ""
         on_event(Log(f"data set {dataset_dir}: {len(data.classes)} {task_entry(cfg.task).label_noun}, "
                      f"{len(data.train)} training and {len(data.valid)} validation images{skipped}"))
         on_event(Log(f"device {self.device}, precision {self.precision} (requested {cfg.precision})"))
