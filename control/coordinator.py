@@ -55,6 +55,9 @@ class ControlSettings:
     """QUEUED + RUNNING jobs a tenant may have (0 = no limit)."""
     job_lease_s: float = 120.0
     max_image_pixels: int | None = None
+    allowed_roots: tuple[Path, ...] | None = None
+    """The front door's --allowed-root directories: a re-queued job whose registered data set or weights file is
+    no longer under one fails (None: not re-checked)."""
 
 
 class ChangeCounter:
@@ -100,7 +103,7 @@ class Coordinator:
         self._registry = Registry(self._store, settings.data_dir)
         self._jobs = JobManager(self._store, RayJobs(not settings.ray_address, settings.job_cpus), self._registry,
                                 JobQueue(settings.max_running_jobs, settings.max_running_jobs_per_tenant),
-                                settings.job_lease_s, settings.max_image_pixels)
+                                settings.job_lease_s, settings.max_image_pixels, settings.allowed_roots)
         self._resumed = self._jobs.resume_unfinished()
 
     def resumed(self) -> int:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+from control.inputs import missing_input
 from control.job_queue import JobQueue
 from control.ray_jobs import RayJobs
 from control.registry import Registry
@@ -48,14 +50,19 @@ MAX_ATTEMPTS = 3
 HEARTBEATS_PER_LEASE = 4
 
 
+UNREADABLE_SPEC = "its stored spec cannot be run by this version of fineserve ({}); submit it again"
+
+
 class LeaseExpired(Exception):
     """A running job's worker sent nothing (not even a heartbeat) for a whole lease."""
 
 
 class JobManager:
     def __init__(self, store: Store, backend: RayJobs, registry: Registry, queue: JobQueue | None = None,
-                 lease_s: float = 120.0, max_image_pixels: int | None = None) -> None:
+                 lease_s: float = 120.0, max_image_pixels: int | None = None,
+                 allowed_roots: tuple[Path, ...] | None = None) -> None:
         self._store = store
+        self._roots = allowed_roots
         self._max_image_pixels = max_image_pixels
         self._backend = backend
         self._registry = registry
@@ -63,7 +70,10 @@ class JobManager:
         self._lease_s = lease_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._gens: dict[str, Any] = {}
+        # What the manager decided for a job while its worker still runs (an accepted cancel; an input gone, with
+        # the reason): the job's end honours it whatever the worker then reports (see _decided).
         self._cancel_requested: set[str] = set()
+        self._input_gone: dict[str, str] = {}
         self._changed: dict[str, asyncio.Condition] = {}
         self._stopping = False
 
@@ -81,25 +91,49 @@ class JobManager:
         return self.get(job.id)
 
     def resume_unfinished(self) -> int:
-        """Re-queue what a previous run left QUEUED/RUNNING, each with its stored spec (a job stored without one
-        fails: its request is checked only when it is created). Returns how many were re-queued."""
-        jobs = self._store.unfinished_jobs()
+        """Re-queue what a previous run left QUEUED/RUNNING, each with its stored spec. Returns how many were
+        re-queued. A job that cannot run (no stored spec: its request is checked only when it is created; a spec
+        this version refuses; an input gone) fails with the reason, and only that job: the control plane starts
+        whatever one job's data holds."""
         resumed = 0
-        for job in jobs:
-            spec = self._store.job_spec(job.id)
-            if spec is None:
-                self._set_state(job.id, training_pb2.FAILED, OLDER_VERSION)
-                self._registry.discard_staging(job.id)
-                continue
-            resumed += 1
-            if job.state == training_pb2.RUNNING:
-                job.state = training_pb2.QUEUED
-                self._store.update_job(job)
-            self._emit(job.id, state=training_pb2.StateChange(
-                state=training_pb2.QUEUED,
-                reason="re-queued after a service restart; resumes from its last checkpoint"))
-            self._enqueue(job, spec)
+        for job in self._store.unfinished_jobs():
+            try:
+                resumed += self._resume(job)
+            except Exception as e:
+                log.exception("job %s could not be re-queued", job.id)
+                self._fail_unrun(job.id, f"could not be re-queued after a service restart ({type(e).__name__}: "
+                                         f"{e}); submit it again")
         return resumed
+
+    def _resume(self, job: training_pb2.Job) -> bool:
+        """Re-queue one job; False when it failed instead."""
+        try:
+            spec = self._store.job_spec(job.id)
+        except Exception as e:  # a bound this version added, a field it dropped: the spec is refused, not run
+            self._fail_unrun(job.id, UNREADABLE_SPEC.format(e))
+            return False
+        if spec is None:
+            self._fail_unrun(job.id, OLDER_VERSION)
+            return False
+        if why := missing_input(self._store, job, spec, self._roots):
+            self._fail_unrun(job.id, why)
+            return False
+        if job.state == training_pb2.RUNNING:
+            job.state = training_pb2.QUEUED
+            self._store.update_job(job)
+        self._emit(job.id, state=training_pb2.StateChange(
+            state=training_pb2.QUEUED,
+            reason="re-queued after a service restart; resumes from its last checkpoint"))
+        self._enqueue(job, spec)
+        return True
+
+    def _fail_unrun(self, job_id: str, reason: str) -> None:
+        """Fail a job that never reached a worker in this run; a store that cannot even record it is logged."""
+        try:
+            self._set_state(job_id, training_pb2.FAILED, reason)
+            self._registry.discard_staging(job_id)
+        except Exception:
+            log.exception("job %s: could not record its failure (%s)", job_id, reason)
 
     def get(self, job_id: str) -> training_pb2.Job:
         job = self._store.get_job(job_id)
@@ -115,9 +149,9 @@ class JobManager:
             self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request while queued")
             self._registry.discard_staging(job_id)
             return self.get(job_id)
-        self._cancel_requested.add(job_id)
+        self._cancel_requested.add(job_id)  # accepted: however the worker ends, the job ends CANCELLED
         gen = self._gens.get(job_id)
-        if gen is not None:
+        if gen is not None:  # else _run has yet to submit it, and will not
             self._backend.cancel(gen)
         task = self._tasks.get(job_id)
         if task is not None:
@@ -210,6 +244,16 @@ class JobManager:
         cpus, gpus, _ = self._ask(job)
         try:
             while True:
+                # Checked before every attempt: a cancel accepted before the worker exists, an input gone while
+                # the job waited (or between attempts).
+                if job_id in self._cancel_requested:
+                    self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request before its worker started")
+                    return
+                if why := missing_input(self._store, job, spec, self._roots):
+                    self._set_state(job_id, training_pb2.FAILED, why)
+                    return
+                if self._stopping:  # it stays QUEUED, for the next start
+                    return
                 held = None  # a data-parallel run's placement group (its workers' CPUs and GPUs)
                 try:
                     gen = self._backend.submit(spec, cpus, gpus)
@@ -220,40 +264,59 @@ class JobManager:
                         running = running or isinstance(ev, Started)
                         if isinstance(ev, PlacementGroupHeld):
                             held = ev.group
-                        elif await self._handle(job_id, ev):
+                        elif await self._handle(job, spec, ev):
                             return
-                    self._set_state(job_id, training_pb2.FAILED, "the worker ended without a result")
+                    self._end(job, spec, training_pb2.FAILED, "the worker ended without a result")
                     return
                 except Exception as e:
                     if isinstance(e, LeaseExpired):
                         self._backend.cancel(gen, force=True)
                     if held is not None:  # a killed or lost generator cannot free it: a resumed run needs it
                         self._backend.release(held)
-                    if self._stopping:
+                    decided = self._decided(job_id)
+                    if decided is None and self._stopping:
                         self._set_state(job_id, training_pb2.QUEUED,
                                         "service stopping: job re-queued for the next start")
-                    elif job_id in self._cancel_requested:
-                        self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
-                    elif self._is_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
+                    elif decided is None and self._is_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
                         log.warning("job %s lost its worker: %s; resuming", job_id, e)
                         self._set_state(job_id, training_pb2.QUEUED, (
                             f"worker lost ({e if isinstance(e, LeaseExpired) else type(e).__name__}); resuming "
                             f"from the last checkpoint (attempt {self.get(job_id).attempts + 1} of {MAX_ATTEMPTS})"))
                         continue
                     elif isinstance(e, LeaseExpired):
-                        self._set_state(job_id, training_pb2.FAILED, f"worker lost ({e}) on the last attempt")
+                        self._end(job, spec, training_pb2.FAILED, f"worker lost ({e}) on the last attempt")
                     else:
-                        log.warning("job %s failed in Ray: %s", job_id, e)
-                        self._set_state(job_id, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
+                        if decided is None:
+                            log.warning("job %s failed in Ray: %s", job_id, e)
+                        self._end(job, spec, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
                     return
         finally:
             self._gens.pop(job_id, None)
             self._tasks.pop(job_id, None)
             self._cancel_requested.discard(job_id)
+            self._input_gone.pop(job_id, None)
             self._queue.finished(job_id)
             if self.get(job_id).state in (training_pb2.FAILED, training_pb2.CANCELLED):
                 self._registry.discard_staging(job_id)
             self._dispatch()
+
+    def _decided(self, job_id: str) -> tuple[int, str] | None:
+        """The end the manager chose for a job while its worker ran: an accepted cancel, or an input gone."""
+        if job_id in self._cancel_requested:
+            return training_pb2.CANCELLED, "cancelled by request"
+        if why := self._input_gone.get(job_id):
+            return training_pb2.FAILED, why
+        return None
+
+    def _end(self, job: training_pb2.Job, spec: JobSpec, state: int, reason: str) -> None:
+        """Record the job's end as its worker reported it, unless the manager decided otherwise first (a cancel
+        accepted while the worker was starting, running or finishing ends CANCELLED, even if the worker then
+        failed or vanished); a failure is explained by a missing input when there is one."""
+        if decided := self._decided(job.id):
+            state, reason = decided
+        elif state == training_pb2.FAILED and (why := missing_input(self._store, job, spec, self._roots)):
+            reason = f"{why} (the worker said: {reason})"
+        self._set_state(job.id, state, reason)
 
     def _is_lost(self, error: Exception) -> bool:
         return isinstance(error, LeaseExpired) or self._backend.is_worker_lost(error)
@@ -273,8 +336,9 @@ class JobManager:
         except TimeoutError:
             raise LeaseExpired(f"no heartbeat for {lease_s:g} s") from None
 
-    async def _handle(self, job_id: str, ev: Event) -> bool:
+    async def _handle(self, job: training_pb2.Job, spec: JobSpec, ev: Event) -> bool:
         """Store one worker event as the job's proto event; True once the job has reached a terminal state."""
+        job_id = job.id
         match ev:
             case Started(pid=pid, host=host):
                 job = self.get(job_id)
@@ -294,20 +358,37 @@ class JobManager:
             case Epoch():
                 self._emit(job_id, epoch=training_pb2.EpochMetrics(
                     phase=ev.phase, epoch=ev.epoch, epochs=ev.epochs, metrics=ev.metrics, seconds=ev.seconds))
+                self._check_inputs(job, spec)
             case Checkpoint(epoch=epoch, path=path):
                 self._emit(job_id, checkpoint=training_pb2.CheckpointSaved(epoch=epoch, path=path))
             case Succeeded(result=result):
-                await self._succeed(job_id, result)
+                if decided := self._decided(job_id):  # the worker finished before the cancel reached it
+                    self._set_state(job_id, *decided)
+                else:
+                    await self._succeed(job_id, result)
                 return True
             case Failed(reason=reason, cancelled=cancelled):
-                if cancelled or job_id in self._cancel_requested:
-                    self._set_state(job_id, training_pb2.CANCELLED, "cancelled by request")
+                if cancelled:
+                    self._end(job, spec, training_pb2.CANCELLED, "cancelled by request")
                 else:
-                    self._set_state(job_id, training_pb2.FAILED, reason)
+                    self._end(job, spec, training_pb2.FAILED, reason)
                 return True
         return False  # a heartbeat: receiving it renewed the lease
 
+    def _check_inputs(self, job: training_pb2.Job, spec: JobSpec) -> None:
+        """At each epoch: a job whose input went away is stopped (it fails with the reason once its worker ends),
+        rather than trained on to an end its owner no longer wants, or to a bare file error later."""
+        if self._decided(job.id) is not None:
+            return
+        if why := missing_input(self._store, job, spec, self._roots):
+            self._input_gone[job.id] = why
+            self._emit(job.id, log=training_pb2.LogMessage(message=f"stopping: {why}"))
+            if (gen := self._gens.get(job.id)) is not None:
+                self._backend.cancel(gen)
+
     async def _succeed(self, job_id: str, outcome: JobResult) -> None:
+        """Record the result and publish the model: the commit point (_handle checked for a cancel just before);
+        a cancel arriving from here on is too late, and CancelJob answers the finished job."""
         job = self.get(job_id)
         result = job.result
         if outcome.lr_finder is not None:

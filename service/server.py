@@ -57,7 +57,8 @@ def control_settings(settings: Settings) -> ControlSettings:
         data_dir=settings.data_dir, ray_address=settings.ray_address, job_cpus=settings.job_cpus,
         max_running_jobs=settings.max_running_jobs, max_running_jobs_per_tenant=settings.max_running_jobs_per_tenant,
         max_active_jobs_per_tenant=settings.limits.max_concurrent_jobs_per_tenant,
-        job_lease_s=settings.job_lease_seconds, max_image_pixels=settings.limits.max_image_pixels)
+        job_lease_s=settings.job_lease_seconds, max_image_pixels=settings.limits.max_image_pixels,
+        allowed_roots=settings.allowed_roots)
 
 
 async def serve(settings: Settings) -> None:

@@ -1,10 +1,11 @@
-"""The job manager's queue, running caps, cancellation while queued, worker leases, re-queueing from the stored
-spec and the typed events' proto form, against a scripted backend (the real store; no Ray): each job's worker is
-a queue of events the test feeds."""
+"""The job manager's queue, running caps, cancellation at every moment of a job, worker leases, re-queueing from
+the stored spec, inputs that go missing, and the typed events' proto form, against a scripted backend (the real
+store; no Ray): each job's worker is a queue of events the test feeds."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import pytest
 from control.job_queue import JobQueue
 from control.jobs import MAX_ATTEMPTS, OLDER_VERSION, JobManager
 from control.store import Store
-from fineserve.v1 import common_pb2, training_pb2
-from fineserve_common.configs import FineTuneConfig
+from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
+from fineserve_common.configs import BaseWeights, FineTuneConfig
 from fineserve_common.errors import FailedPrecondition
 from fineserve_common.events import (
     Batch,
@@ -35,6 +36,10 @@ class WorkerLost(Exception):
     pass
 
 
+END = object()
+"""Fed to a run: its stream ends without a result (as Ray ends a cancelled generator's stream)."""
+
+
 class ScriptedRun:
     """One submission's event stream, fed by the test (an exception fed is raised, like Ray's errors)."""
 
@@ -47,6 +52,8 @@ class ScriptedRun:
 
     async def __anext__(self) -> asyncio.Future[Any]:
         ev = await self.feed.get()
+        if ev is END:
+            raise StopAsyncIteration
         if isinstance(ev, BaseException):
             raise ev
         ref: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -60,6 +67,8 @@ class ScriptedBackend:
         self.runs: dict[str, list[ScriptedRun]] = {}
         self.cancelled: list[tuple[str, bool]] = []
         self.released: list[Any] = []
+        self.on_cancel: Any = RuntimeError("cancelled")
+        """What a cancelled run yields next (None: nothing, the worker has not noticed yet)."""
 
     def cluster_gpus(self) -> float:
         return 0.0
@@ -77,7 +86,8 @@ class ScriptedBackend:
 
     def cancel(self, gen: ScriptedRun, force: bool = False) -> None:
         self.cancelled.append((gen.spec.out_dir, force))
-        gen.feed.put_nowait(WorkerLost("killed") if force else RuntimeError("cancelled"))
+        if force or self.on_cancel is not None:
+            gen.feed.put_nowait(WorkerLost("killed") if force else self.on_cancel)
 
     def release(self, group: Any) -> None:
         self.released.append(group)
@@ -87,9 +97,24 @@ class ScriptedBackend:
         return isinstance(error, WorkerLost)
 
 
-class NoModels:
+class Models:
+    """The registry's part in a job's end: what was published, and what was discarded."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.publishing = asyncio.Event()
+        self.gate = asyncio.Event()
+        """publish waits for it (open unless a test closes it): a cancel may arrive meanwhile."""
+        self.gate.set()
+
     def discard_staging(self, job_id: str) -> None:
         pass
+
+    async def publish(self, job: training_pb2.Job, card: dict[str, Any]) -> models_pb2.Model:
+        self.publishing.set()
+        await self.gate.wait()
+        self.published.append(job.id)
+        return models_pb2.Model(ref=common_pb2.ModelRef(name=job.request.model_name, version=1))
 
 
 def started(pid: int = 1) -> Started:
@@ -100,23 +125,36 @@ def failed(reason: str = "boom") -> Failed:
     return Failed(reason)
 
 
-def spec_of(job_id: str, kind: str = FINE_TUNE) -> JobSpec:
-    return JobSpec(kind, "image_classification", FineTuneConfig(), "/data/ds", out_dir=job_id)
+def spec_of(job_id: str, tmp_path: Path, kind: str = FINE_TUNE, base: BaseWeights | None = None) -> JobSpec:
+    """A spec on data set ds-<job id>, in tmp_path/ds/<job id> (Harness.create stores both)."""
+    return JobSpec(kind, "image_classification", FineTuneConfig(base=base or BaseWeights("none")),
+                   str(tmp_path / "ds" / job_id), out_dir=job_id)
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, queue: JobQueue, lease_s: float = 60.0) -> None:
+    def __init__(self, tmp_path: Path, queue: JobQueue, lease_s: float = 60.0,
+                 roots: tuple[Path, ...] | None = None) -> None:
+        self.tmp_path = tmp_path
         self.store = Store(tmp_path / "f.db")
         self.backend = ScriptedBackend()
-        self.jobs = JobManager(self.store, self.backend, NoModels(), queue, lease_s)  # type: ignore[arg-type]
+        self.models = Models()
+        self.jobs = JobManager(self.store, self.backend, self.models, queue, lease_s,  # type: ignore[arg-type]
+                               allowed_roots=roots)
 
     def create(self, job_id: str, tenant: str = "default", cpus: float = 0.0, workers: int = 0,
-               kind: str = FINE_TUNE) -> training_pb2.Job:
+               kind: str = FINE_TUNE, base: BaseWeights | None = None) -> training_pb2.Job:
+        """A job on a data set of its own (ds-<job id>, uploaded: its files in tmp_path/ds/<job id>)."""
+        spec = spec_of(job_id, self.tmp_path, kind, base)
+        Path(spec.dataset_dir).mkdir(parents=True)
+        self.store.put_dataset(datasets_pb2.Dataset(id=f"ds-{job_id}", source="upload", tenant=tenant),
+                               spec.dataset_dir)
         resources = common_pb2.Resources(cpus_per_worker=cpus, workers=workers)
         job = training_pb2.Job(id=job_id, state=training_pb2.QUEUED, kind=kind, tenant=tenant,
-                               request=training_pb2.CreateFineTuneJobRequest(model_name="m", resources=resources),
-                               lr_request=training_pb2.FindLearningRateRequest(resources=resources))
-        return self.jobs.create(job, spec_of(job_id, kind), "")
+                               request=training_pb2.CreateFineTuneJobRequest(
+                                   model_name="m", resources=resources, dataset_id=f"ds-{job_id}"),
+                               lr_request=training_pb2.FindLearningRateRequest(
+                                   resources=resources, dataset_id=f"ds-{job_id}"))
+        return self.jobs.create(job, spec, "")
 
     async def close(self) -> None:
         """Stop the scenario's workers (as a service stop does) so no task outlives its event loop."""
@@ -273,7 +311,7 @@ def test_restart_requeues_in_the_original_order(tmp_path: Path) -> None:
         assert again.jobs.resume_unfinished() == 3
         await settle()
         assert list(again.backend.runs) == ["job-a"]
-        assert again.run("job-a").spec == spec_of("job-a").with_runtime(60.0 / 4, None), "the stored spec"
+        assert again.run("job-a").spec == spec_of("job-a", tmp_path).with_runtime(60.0 / 4, None), "the stored spec"
         assert [again.jobs.get(j).queue_position for j in ("job-a", "job-b", "job-c")] == [1, 2, 3]
         await again.close()
 
@@ -315,6 +353,204 @@ def test_typed_events_become_the_jobs_proto_events(tmp_path: Path) -> None:
         job = h.jobs.get("job-lr")
         assert job.state == training_pb2.SUCCEEDED and job.progress.batch == 3
         assert job.result.lr_finder.suggestions["valley"] == pytest.approx(1e-3)
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+# A cancel that was accepted ends CANCELLED, whatever the worker does after it: a cancelled Ray generator may
+# raise, end without a result, report a failure (the interrupt broke its training) or even its success (it
+# finished before the cancel reached it).
+@pytest.mark.parametrize("after_cancel", [RuntimeError("TaskCancelledError"), END, Failed("KeyboardInterrupt"),
+                                          Succeeded(JobResult(card={"task": "image_classification"}))],
+                         ids=["raises", "ends-without-result", "fails", "succeeds"])
+def test_an_accepted_cancel_ends_cancelled_however_the_worker_ends(tmp_path: Path, after_cancel: Any) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.backend.on_cancel = after_cancel
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        await settle()
+        job = await h.jobs.cancel("job-a")
+        assert job.state == training_pb2.CANCELLED, job.error
+        assert h.models.published == [], "a cancelled job publishes no model"
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_before_the_worker_exists_is_kept(tmp_path: Path) -> None:
+    """Handed to the job manager's task but not yet to Ray: the cancel finds no generator to stop, so the task
+    must not submit one."""
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.create("job-a")
+        job = await h.jobs.cancel("job-a")  # at once: the manager's task for the job has not run yet
+        assert job.state == training_pb2.CANCELLED and "before its worker started" in job.error
+        assert "job-a" not in h.backend.runs
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_during_the_service_stop_is_not_turned_into_a_requeue(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        await settle()
+        stopping = asyncio.create_task(h.jobs.shutdown(grace=5))
+        cancelling = asyncio.create_task(h.jobs.cancel("job-a"))
+        await asyncio.wait({stopping, cancelling}, timeout=5)
+        assert h.state("job-a") == training_pb2.CANCELLED
+        h.store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancel_once_the_model_is_being_published_is_not_accepted(tmp_path: Path) -> None:
+    """The publish is the commit point: a cancel landing during it answers the finished job, and a published
+    model's job is never recorded as cancelled."""
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        h.models.gate.clear()
+        h.run("job-a").feed.put_nowait(Succeeded(JobResult(card={"task": "image_classification"})))
+        await h.models.publishing.wait()
+        cancelling = asyncio.create_task(h.jobs.cancel("job-a"))
+        await settle()
+        assert not cancelling.done() and h.state("job-a") == training_pb2.RUNNING
+        h.models.gate.set()
+        job = await cancelling
+        assert job.state == training_pb2.SUCCEEDED and h.models.published == ["job-a"]
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def _base_model(tmp_path: Path) -> BaseWeights:
+    (tmp_path / "models" / "base" / "1").mkdir(parents=True)
+    return BaseWeights("store", name="base/1", path=str(tmp_path / "models" / "base" / "1"))
+
+
+def test_a_restart_fails_only_the_jobs_whose_inputs_are_gone(tmp_path: Path) -> None:
+    """Re-queued after a restart: a job whose data set, data set files, base model or weights file is gone, or
+    whose stored spec this version refuses, fails with a message naming it; the others run, in order."""
+    weights = tmp_path / "root" / "w.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(b"w")
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        h.create("job-first", tenant="alice")
+        h.create("job-ds", tenant="alice")
+        h.create("job-files", tenant="alice")
+        h.create("job-base", tenant="alice", base=_base_model(tmp_path))
+        h.create("job-weights", tenant="alice", base=BaseWeights("file", path=str(weights)))
+        h.create("job-spec", tenant="alice")
+        h.create("job-bob", tenant="bob")
+        await settle()
+        h.run("job-first").feed.put_nowait(started())
+        await settle()
+        await h.close()
+
+        store = Store(tmp_path / "f.db")
+        store.delete_dataset("ds-job-ds", tenant="alice")
+        store.close()
+        (tmp_path / "ds" / "job-files").rmdir()
+        (tmp_path / "models" / "base" / "1").rmdir()
+        weights.unlink()
+        with sqlite3.connect(tmp_path / "f.db") as db:  # a bound this version tightened, say
+            db.execute("UPDATE jobs SET spec=replace(spec, '\"batch_size\": 32', '\"batch_size\": -1') "
+                       "WHERE id='job-spec'")
+
+        again = Harness(tmp_path, JobQueue(max_running=1))
+        assert again.jobs.resume_unfinished() == 2
+        errors = {j: again.jobs.get(j).error for j in ("job-ds", "job-files", "job-base", "job-weights", "job-spec")}
+        assert {j: again.state(j) for j in errors} == dict.fromkeys(errors, training_pb2.FAILED)
+        assert "data set ds-job-ds was deleted" in errors["job-ds"]
+        assert "data set ds-job-files's files" in errors["job-files"] and "no longer there" in errors["job-files"]
+        assert "base model base/1 was deleted" in errors["job-base"]
+        assert f"base.weights_file {weights} is no longer there" in errors["job-weights"]
+        assert "stored spec cannot be run" in errors["job-spec"] and "batch_size" in errors["job-spec"]
+        await settle()
+        assert list(again.backend.runs) == ["job-first"]
+        again.run("job-first").feed.put_nowait(failed())
+        await settle()
+        assert list(again.backend.runs) == ["job-first", "job-bob"], "the other tenant's job runs next"
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_root_taken_off_the_allowed_list_fails_the_jobs_that_read_from_it(tmp_path: Path) -> None:
+    weights = tmp_path / "root" / "w.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(b"w")
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1), roots=(weights.parent,))
+        h.create("job-first")
+        h.create("job-weights", base=BaseWeights("file", path=str(weights)))
+        await h.close()
+        again = Harness(tmp_path, JobQueue(max_running=1), roots=(tmp_path / "elsewhere",))
+        assert again.jobs.resume_unfinished() == 1
+        assert "is no longer under an allowed root" in again.jobs.get("job-weights").error
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_input_gone_while_queued_fails_that_job_at_its_turn(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        h.create("job-a")
+        h.create("job-b", base=_base_model(tmp_path))
+        h.create("job-c", tenant="bob")
+        await settle()
+        (tmp_path / "models" / "base" / "1").rmdir()
+        h.run("job-a").feed.put_nowait(failed())
+        await settle()
+        assert h.state("job-b") == training_pb2.FAILED and "base model base/1 was deleted" in h.jobs.get("job-b").error
+        assert list(h.backend.runs) == ["job-a", "job-c"], "never submitted; the next job runs"
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_input_gone_while_running_stops_the_job_at_its_next_epoch(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.backend.on_cancel = Failed("cancelled", cancelled=True)  # what a stopped engine reports
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        h.store.delete_dataset("ds-job-a", tenant="default")
+        h.run("job-a").feed.put_nowait(Epoch("stage-1", 1, 10, {}))
+        await settle()
+        assert h.backend.cancelled == [("job-a", False)]
+        job = h.jobs.get("job-a")
+        assert job.state == training_pb2.FAILED and "data set ds-job-a was deleted" in job.error
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_failing_on_a_missing_input_names_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        (tmp_path / "ds" / "job-a").rmdir()
+        h.run("job-a").feed.put_nowait(failed("FileNotFoundError: x.png"))
+        await settle()
+        error = h.jobs.get("job-a").error
+        assert "data set ds-job-a's files" in error and "FileNotFoundError: x.png" in error
         await h.close()
 
     asyncio.run(scenario())
