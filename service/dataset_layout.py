@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
 from fineserve_common.errors import InvalidArgument
+from fineserve_common.names import check_relative_path, check_text, clip
 from service.table_layouts import CSV_LAYOUTS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -24,7 +25,8 @@ def _class_counts(folder: Path) -> dict[str, int]:
         try:
             d.name.encode("utf-8")
         except UnicodeEncodeError:
-            raise LayoutError(f"folder {d.name!r} has a name that is not valid UTF-8") from None
+            raise LayoutError(f"folder {clip(d.name)} has a name that is not valid UTF-8") from None
+        check_text(f"class folder {folder.name}/", d.name)
         counts[d.name] = sum(1 for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     return counts
 
@@ -82,16 +84,20 @@ def summarize_labels_csv(root: Path) -> datasets_pb2.DatasetSummary:
         name = row[0].strip()
         if len(row) < 2 or not name:
             raise LayoutError(f"{LABELS_FILE} line {line}: expected a file name and labels")
+        try:
+            check_relative_path(f"{LABELS_FILE} line {line}: file name", name)
+        except InvalidArgument as e:
+            raise LayoutError(f"{e.message} (not an image file inside the dataset)") from None
         image = (root / name).resolve()
         if real_root not in image.parents or image.suffix.lower() not in IMAGE_SUFFIXES:
-            raise LayoutError(f"{LABELS_FILE} line {line}: {name!r} is not an image file inside the dataset")
+            raise LayoutError(f"{LABELS_FILE} line {line}: {clip(name)} is not an image file inside the dataset")
         if not image.is_file():
-            raise LayoutError(f"{LABELS_FILE} line {line}: {name!r} does not exist")
+            raise LayoutError(f"{LABELS_FILE} line {line}: {clip(name)} does not exist")
         flag = row[valid_col].strip().lower() if valid_col is not None and valid_col < len(row) else ""
         if flag not in TRUTHY + FALSY:
-            raise LayoutError(f"{LABELS_FILE} line {line}: is_valid must be true/false or 1/0, got {flag!r}")
+            raise LayoutError(f"{LABELS_FILE} line {line}: is_valid must be true/false or 1/0, got {clip(flag)}")
         counts[flag in TRUTHY] += 1
-        labels.update(row[1].split())
+        labels.update(check_text(f"{LABELS_FILE} line {line}: label", label) for label in row[1].split())
     if not labels:
         raise LayoutError(f"{LABELS_FILE} lists no labels")
     return datasets_pb2.DatasetSummary(classes=sorted(labels), train_items=counts[False], valid_items=counts[True])
@@ -113,6 +119,8 @@ def summarize_image_masks(root: Path) -> datasets_pb2.DatasetSummary:
         raise LayoutError("codes.txt is not UTF-8 text") from None
     if "" in codes or len(set(codes)) != len(codes) or not 2 <= len(codes) <= MAX_CODES:
         raise LayoutError(f"codes.txt must name 2 to {MAX_CODES} distinct classes, one per line, no blank lines")
+    for i, code in enumerate(codes, 1):
+        check_text(f"codes.txt line {i}", code)
     names = sorted(p.name for p in images.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if len(names) < 3:
         raise LayoutError(f"IMAGE_MASKS needs at least 3 images under images/, found {len(names)}")
@@ -125,7 +133,7 @@ def summarize_image_masks(root: Path) -> datasets_pb2.DatasetSummary:
     valid_names = {Path(n.strip()).name for n in lines if n.strip()}
     unknown = sorted(valid_names - set(names))
     if unknown:
-        raise LayoutError(f"valid.txt names images that images/ lacks: {', '.join(unknown[:5])}")
+        raise LayoutError(f"valid.txt names images that images/ lacks: {', '.join(map(clip, unknown[:5]))}")
     return datasets_pb2.DatasetSummary(classes=codes, train_items=len(names) - len(valid_names),
                                        valid_items=len(valid_names))
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fineserve_common.errors import InvalidArgument
+from fineserve_common.names import check_text, clip
 
 MAX_PATH_CHARS = 4096
 
@@ -19,29 +20,26 @@ def resolve_under_roots(uri: str, roots: tuple[Path, ...], field: str) -> Path:
     """Resolve symlinks and `..` first, then require the real path to lie inside an allowed root."""
     if not uri:
         raise InvalidArgument(f"{field} is required")
-    if len(uri) > MAX_PATH_CHARS or "\x00" in uri:
-        raise InvalidArgument(f"{field} is not a usable path (NUL byte or longer than {MAX_PATH_CHARS} characters)")
+    check_text(field, uri, MAX_PATH_CHARS)
     if uri.startswith("file://"):
         parsed = urlparse(uri)
         if parsed.netloc not in ("", "localhost"):
-            raise InvalidArgument(f"{field} {uri!r} names another host; only local paths are accepted")
-        raw = unquote(parsed.path)
-        if "\x00" in raw:
-            raise InvalidArgument(f"{field} is not a usable path (NUL byte)")
+            raise InvalidArgument(f"{field} {clip(uri)} names another host; only local paths are accepted")
+        raw = check_text(f"{field} (decoded)", unquote(parsed.path), MAX_PATH_CHARS)
     else:
         raw = uri
     if not raw.startswith("/"):
-        raise InvalidArgument(f"{field} must be an absolute path or file:// URI, got {uri!r}")
+        raise InvalidArgument(f"{field} must be an absolute path or file:// URI, got {clip(uri)}")
     try:
         real = Path(raw).resolve()
         exists = real.exists()
     except (OSError, RuntimeError, ValueError) as e:  # name too long, symlink loop, ...
-        raise InvalidArgument(f"{field} {uri!r} cannot be resolved: {e}") from e
+        raise InvalidArgument(f"{field} {clip(uri)} cannot be resolved: {clip(str(e), 200)}") from e
     if not _inside(real, roots):
         allowed = ", ".join(map(str, roots)) or "none configured (--allowed-root)"
-        raise InvalidArgument(f"{field} {uri!r} is outside the allowed roots ({allowed})")
+        raise InvalidArgument(f"{field} {clip(uri)} is outside the allowed roots ({allowed})")
     if not exists:
-        raise InvalidArgument(f"{field} {uri!r} does not exist")
+        raise InvalidArgument(f"{field} {clip(uri)} does not exist")
     return real
 
 

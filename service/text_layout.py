@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
+from fineserve_common.names import check_text
 from service.dataset_layout import LayoutError
 
 TEXT_FILE = "texts.csv"
@@ -36,7 +37,7 @@ def summarize(root: Path) -> datasets_pb2.DatasetSummary:
                 else:
                     train += 1
                     if label := (row.get("label") or "").strip():
-                        labels.add(label)
+                        labels.add(check_text(f"{found[0].name} line {reader.line_num}: label", label))
     except (UnicodeDecodeError, csv.Error) as e:
         raise LayoutError(f"{found[0].name} is not a readable UTF-8 CSV: {e}") from e
     if train == 0:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidArgument
+from .names import clip
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,25 @@ BOUNDS: dict[str, Bound] = {
     "early_stopping_patience": _i(1, 1000), "early_stopping_min_delta": Bound(0.0, 1e9),
     "group_lr": Bound(0.0, 10.0, open_low=True),
     "stage_epochs": _i(1, 1000), "stage_lr": Bound(0.0, 10.0),
+    "n_stages": _i(0, 100), "total_epochs": _i(1, 1000),
     "num_workers": _i(0, 64), "workers": _i(0, 64),
-    # vision
-    "image_size": _i(16, 2048), "label_smoothing": Bound(0.0, 1.0, open_high=True), "mixup_alpha": Bound(0.0, 100.0),
+    "gpus_per_worker": Bound(0.0, 16.0), "cpus_per_worker": Bound(0.0, 1024.0),
+    # vision; pixels_per_batch (batch_size x image_size^2) bounds what a batch of the largest stage holds: ResNet-50
+    # at 224 px in batches of 256 is 12.8M, well inside one GPU; 1024 px in batches of 1024 (1.07G) is not
+    "image_size": _i(16, 2048), "pixels_per_batch": _i(1, 2**25),
+    "label_smoothing": Bound(0.0, 1.0, open_high=True), "mixup_alpha": Bound(0.0, 100.0),
     "threshold": Bound(0.0, 1.0, open_low=True, open_high=True), "fbeta_beta": Bound(0.0, 100.0, open_low=True),
     # text (AWD-LSTM, ULMFiT)
     "emb_size": _i(2, 4096), "hidden_size": _i(2, 8192), "n_layers": _i(1, 8), "max_vocab": _i(16, 1_000_000),
     "min_freq": _i(1, 1_000_000), "bptt": _i(8, 10_000), "max_len": _i(8, 100_000), "drop_mult": Bound(0.0, 2.0),
     "group_lr_ratio": Bound(1.0, 100.0),
+    # the AWD-LSTM's parameters (embedding + LSTMs, TextConfig.parameters): the published model has 44M;
+    # hidden_size 8192 x 8 layers would have 3.8G
+    "text_parameters": _i(1, 500_000_000),
     # collaborative filtering and tabular
     "n_factors": _i(1, 1024), "layer_width": _i(1, 4096), "n_hidden_layers": _i(1, 8),
     "dropout": Bound(0.0, 1.0, open_high=True), "embedding_dropout": Bound(0.0, 1.0, open_high=True),
+    "y_range": Bound(-1e9, 1e9), "n_columns": _i(0, 1000),
     # the LR range test
     "start_lr": Bound(0.0, 1e3, open_low=True), "end_lr": Bound(0.0, 1e3, open_low=True),
     "num_batches": _i(1, 10_000),
@@ -66,9 +75,9 @@ def check(name: str, value: Any, where: str = "", bound: str | None = None) -> A
     spec = BOUNDS[bound or name]
     label = f"{where}.{name}" if where else name
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(f"{label} must be a number (got {value!r})")
+        raise InvalidArgument(f"{label} must be a number (got {clip(value)})")
     if spec.integer and not isinstance(value, int):
-        raise InvalidArgument(f"{label} must be an integer (got {value!r})")
+        raise InvalidArgument(f"{label} must be an integer (got {clip(value)})")
     if not math.isfinite(value) or not spec.holds(value):
         raise InvalidArgument(f"{label}={value:g} is outside {spec}")
     return value
@@ -78,5 +87,5 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...], where: str = "
     """value if it is one of choices; else InvalidArgument listing them."""
     if value not in choices:
         label = f"{where}.{name}" if where else name
-        raise InvalidArgument(f"{label} must be one of {', '.join(choices)} (got {value!r})")
+        raise InvalidArgument(f"{label} must be one of {', '.join(choices)} (got {clip(value)})")
     return value

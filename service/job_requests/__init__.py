@@ -14,6 +14,7 @@ from control.store import TenantStore
 from fineserve.v1 import training_pb2
 from fineserve_common.configs import JobConfig, TextConfig
 from fineserve_common.errors import InvalidArgument, Unimplemented
+from fineserve_common.names import clip
 from fineserve_common.spec import FIND_LR, FINE_TUNE, JobSpec
 from fineserve_common.tasks import RESNET_GROUPS, TABULAR, TEXT, VISION
 from service.ids import MODEL_NAME
@@ -34,7 +35,7 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: TenantStor
     """The spec of a fine-tune writing its model to out_dir (the registry's staging directory for the job).
     Ids in the request (dataset, base model) resolve among the caller's own only: store is a TenantStore."""
     if not MODEL_NAME.match(req.model_name):
-        raise InvalidArgument(f"model_name {req.model_name!r} must match {MODEL_NAME.pattern}")
+        raise InvalidArgument(f"model_name {clip(req.model_name)} must match {MODEL_NAME.pattern}")
     task = task_of(req)
     config, dataset_dir = FAMILIES[task.family](req, task, store, roots)
     return JobSpec(FINE_TUNE, task.name, config, dataset_dir, str(out_dir), max(req.resources.workers, 1))

@@ -16,6 +16,7 @@ from fineserve_common.bounds import BOUNDS, check, check_choice
 from fineserve_common.configs import BaseWeights, Stage
 from fineserve_common.configs.recipe import EARLY_STOPPING_METRICS
 from fineserve_common.errors import InvalidArgument, NotFound, Unimplemented
+from fineserve_common.names import check_id, check_text, clip
 from fineserve_common.spec import LrRange
 from fineserve_common.tasks import PRECISION_ENUMS, TASKS, TEXT, VISION, Task, task_of_enum
 from service.paths import resolve_under_roots
@@ -45,16 +46,18 @@ def task_of(req: Request) -> Task:
 def arch_of(req: Request, task: Task) -> str:
     arch = req.arch or task.default_arch
     if arch not in task.archs:
-        raise InvalidArgument(f"arch {arch!r} is not one of {', '.join(task.archs)} for {task.enum}")
+        raise InvalidArgument(f"arch {clip(arch)} is not one of {', '.join(task.archs)} for {task.enum}")
     return arch
 
 
 def check_resources(req: Request, task: Task) -> None:
-    """The request id and worker count: several data-parallel workers only for fine-tunes of the tasks that
-    have them (FindLearningRate runs on one)."""
-    if len(req.request_id) > 128:
-        raise InvalidArgument("request_id is longer than 128 characters")
+    """The request id and the resources: several data-parallel workers only for fine-tunes of the tasks that
+    have them (FindLearningRate runs on one); CPUs and GPUs per worker finite and bounded (the control plane
+    asks Ray for them as they are)."""
+    check_id("request_id", req.request_id)
     workers = check("workers", req.resources.workers, "resources")
+    check("gpus_per_worker", req.resources.gpus_per_worker, "resources")
+    check("cpus_per_worker", req.resources.cpus_per_worker, "resources")
     fine_tune = isinstance(req, training_pb2.CreateFineTuneJobRequest)
     if workers > 1 and not (fine_tune and task.data_parallel):
         what = f"{task.enum} fine-tune jobs" if fine_tune else "FindLearningRate"
@@ -65,9 +68,9 @@ def check_resources(req: Request, task: Task) -> None:
 def dataset_of(req: Request, store: TenantStore, task: Task) -> tuple[datasets_pb2.Dataset, str]:
     """(dataset, its directory): NOT_FOUND for an unknown id (or another tenant's), INVALID_ARGUMENT for a data
     set of another layout than the task learns from."""
-    found = store.get_dataset(req.dataset_id) if req.dataset_id else None
+    found = store.get_dataset(check_id("dataset_id", req.dataset_id)) if req.dataset_id else None
     if found is None:
-        raise NotFound(f"dataset {req.dataset_id!r} not found" if req.dataset_id else "dataset_id is required")
+        raise NotFound(f"dataset {clip(req.dataset_id)} not found" if req.dataset_id else "dataset_id is required")
     dataset, path = found
     layout = datasets_pb2.DatasetLayout.Name(dataset.layout)
     if layout != task.layout:
@@ -84,9 +87,9 @@ def base_weights(base: training_pb2.BaseModel, task: Task, arch: str, store: Ten
     if which not in task.bases:
         raise InvalidArgument(WHY_NOT.get(which, f"base.{which} does not apply to {task.enum}"))
     if which == "torchvision":
-        name = base.torchvision.weights or "DEFAULT"
+        name = check_text("base.torchvision.weights", base.torchvision.weights or "DEFAULT", 64)
         if not name.replace("_", "").isalnum():
-            raise InvalidArgument(f"base.torchvision.weights {name!r} is not a weight enum member name")
+            raise InvalidArgument(f"base.torchvision.weights {clip(name)} is not a weight enum member name")
         return BaseWeights("torchvision", name=name)
     if which == "weights_file":
         return BaseWeights("file", path=str(resolve_under_roots(base.weights_file, roots, "base.weights_file")))
@@ -106,6 +109,7 @@ def check_from_scratch(base: training_pb2.BaseModel, task: Task) -> None:
 def _stored_base(ref: Any, task: Task, arch: str, store: TenantStore) -> BaseWeights:
     """A stored model of the caller's as the base: an image job's of the same arch (any image task: they share
     the ResNet body), a text job's a LANGUAGE_MODEL."""
+    check_id("base.stored_model.name", ref.name)
     model, path = owned(store.get_model(ref.name, ref.version), f"base model {ref.name}/{ref.version or 'latest'}")
     name = f"{ref.name}/{model.ref.version}"
     if task.family == TEXT and model.task != training_pb2.LANGUAGE_MODEL:
@@ -155,6 +159,10 @@ def recipe(hp: training_pb2.Hyperparameters, names: Iterable[str]) -> dict[str, 
     precision, early stopping and auto_lr (an explicit lr wins over it)."""
     values = bounded(hp, names, "hyperparameters") | {"precision": precision(hp)}
     es = hp.early_stopping
+    # checked even without a metric: a NaN min_delta must not pass silently
+    check("min_delta", es.min_delta, "early_stopping", bound="early_stopping_min_delta")
+    if es.patience:
+        check("patience", es.patience, "early_stopping", bound="early_stopping_patience")
     if es.metric:
         metrics = tuple(m for m in EARLY_STOPPING_METRICS if m)
         values |= {"early_stopping_metric": check_choice("metric", es.metric, metrics, "early_stopping"),
@@ -168,7 +176,9 @@ def recipe(hp: training_pb2.Hyperparameters, names: Iterable[str]) -> dict[str, 
 
 
 def stages(hp: training_pb2.Hyperparameters, sized: bool) -> tuple[Stage, ...]:
-    """The explicit schedule; sized False: a family without image sizes (a stage may not set one)."""
+    """The explicit schedule; sized False: a family without image sizes (a stage may not set one). Counted
+    first, so that 10,000 stages are refused before any is built."""
+    check("len(stages)", len(hp.stages), "hyperparameters", bound="n_stages")
     out = []
     for i, s in enumerate(hp.stages):
         if s.image_size and not sized:

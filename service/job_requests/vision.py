@@ -8,6 +8,7 @@ from control.store import TenantStore
 from fineserve.v1 import training_pb2
 from fineserve_common.configs import FineTuneConfig
 from fineserve_common.errors import InvalidArgument
+from fineserve_common.names import check_text
 from fineserve_common.tasks import Task
 from service.job_requests.common import (
     Request,
@@ -36,6 +37,7 @@ def vision_config(req: Request, task: Task, store: TenantStore,
     if hp.HasField("void_code"):
         if task.name != "segmentation":
             raise InvalidArgument("hyperparameters.void_code applies to SEGMENTATION only")
+        check_text("hyperparameters.void_code", hp.void_code)
         if hp.void_code and hp.void_code not in dataset.summary.classes:
             raise InvalidArgument(f"hyperparameters.void_code {hp.void_code!r} is not a class of dataset "
                                   f"{dataset.id} (its codes.txt)")

@@ -15,6 +15,10 @@ from fineserve_common.spec import JobSpec
 from service.job_requests import find_lr_spec, fine_tune_spec
 
 Req = training_pb2.CreateFineTuneJobRequest
+PATH_TRICKS = [("u.data\0.csv", "control character"), ("x" * 5000, "5000 characters long"),
+               ("/etc/passwd", "must be relative"), ("a/../u.data", r"must not contain '\.\.'"),
+               ("..\\u.data", "not '\\\\'"), ("a" * 300 + "/b", "longer than 255")]
+"""Names of files inside a data set that must be refused before the file system sees them, and why."""
 
 
 @pytest.fixture
@@ -53,11 +57,13 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
       "base": training_pb2.BaseModel(torchvision=training_pb2.TorchvisionWeights())}, "train from scratch"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
-      "collab": training_pb2.CollabOptions(items_file="../f.db")}, "not a file inside"),
+      "collab": training_pb2.CollabOptions(items_file="../f.db")}, r"collab.items_file '../f.db' must not contain '\.\.'"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(items_file="missing.item")}, "not a file inside"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
       "collab": training_pb2.CollabOptions(y_range=[5, 1])}, "low < high"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
-      "collab": training_pb2.CollabOptions(separator="::")}, "one character"),
+      "collab": training_pb2.CollabOptions(separator="::")}, "one printable character"),
     ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
       "hyperparameters": training_pb2.Hyperparameters(mixup_alpha=0.4)}, "mixup_alpha do not apply"),
     ({"task": training_pb2.TABULAR, "dataset_id": "ds-t"}, "tabular.target is required"),
@@ -65,6 +71,28 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
       "tabular": training_pb2.TabularOptions(target="y", continuous=["y"])}, "only one of"),
     ({"task": training_pb2.TABULAR, "dataset_id": "nope", "tabular": training_pb2.TabularOptions(target="y")},
      "not found"),
+    # every file a caller names is a usable relative name (issue 24, fault 4), refused naming the field
+    *[({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+        "collab": training_pb2.CollabOptions(**{field: name})}, rf"collab\.{field} .*{why}")
+      for field in ("ratings_file", "items_file") for name, why in PATH_TRICKS],
+    *[({"task": training_pb2.TABULAR, "dataset_id": "ds-t",
+        "tabular": training_pb2.TabularOptions(target="y", data_file=name)}, rf"tabular\.data_file .*{why}")
+      for name, why in PATH_TRICKS],
+    ({"task": training_pb2.TABULAR, "dataset_id": "ds-t", "tabular": training_pb2.TabularOptions(target="y\0")},
+     "tabular.target .* control character"),
+    ({"task": training_pb2.TABULAR, "dataset_id": "ds-t",
+      "tabular": training_pb2.TabularOptions(target="y", categorical=["c"] * 1001)}, r"len\(tabular.categorical\)"),
+    ({"task": training_pb2.TABULAR, "dataset_id": "ds-t",
+      "tabular": training_pb2.TabularOptions(target="y", separator="\0")}, "tabular.separator"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(user_column="u" * 5000)}, "collab.user_column is 5000 characters"),
+    # y_range: finite and bounded
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(y_range=[0, float("inf")])}, r"y_range\[\]=inf is outside"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(y_range=[float("nan"), 5])}, r"y_range\[\]=nan is outside"),
+    ({"task": training_pb2.COLLABORATIVE_FILTERING, "dataset_id": "ds-r",
+      "collab": training_pb2.CollabOptions(y_range=[0, 1, 2])}, "must be"),
 ])
 def test_bad_requests_are_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
     with pytest.raises(FineserveError, match=message):

@@ -88,11 +88,53 @@ def test_a_stored_base_of_the_same_arch(store: TenantStore, tmp_path: Path) -> N
      "auto_lr runs the LR range test on one worker"),
     ({"task": training_pb2.MULTI_LABEL_CLASSIFICATION, "resources": common_pb2.Resources(workers=2)},
      "INVALID_ARGUMENT", "run on one worker"),
+    # limits that could be walked around or failed late (issue 24, fault 8)
+    ({"hyperparameters": HP(stages=[training_pb2.TrainingStage(epochs=1)] * 10_000)}, "INVALID_ARGUMENT",
+     r"hyperparameters\.len\(stages\)=10000 is outside \[0, 100\]"),
+    ({"hyperparameters": HP(stages=[training_pb2.TrainingStage(epochs=600)] * 2)}, "INVALID_ARGUMENT",
+     r"total epochs \(over all stages\)=1200 is outside \[1, 1000\]"),
+    ({"hyperparameters": HP(freeze_epochs=600, epochs=600)}, "INVALID_ARGUMENT", "total epochs"),
+    ({"resources": common_pb2.Resources(gpus_per_worker=float("nan"))}, "INVALID_ARGUMENT",
+     r"resources\.gpus_per_worker=nan is outside"),
+    ({"resources": common_pb2.Resources(gpus_per_worker=-1)}, "INVALID_ARGUMENT", "resources.gpus_per_worker=-1"),
+    ({"resources": common_pb2.Resources(cpus_per_worker=float("nan"))}, "INVALID_ARGUMENT",
+     "resources.cpus_per_worker=nan"),
+    ({"resources": common_pb2.Resources(cpus_per_worker=-1)}, "INVALID_ARGUMENT", "resources.cpus_per_worker=-1"),
+    ({"resources": common_pb2.Resources(cpus_per_worker=float("inf"))}, "INVALID_ARGUMENT", "cpus_per_worker=inf"),
+    ({"hyperparameters": HP(early_stopping=training_pb2.EarlyStopping(min_delta=float("nan")))},
+     "INVALID_ARGUMENT", r"early_stopping\.min_delta=nan"),
+    ({"hyperparameters": HP(early_stopping=training_pb2.EarlyStopping(metric="accuracy", min_delta=float("inf")))},
+     "INVALID_ARGUMENT", r"early_stopping\.min_delta=inf"),
+    ({"request_id": "retry\x1b[2J1"}, "INVALID_ARGUMENT", "request_id .* holds the control character"),
+    ({"request_id": "r" * 129}, "INVALID_ARGUMENT", "request_id is 129 characters long; at most 128"),
+    ({"arch": "resnet50", "hyperparameters": HP(image_size=1024, batch_size=1024)}, "INVALID_ARGUMENT",
+     r"batch_size x image_size\^2 \(1024 x 1024\^2, the largest stage\)=1\.07374e\+09 is outside"),
+    ({"hyperparameters": HP(batch_size=256, stages=[training_pb2.TrainingStage(epochs=1, image_size=2048)])},
+     "INVALID_ARGUMENT", r"\(256 x 2048\^2, the largest stage\)"),
+    # ids and names: bounded at the door, and never quoted whole
+    ({"dataset_id": "d" * 20_000}, "INVALID_ARGUMENT", "dataset_id is 20000 characters long"),
+    ({"base": training_pb2.BaseModel(stored_model=common_pb2.ModelRef(name="n" * 20_000))}, "INVALID_ARGUMENT",
+     "base.stored_model.name is 20000 characters long"),
+    ({"base": training_pb2.BaseModel(torchvision=training_pb2.TorchvisionWeights(weights="W" * 5000))},
+     "INVALID_ARGUMENT", "base.torchvision.weights is 5000 characters long"),
+    ({"arch": "a" * 20_000}, "INVALID_ARGUMENT", r"arch 'a+\.\.\.a+' \(20000 characters\) is not one of"),
+    ({"model_name": "M" * 20_000}, "INVALID_ARGUMENT", r"\(20000 characters\) must match"),
 ])
 def test_refused(store: TenantStore, tmp_path: Path, fields: dict, status: str, message: str) -> None:
     with pytest.raises(FineserveError, match=message) as refused:
         _spec(store, tmp_path, **fields)
     assert refused.value.status == status
+    assert len(refused.value.message) < 300, "a caller's value is quoted clipped"
+
+
+def test_a_large_legal_gpu_job_fits_the_bounds(store: TenantStore, tmp_path: Path) -> None:
+    """ResNet-50 at 224 px in batches of 256 on a GPU, 100 stages of 10 epochs: legal, however large."""
+    stages = [training_pb2.TrainingStage(epochs=10, freeze_to=i % 3) for i in range(100)]
+    spec = _spec(store, tmp_path, arch="resnet50", request_id="nightly run #7 (ünïcode ok)",
+                 resources=common_pb2.Resources(gpus_per_worker=1, cpus_per_worker=16),
+                 hyperparameters=HP(image_size=224, batch_size=256, stages=stages))
+    assert spec.config.batch_size * spec.config.image_size ** 2 == 12_845_056
+    assert sum(s.epochs for s in spec.config.resolved_stages()) == 1000
 
 
 def test_segmentation_void_code_is_a_class_of_the_dataset(store: TenantStore, tmp_path: Path) -> None:

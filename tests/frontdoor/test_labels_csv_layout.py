@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fineserve_common.errors import InvalidArgument
 from service.dataset_layout import LayoutError, summarize_labels_csv
 
 
@@ -51,3 +52,21 @@ def test_refusals_name_the_problem(tmp_path: Path, rows: list[str], message: str
 def test_missing_csv(tmp_path: Path) -> None:
     with pytest.raises(LayoutError, match=r"labels\.csv"):
         summarize_labels_csv(tmp_path)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("img/a\0.png", "line 2: file name .* holds the control character '\\\\x00'"),
+    ("img/" + "a" * 5000 + ".png", "line 2: file name is 5008 characters long"),
+    ("img/a.jpg\x1b[2J", "control character"),
+    ("img/../img/a.jpg", "must not contain '..'"),
+])
+def test_unusable_file_names_are_refused_naming_the_line(tmp_path: Path, name: str, message: str) -> None:
+    """Issue 24, fault 4: a NUL byte or an over-long name was INTERNAL (the file system's ValueError/OSError)."""
+    with pytest.raises(LayoutError, match=message) as refused:
+        summarize_labels_csv(dataset(tmp_path, [f"{name},tv"]))
+    assert len(refused.value.message) < 300
+
+
+def test_labels_are_printable_text(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="line 2: label .* control character"):
+        summarize_labels_csv(dataset(tmp_path, ["img/a.jpg,tv\x07"]))

@@ -73,6 +73,18 @@ def test_text_jobs_take_early_stopping_as_image_jobs_do(store: TenantStore, tmp_
       "hyperparameters": training_pb2.Hyperparameters(image_size=64)}, "image_size does not apply"),
     ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
       "text": training_pb2.TextOptions(bptt=2)}, "text.bptt=2"),
+    # model size: each dimension alone is within its bound, the model they make is not
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "text": training_pb2.TextOptions(hidden_size=8192, n_layers=8)},
+     r"parameters of the model \(max_vocab x emb_size \+ 8 LSTMs of hidden_size 8192\)=3\.54098e\+09 is outside"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "text": training_pb2.TextOptions(max_vocab=1_000_000, emb_size=4096)}, "parameters of the model"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "hyperparameters": training_pb2.Hyperparameters(stages=[training_pb2.TrainingStage(epochs=1)] * 1001)},
+     r"len\(stages\)=1001"),
+    ({"task": training_pb2.LANGUAGE_MODEL, "base": training_pb2.BaseModel(random_init=True),
+      "hyperparameters": training_pb2.Hyperparameters(stages=[training_pb2.TrainingStage(epochs=999)] * 2)},
+     "total epochs"),
 ])
 def test_refused(store: TenantStore, tmp_path: Path, fields: dict, message: str) -> None:
     with pytest.raises(FineserveError, match=message):

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ..bounds import check, check_choice
 from ..errors import InvalidArgument
+from ..names import CLIP_CHARS, clip, shorten
 from ..tasks import PRECISIONS
 
 BASE_KINDS = ("torchvision", "file", "store", "none")
@@ -22,7 +23,7 @@ C = TypeVar("C")
 
 
 def fail(name: str, problem: str, value: Any) -> None:
-    raise InvalidArgument(f"invalid {name}: {problem} (got {value!r})")
+    raise InvalidArgument(f"invalid {name}: {problem} (got {clip(value)})")
 
 
 def check_str(name: str, value: Any) -> None:
@@ -65,7 +66,7 @@ def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
         fail(where, "must be an object", data)
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
-        raise InvalidArgument(f"unknown field(s) in {where}: {', '.join(map(str, unknown))}")
+        raise InvalidArgument(f"unknown field(s) in {where}: {', '.join(shorten(str(n), CLIP_CHARS) for n in unknown[:5])}")
     return dict(data)
 
 
@@ -161,12 +162,19 @@ class Stage:
 
 
 def check_stages(stages: tuple[Stage, ...], n_groups: int) -> None:
+    check("len(stages)", len(stages), bound="n_stages")
     for i, stage in enumerate(stages):
         if not isinstance(stage, Stage):
             fail(f"stages[{i}]", "must be a Stage", stage)
         if stage.freeze_to >= n_groups:
             fail(f"stages[{i}].freeze_to", f"must be < {n_groups} (the last layer group always trains)",
                  stage.freeze_to)
+
+
+def check_total_epochs(stages: tuple[Stage, ...]) -> None:
+    """The schedule as it runs, over all its stages, within the epoch bound: each stage's own bound alone would
+    let 10,000 one-epoch stages through."""
+    check("total epochs (over all stages)", sum(s.epochs for s in stages), bound="total_epochs")
 
 
 def recipe_fields(cls: type, data: Any) -> dict[str, Any]:

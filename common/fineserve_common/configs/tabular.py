@@ -9,10 +9,27 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..bounds import check, check_choice
+from ..names import check_relative_path, check_text
 from ..tasks import COLLABORATIVE_FILTERING, PRECISIONS, TABULAR_MODEL, task
 from .recipe import OneCycle, as_dict, check_fields, check_str, fail, known_fields
 
 SPLITS = ("random", "time")
+FILE_FIELDS = ("ratings_file", "items_file")
+SEPARATOR_FIELDS = ("separator", "items_separator")
+
+
+def check_separator(field: str, value: str) -> str:
+    """"" (sniffed) or one printable character or TAB."""
+    if not isinstance(value, str) or len(value) > 1 or (value and value != "\t" and not value.isprintable()):
+        fail(field, "must be one printable character or TAB (or empty to sniff it)", value)
+    return value
+
+
+def check_columns(field: str, names: tuple[str, ...]) -> None:
+    """Column names: a bounded number of bounded printable names."""
+    check(f"len({field})", len(names), bound="n_columns")
+    for name in names:
+        check_text(f"{field}[]", name)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,17 @@ class RatingsFormat:
     """Of the items file; "" = its first column."""
     title_column: str = ""
     """Of the items file; "" = its second column."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in FILE_FIELDS:
+                if value:
+                    check_relative_path(f"ratings.{f.name}", value)
+            elif f.name in SEPARATOR_FIELDS:
+                check_separator(f"ratings.{f.name}", value)
+            else:
+                check_text(f"ratings.{f.name}", value)
 
 
 @dataclass(frozen=True)
@@ -107,13 +135,15 @@ class CollabConfig(EmbeddingRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "y_range", tuple(float(v) for v in self.y_range))
+        if not isinstance(self.y_range, tuple | list) or len(self.y_range) not in (0, 2):
+            fail("y_range", "must be (low, high) or ()", self.y_range)
+        object.__setattr__(self, "y_range", tuple(float(check("y_range[]", v, bound="y_range")) for v in self.y_range))
         object.__setattr__(self, "layers", tuple(self.layers))
         if not isinstance(self.ratings, RatingsFormat):
             fail("ratings", "must be a RatingsFormat", self.ratings)
         check_choice("arch", self.arch, task(COLLABORATIVE_FILTERING).archs)
         check_fields(self, ("n_factors",))
-        if self.y_range and (len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]):
+        if self.y_range and not self.y_range[0] < self.y_range[1]:
             fail("y_range", "must be (low, high) with low < high", self.y_range)
         check_choice("split", self.split, SPLITS)
         _check_layers("layers", self.layers)
@@ -146,8 +176,12 @@ class TabularConfig(EmbeddingRecipe):
         object.__setattr__(self, "layers", tuple(self.layers))
         if not isinstance(self.target, str) or not self.target:
             fail("target", "is required: the name of the column to predict", self.target)
-        for name in (*self.categorical, *self.continuous):
-            check_str("columns", name)
+        check_text("target", self.target)
+        check_columns("categorical", self.categorical)
+        check_columns("continuous", self.continuous)
+        if self.data_file:
+            check_relative_path("data_file", self.data_file)
+        check_separator("separator", self.separator)
         both = set(self.categorical) & set(self.continuous)
         if both or self.target in (*self.categorical, *self.continuous):
             fail("columns", "a column is at most one of target, categorical, continuous", sorted(both) or self.target)

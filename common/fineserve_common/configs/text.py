@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from ..bounds import check_choice
+from ..bounds import check, check_choice
 from ..tasks import LANGUAGE_MODEL, TEXT, TEXT_CLASSIFICATION, family_tasks
-from .recipe import BaseWeights, OneCycle, Stage, as_dict, check_fields, check_run, check_stages, fail, recipe_fields
+from .recipe import (
+    BaseWeights,
+    OneCycle,
+    Stage,
+    as_dict,
+    check_fields,
+    check_run,
+    check_stages,
+    check_total_epochs,
+    fail,
+    recipe_fields,
+)
 
 TEXT_TASKS = tuple(t.name for t in family_tasks(TEXT))
 TEXT_BASE_KINDS = ("none", "file", "store")
@@ -84,8 +96,11 @@ class TextConfig(OneCycle):
             fail("epochs", "freeze_epochs + epochs must be >= 1", self.epochs)
         if not self.stages and self.base.kind == "none" and self.epochs < 1:
             fail("epochs", "must be >= 1 when base.kind is 'none' (a random encoder trains unfrozen)", self.epochs)
+        check(f"parameters of the model (max_vocab x emb_size + {self.n_layers} LSTMs of hidden_size "
+              f"{self.hidden_size})", self.parameters, bound="text_parameters")
         check_fields(self, ("lr", "group_lr_ratio"))
         check_stages(self.stages, self.n_groups)
+        check_total_epochs(self.resolved_stages())
         check_fields(self, ("weight_decay", "grad_clip"))
         self.check_one_cycle()
         check_run(self)
@@ -94,6 +109,14 @@ class TextConfig(OneCycle):
     def n_groups(self) -> int:
         """Language model: each LSTM + (embedding, decoder); classifier: embedding + each LSTM + head."""
         return self.n_layers + (1 if self.task == LANGUAGE_MODEL else 2)
+
+    @property
+    def parameters(self) -> int:
+        """The AWD-LSTM's parameter count at most (a vocabulary of max_vocab; the decoder shares the embedding's
+        weights): the engine's layers run emb_size -> hidden_size ... -> emb_size."""
+        sizes = [self.emb_size] + [self.hidden_size] * (self.n_layers - 1) + [self.emb_size]
+        lstms = sum(4 * out * (inp + out + 2) for inp, out in itertools.pairwise(sizes))
+        return self.max_vocab * self.emb_size + lstms
 
     @property
     def lr_mult(self) -> float:

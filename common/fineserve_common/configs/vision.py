@@ -19,6 +19,7 @@ from .recipe import (
     check_run,
     check_stages,
     check_str,
+    check_total_epochs,
     fail,
     recipe_fields,
 )
@@ -141,6 +142,11 @@ class FineTuneConfig(OneCycle):
             if stage.lr and stage.freeze_to == 0 and self.group_lrs:
                 fail(f"stages[{i}].lr", "must be 0 when group_lrs is set (group_lrs set unfrozen stages' rates)",
                      stage.lr)
+        stages = self.resolved_stages()
+        check_total_epochs(stages)
+        largest = max(s.image_size for s in stages)
+        check(f"batch_size x image_size^2 ({self.batch_size} x {largest}^2, the largest stage)",
+              self.batch_size * largest**2, bound="pixels_per_batch")
 
     @property
     def effective_freeze_epochs(self) -> int:
