@@ -24,6 +24,22 @@ SERVE_APP = "fineserve"
 REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 # Room in a replica's gRPC message for the request's framing around its images.
 MESSAGE_SLACK = 1 << 20
+# Ray Serve's receive limit of its gRPC transport, on both ends: the replicas' server (requests) and the
+# handle's channels to them (answers).
+GRPC_LIMIT_ENV = "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"
+
+
+def receive_answers_up_to(size: int) -> None:
+    """Let this process's serving handle receive answers of up to size bytes (gRPC's default is 4 MiB, and
+    an Explain overlay of a 5-megapixel photo is more). Ray Serve reads GRPC_LIMIT_ENV once, when ray.serve is
+    imported (by this module, so before the settings are known), into the module that opens the handle's
+    channels; they open at the first call to each replica, after this."""
+    from ray.serve._private.request_router import replica_wrapper
+
+    if not hasattr(replica_wrapper, GRPC_LIMIT_ENV):
+        raise RuntimeError(f"this Ray Serve has no {GRPC_LIMIT_ENV}: answers over 4 MiB would fail; see "
+                           "service/ray_serving.py")
+    setattr(replica_wrapper, GRPC_LIMIT_ENV, size)
 
 
 class RayBackend:
@@ -50,6 +66,7 @@ class RayBackend:
         # Detached: on a cluster the replicas keep reporting across front-door restarts.
         self.stats = ray.remote(ServingStats).options(name=STATS_ACTOR, namespace=STATS_NAMESPACE, num_cpus=0,
                                                       lifetime="detached", get_if_exists=True).remote()
+        receive_answers_up_to(self.message_limit())
         serve.start(http_options={"location": "NoServer"})
         self.handle = serve.run(self.serving_app(), name=SERVE_APP, route_prefix=None, blocking=False)
 
@@ -74,11 +91,15 @@ class RayBackend:
         return deployment.bind(str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels,
                                max_batch_size=c.max_batch_size, batch_wait_s=c.batch_wait_s, precision=c.precision)
 
+    def message_limit(self) -> int:
+        """The largest message between the front door and a replica, either way: the configured
+        max_message_bytes, with room for Ray Serve's framing around it."""
+        return self._settings.limits.max_message_bytes + MESSAGE_SLACK
+
     def replica_env(self) -> dict[str, str]:
         """REPLICA_ENV, and a replica gRPC server that takes every request the front door accepts (the
         front door sends requests over Ray Serve's gRPC transport, whose own limit is 4 MiB)."""
-        size = self._settings.limits.max_message_bytes + MESSAGE_SLACK
-        return REPLICA_ENV | {"RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(size)}
+        return REPLICA_ENV | {GRPC_LIMIT_ENV: str(self.message_limit())}
 
     def serving_stats(self, timeout: float = 5.0) -> dict[str, Any]:
         """The stats actor's snapshot (worker/serving_stats.py); blocking, for the metrics thread."""

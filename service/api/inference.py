@@ -24,7 +24,7 @@ from service.api.models import resolve_model_for
 from service.config import Limits
 from service.errors import rpc
 from service.images import check_images, check_texts, set_pixel_limit
-from service.replica_calls import ask
+from service.replica_calls import Reply, ask, within
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
@@ -36,6 +36,13 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self._limits = limits
         self._serving_id = serving_id
         set_pixel_limit(limits.max_image_pixels)
+
+    async def _ask(self, response: Any) -> Any:
+        return await ask(response, self._limits.max_message_bytes)
+
+    def _fit(self, answer: Reply) -> Reply:
+        """The response, if it fits the callers' message limit (an Explain of a few photos may not)."""
+        return within(answer, self._limits.max_message_bytes)
 
     def _replicas(self, path: str) -> Any:
         """The serving handle routed to the replicas holding (or loading) the model at path. Requests travel
@@ -60,46 +67,46 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = await self._image_model(request, (training_pb2.IMAGE_CLASSIFICATION,), "Classify")
         if request.top_k < 0:
             raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
-        results = await ask(replicas.classify.remote(_data(request), request.top_k or 5))
-        return classify_response(model, request.images, results)
+        results = await self._ask(replicas.classify.remote(_data(request), request.top_k or 5))
+        return self._fit(classify_response(model, request.images, results))
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.ScoreLabelsResponse:
         model, replicas = await self._image_model(request, (training_pb2.MULTI_LABEL_CLASSIFICATION,), "ScoreLabels")
-        results = await ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
-        return label_scores_response(model, request.images, results)
+        results = await self._ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
+        return self._fit(label_scores_response(model, request.images, results))
 
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.SegmentResponse:
         model, replicas = await self._image_model(request, (training_pb2.SEGMENTATION,), "Segment")
-        results = await ask(replicas.segment.remote(_data(request), request.include_probabilities))
-        return segment_response(model, request.images, results)
+        results = await self._ask(replicas.segment.remote(_data(request), request.include_probabilities))
+        return self._fit(segment_response(model, request.images, results))
 
     @rpc
     async def Recommend(self, request: inference_pb2.RecommendRequest,
                         context: grpc.aio.ServicerContext) -> inference_pb2.RecommendResponse:
         query = recommend_query(request)
         model, replica = await self._replica_for(request.model, (training_pb2.COLLABORATIVE_FILTERING,), "Recommend")
-        answer = await ask(replica.recommend.remote(query))
-        return recommend_response(model.ref, request, query, answer)
+        answer = await self._ask(replica.recommend.remote(query))
+        return self._fit(recommend_response(model.ref, request, query, answer))
 
     @rpc
     async def PredictTabular(self, request: inference_pb2.PredictTabularRequest,
                              context: grpc.aio.ServicerContext) -> inference_pb2.PredictTabularResponse:
         rows = tabular_rows(request)
         model, replica = await self._replica_for(request.model, (training_pb2.TABULAR,), "PredictTabular")
-        results = await ask(replica.predict_tabular.remote(rows, request.top_k or 5))
-        return tabular_response(model.ref, results)
+        results = await self._ask(replica.predict_tabular.remote(rows, request.top_k or 5))
+        return self._fit(tabular_response(model.ref, results))
 
     @rpc
     async def Explain(self, request: inference_pb2.ExplainRequest,
                       context: grpc.aio.ServicerContext) -> inference_pb2.ExplainResponse:
         model, replicas = await self._image_model(request, EXPLAINABLE, "Explain")
         check_target(request, model)
-        results = await ask(replicas.explain.remote(_data(request), request.target))
-        return heatmaps_response(model, request.images, results)
+        results = await self._ask(replicas.explain.remote(_data(request), request.target))
+        return self._fit(heatmaps_response(model, request.images, results))
 
     @rpc
     async def PredictText(self, request: inference_pb2.PredictTextRequest,
@@ -108,9 +115,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, replicas = await self._replica_for(request.model, (training_pb2.TEXT_CLASSIFICATION,), "PredictText")
         if request.top_k < 0:
             raise InvalidArgument("top_k must be >= 0 (0 = every class)")
-        results: list[TopClasses] = await ask(replicas.predict_text.remote(list(request.texts), request.top_k))
-        return inference_pb2.PredictTextResponse(model=model.ref, results=[
-            inference_pb2.TextPrediction(top=scores(r.top)) for r in results])
+        results: list[TopClasses] = await self._ask(replicas.predict_text.remote(list(request.texts), request.top_k))
+        return self._fit(inference_pb2.PredictTextResponse(model=model.ref, results=[
+            inference_pb2.TextPrediction(top=scores(r.top)) for r in results]))
 
 
 def _data(request: Any) -> list[bytes]:
