@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-Call = tuple[Any, list[bytes], Any, int]  # (model, images, option, index of images[0] in the request)
+Call = tuple[Any, Any, Any, int]  # (model, images (bytes, or their tensor), option, index of images[0] in the request)
 Answer = TypeVar("Answer")  # one call's answer (fineserve_common.answers)
 
 

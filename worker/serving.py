@@ -42,6 +42,9 @@ MAX_BATCH_SIZE = 32
 BATCH_WAIT_S = 0.0
 # Batches that may wait behind a running pass (worker/pass_merging.py merges them into the next one).
 MAX_WAITING_BATCHES = 64
+# Threads one tenant's calls may keep busy at once on a replica, decoding images or explaining them: half the
+# machine's cores, so that the other half is left to the other tenants.
+TENANT_THREADS = max(1, len(os.sched_getaffinity(0)) // 2)
 
 R = TypeVar("R")
 
@@ -85,7 +88,7 @@ class ModelServer:
         for batcher in (self._classify_batch, self._segment_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_s)
-        self._classify_passes: MergedPasses[list[TopClasses] | Refused] = MergedPasses(max_batch_size)
+        self._classify_passes: MergedPasses[list[TopClasses]] = MergedPasses(max_batch_size)
         self._segment_passes: MergedPasses[list[Segmentation] | Refused] = MergedPasses(max_batch_size)
         from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
@@ -102,6 +105,7 @@ class ModelServer:
         self._stats: Any = None  # the stats actor, looked up at the first report (False: there is none)
         self._replica = ""
         self._watcher: asyncio.Task[None] | None = None
+        self._tenant_gates: dict[str, asyncio.Semaphore] = {}  # one per tenant seen (tenants are configured)
         # On every request's path: resolving walks the path one syscall per component (a refused id is not kept).
         self._dir = functools.lru_cache(maxsize=4096)(self._resolve)
 
@@ -111,6 +115,15 @@ class ModelServer:
         # Wrapped here rather than decorated on the class so that the LRU size is a deployment argument.
         self._multiplexed = load
         self._get_model = serve.multiplexed(max_num_models_per_replica=max_models)(load)
+
+    async def _tenant_thread(self, work: Callable[..., R], *args: Any) -> R:
+        """work(*args) in a thread, at most TENANT_THREADS at once per tenant (the model id's first part) on
+        this replica: one tenant's heavy inputs (large images to decode, Explain's overlays) queue behind each
+        other rather than take every core, so another tenant's call still finds one."""
+        tenant = serve.get_multiplexed_model_id().split("/", 1)[0]
+        gate = self._tenant_gates.setdefault(tenant, asyncio.Semaphore(TENANT_THREADS))
+        async with gate:
+            return await asyncio.to_thread(work, *args)
 
     def _stats_actor(self) -> Any:
         """The stats actor, or None when deployed without the front door's (then the replica reports nothing)."""
@@ -200,9 +213,9 @@ class ModelServer:
             self._report()
 
     async def _in_batches(self, batcher: Callable[[Call], Awaitable[list[R] | Refused]], model: Any,
-                          images: list[bytes], option: Any) -> list[R] | Refused:
-        """A request's images through the batcher in parts of at most max_batch_size, answers re-joined in
-        order; the first bad image (by index in the request) fails the request."""
+                          images: Any, option: Any) -> list[R] | Refused:
+        """A request's images (bytes, or their tensor) through the batcher in parts of at most max_batch_size,
+        answers re-joined in order; the first bad image (by index in the request) fails the request."""
         n = self._max_batch
         parts = await asyncio.gather(*(batcher((model, images[i:i + n], option, i))
                                        for i in range(0, max(len(images), 1), n)))
@@ -222,18 +235,27 @@ class ModelServer:
             return Refused.of(InvalidArgument(str(e)))
 
     async def classify(self, images: list[bytes], top_k: int) -> list[TopClasses] | Refused:
-        """Top-k (label, probability) per image, or a Refused for input the model cannot take."""
-        return await self._in_batches(self._classify_batch, await self._model(), images, top_k)
+        """Top-k (label, probability) per image, or a Refused for input the model cannot take. The images are
+        decoded here, apart from other callers': the shared forward pass gets tensors, so a small call that
+        joins it never waits for another caller's large images to decode."""
+        from worker.engine import InvalidImage
+
+        model = await self._model()
+        try:
+            batch = await self._tenant_thread(model.preprocess, images)
+        except InvalidImage as e:
+            return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
+        return await self._in_batches(self._classify_batch, model, batch, top_k)
 
     async def score_labels(self, images: list[bytes], threshold: float | None) -> list[LabelScores] | Refused:
         """Multi-label scores of a request's images, computed as Classify computes probabilities."""
         model = await self._model()
-        return await asyncio.to_thread(interpretation.score_labels, model, images, threshold)
+        return await self._tenant_thread(interpretation.score_labels, model, images, threshold)
 
     async def explain(self, images: list[bytes], target: str) -> list[Heatmap] | Refused:
         """Grad-CAM heatmaps of a request's images (one forward and backward pass for them all)."""
         model = await self._model()
-        return await asyncio.to_thread(interpretation.explain, model, images, target)
+        return await self._tenant_thread(interpretation.explain, model, images, target)
 
     async def recommend(self, query: RecommendQuery) -> PerUser | Recommended | Ratings | Refused:
         """Collaborative filtering; one query is already a batch (users or pairs), so it is not batched."""
@@ -248,30 +270,23 @@ class ModelServer:
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)
-    async def _classify_batch(self, calls: list[Call]) -> list[list[TopClasses] | Refused]:
+    async def _classify_batch(self, calls: list[Call]) -> list[list[TopClasses]]:
         return await self._classify_passes.run(calls, self._classify_calls)
 
-    def _classify_calls(self, calls: list[Call]) -> list[list[TopClasses] | Refused]:
-        """One forward pass per model over every caller's images; a bad image fails only its own call."""
+    def _classify_calls(self, calls: list[Call]) -> list[list[TopClasses]]:
+        """One forward pass per model over every caller's preprocessed images."""
         import torch
 
-        from worker.engine import InvalidImage
-
-        answers: list[list[TopClasses] | Refused] = [[] for _ in calls]
-        by_model: dict[int, list[tuple[int, torch.Tensor]]] = {}
-        for i, (model, images, _, offset) in enumerate(calls):
-            try:
-                batch = model.preprocess(images)
-            except InvalidImage as e:
-                answers[i] = Refused.of(InvalidArgument(f"image {offset + e.index}: {e.reason}"))
-                continue
-            by_model.setdefault(id(model), []).append((i, batch))
+        answers: list[list[TopClasses]] = [[] for _ in calls]
+        by_model: dict[int, list[int]] = {}
+        for i, (model, *_) in enumerate(calls):
+            by_model.setdefault(id(model), []).append(i)
         for group in by_model.values():
-            model = calls[group[0][0]][0]
-            probs = model.predict_tensor(torch.cat([x for _, x in group]))
+            model = calls[group[0]][0]
+            probs = model.predict_tensor(torch.cat([calls[i][1] for i in group]))
             self._record_pass("classify", len(probs))
-            for i, x in group:
-                part, probs = probs[: len(x)], probs[len(x):]
+            for i in group:
+                part, probs = probs[: len(calls[i][1])], probs[len(calls[i][1]):]
                 answers[i] = [TopClasses(top) for top in model.top_k(part, calls[i][2])]
         return answers
 
