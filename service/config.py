@@ -63,7 +63,8 @@ class Settings:
     ray_address: str = ""
     """Empty: start a local Ray instance (the embedded default); otherwise e.g. "ray://head:10001" or "auto"."""
     allowed_roots: tuple[Path, ...] = ()
-    """Directories RegisterDataset and weights_file may point into."""
+    """Directories RegisterDataset and weights_file may point into; never the data directory or a folder above it,
+    and inside the data directory only under its imports/ folder (check_roots_apart)."""
     job_cpus: float = 0.0
     """CPUs a job asks Ray for when the request does not say; 0 = every CPU of a local Ray."""
     local_ray_cpus: int = 0
@@ -156,12 +157,17 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     roots = a.allowed_root
     if roots is None:
         roots = [Path(r) for r in _env("ALLOWED_ROOTS", "").split(":") if r]
+    # Symbolic links resolved first: the check and every later path check compare real paths.
+    data_dir = a.data_dir.resolve()
+    allowed_roots = tuple(Path(r).resolve() for r in roots)
+    if problem := check_roots_apart(data_dir, allowed_roots):
+        p.error(problem)
     return Settings(
         port=a.port,
         host=a.host,
-        data_dir=a.data_dir.resolve(),
+        data_dir=data_dir,
         ray_address=a.ray_address,
-        allowed_roots=tuple(Path(r).resolve() for r in roots),
+        allowed_roots=allowed_roots,
         job_cpus=a.job_cpus,
         local_ray_cpus=a.local_ray_cpus,
         max_running_jobs=a.max_running_jobs,
@@ -179,6 +185,28 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         tls_client_ca=_resolved(a.tls_client_ca),
         audit_log=a.audit_log,
     )
+
+
+IMPORTS = "imports"
+"""The one folder of the data directory that allowed roots may lie in: the service never writes there."""
+
+
+def check_roots_apart(data_dir: Path, roots: tuple[Path, ...]) -> str:
+    """Why these (resolved) allowed roots overlap the service's own files, or "" when they do not.
+
+    The data directory holds every tenant's uploads, models and job files; a root that contains it, or one
+    inside it among those files, would let any tenant register another's uploads or load another's weights
+    (RegisterDataset, base.weights_file). A root under data_dir/imports/ (the Kubernetes layout, where imports
+    share the data volume) is kept apart from them."""
+    imports = data_dir / IMPORTS
+    for root in roots:
+        if root == data_dir or root in data_dir.parents:
+            return (f"--allowed-root {root} contains the data directory {data_dir}: every tenant could register "
+                    "or read the others' uploads and models through it; choose a root outside the data directory")
+        if data_dir in root.parents and not (root == imports or imports in root.parents):
+            return (f"--allowed-root {root} lies inside the data directory {data_dir}, among the service's own "
+                    f"files (uploads, models, jobs); choose a root outside it, or under {imports}")
+    return ""
 
 
 _SERVING_FLAGS = {  # field -> (type, help)

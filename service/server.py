@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -45,7 +47,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     """The gRPC server's channel arguments: message sizes, and the connection age after which clients are sent
     GOAWAY (no grace limit is set, so calls in flight are never cut off)."""
     opts = [("grpc.max_receive_message_length", settings.limits.max_message_bytes),
-            ("grpc.max_send_message_length", settings.limits.max_message_bytes)]
+            ("grpc.max_send_message_length", settings.limits.max_message_bytes),
+            # gRPC's default SO_REUSEPORT would let a second server bind a port another one listens on, and split
+            # the connections between them: a port in use must be refused.
+            ("grpc.so_reuseport", 0)]
     if settings.max_connection_age_s > 0:
         opts.append(("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)))
     return opts
@@ -70,6 +75,11 @@ async def serve(settings: Settings) -> None:
         raise SystemExit(f"fineserve: {e}") from e
     credentials = server_credentials(settings)
     configure_audit(settings.audit_log)
+    # The ports before Ray (which takes a minute or more to start): one in use stops the start at once.
+    server = grpc.aio.server(options=server_options(settings), interceptors=[AuthInterceptor(keys)])
+    port = listen(server, settings.host, settings.port, credentials)
+    if settings.metrics_port:
+        check_free(settings.host, settings.metrics_port)
     backend = RayBackend(settings)
     await asyncio.to_thread(backend.start)
     coordinator, resumed = await asyncio.to_thread(connect_coordinator, control_settings(settings))
@@ -78,7 +88,6 @@ async def serve(settings: Settings) -> None:
     registry = Registry(store, settings.data_dir)  # type: ignore[arg-type]
     jobs = RemoteJobs(coordinator)
 
-    server = grpc.aio.server(options=server_options(settings), interceptors=[AuthInterceptor(keys)])
     training = TrainingServicer(store, jobs, registry, settings.allowed_roots)
     datasets_pb2_grpc.add_DatasetsServicer_to_server(DatasetsServicer(store, settings), server)
     training_pb2_grpc.add_TrainingServicer_to_server(training, server)
@@ -88,9 +97,6 @@ async def serve(settings: Settings) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    address = f"{settings.host}:{settings.port}"
-    port = (server.add_secure_port(address, credentials) if credentials is not None
-            else server.add_insecure_port(address))
     await server.start()
     if settings.metrics_port is not None:
         metrics_port = start_metrics(settings.metrics_port, settings.host,
@@ -120,6 +126,37 @@ async def serve(settings: Settings) -> None:
         await jobs.shutdown(settings.grace_seconds)
     await asyncio.to_thread(backend.stop)
     print("fineserve stopped", flush=True)
+
+
+def listen(server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None) -> int:
+    """Bind the gRPC port (calls are served once the server starts); the port bound. SystemExit naming the
+    address when it cannot be bound."""
+    address = f"{host}:{port}"
+    try:
+        return (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
+    except RuntimeError as e:  # gRPC says only "Failed to bind": find out why with a socket of our own
+        check_free(host, port)
+        raise SystemExit(f"fineserve: cannot listen on {address}: {e}") from e
+
+
+def check_free(host: str, port: int) -> None:
+    """SystemExit "address host:port already in use" (or the reason the address cannot be bound) unless a
+    socket can bind it now. A check, not a reservation: used for the metrics port, bound only after Ray."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise SystemExit(f"fineserve: cannot listen on {host}:{port}: {e}") from e
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC and the metrics server do
+            try:
+                s.bind(sockaddr)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise SystemExit(f"fineserve: address {host}:{port} already in use (another process listens "
+                                     "there): stop it or choose another port") from e
+                raise SystemExit(f"fineserve: cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
+import logging
+import os
 import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 
@@ -23,8 +27,47 @@ from service.paths import check_links_inside, resolve_under_roots
 from service.table_layouts import CSV_LAYOUTS, store_single_csv
 from service.tenancy import current_tenant, owned
 
+log = logging.getLogger(__name__)
+
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FORMATS = {datasets_pb2.ZIP: "zip", datasets_pb2.TAR: "tar", datasets_pb2.CSV: "csv"}
+UPLOAD = ".upload"
+"""An upload's archive in tmp/ is <id>.upload, extracted into <id>.extract/."""
+
+
+def claim_upload_file(path: Path) -> BinaryIO:
+    """Create an upload's archive file, locked (flock) for as long as its call holds it open: the lock tells
+    sweep_upload_tmp, run by every front door that starts on this data directory, that the upload is alive."""
+    while True:
+        out = open(path, "xb")  # noqa: SIM115 - the call closes it when it ends
+        fcntl.flock(out, fcntl.LOCK_EX)
+        if os.fstat(out.fileno()).st_nlink:
+            return out
+        out.close()  # a sweep removed it between its creation and the lock: create it again
+
+
+def sweep_upload_tmp(tmp: Path) -> int:
+    """Remove what uploads cut off by a killed front door left in tmp/ (their archives and extractions);
+    returns how many entries went. Uploads in flight through other front doors sharing the data directory
+    (Kubernetes) hold their archive's lock and keep it, and its extraction folder with it."""
+    removed = 0
+    entries = sorted(tmp.iterdir(), key=lambda e: e.suffix != UPLOAD)  # archives first
+    for entry in entries:
+        if entry.suffix == UPLOAD:
+            try:
+                with open(entry, "rb") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    entry.unlink()  # still locked: its creator, if it just made it, sees it gone (claim_upload_file)
+            except (BlockingIOError, FileNotFoundError):
+                continue  # alive, or finished meanwhile
+        elif entry.with_suffix(UPLOAD).exists():
+            continue  # the extraction of a live upload
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def _check_name_and_layout(name: str, layout: int) -> None:
@@ -45,34 +88,37 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         self._tmp = settings.data_dir / "tmp"
         self._root.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
+        if removed := sweep_upload_tmp(self._tmp):
+            log.info("removed %d leftover(s) of interrupted uploads from %s", removed, self._tmp)
 
     @rpc
     async def UploadDataset(self, request_iterator: AsyncIterator[datasets_pb2.UploadDatasetRequest],
                             context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
         header: datasets_pb2.UploadHeader | None = None
         ds_id = new_id("ds")
-        archive = self._tmp / f"{ds_id}.upload"
+        archive = self._tmp / f"{ds_id}{UPLOAD}"
         staged = self._tmp / f"{ds_id}.extract"
         digest = hashlib.sha256()
         size = 0
         limit = self._settings.limits.max_upload_bytes
+        out = claim_upload_file(archive)
         try:
-            with open(archive, "wb") as out:
-                async for msg in request_iterator:
-                    part = msg.WhichOneof("part")
-                    if header is None:
-                        if part != "header":
-                            raise InvalidArgument("the first UploadDatasetRequest must carry the header")
-                        header = msg.header
-                        self._check_header(header)
-                        continue
-                    if part != "chunk":
-                        raise InvalidArgument("only the first UploadDatasetRequest may carry a header")
-                    size += len(msg.chunk)
-                    if size > limit:
-                        raise ResourceExhausted(f"upload is larger than max_upload_bytes={limit}")
-                    digest.update(msg.chunk)
-                    out.write(msg.chunk)
+            async for msg in request_iterator:
+                part = msg.WhichOneof("part")
+                if header is None:
+                    if part != "header":
+                        raise InvalidArgument("the first UploadDatasetRequest must carry the header")
+                    header = msg.header
+                    self._check_header(header)
+                    continue
+                if part != "chunk":
+                    raise InvalidArgument("only the first UploadDatasetRequest may carry a header")
+                size += len(msg.chunk)
+                if size > limit:
+                    raise ResourceExhausted(f"upload is larger than max_upload_bytes={limit}")
+                digest.update(msg.chunk)
+                out.write(msg.chunk)
+            out.flush()
             if header is None:
                 raise InvalidArgument("empty upload: send a header, then the archive in chunks")
             if size == 0:
@@ -90,9 +136,10 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                                       summary=summary, created_at=now_ts(), tenant=current_tenant())
             await asyncio.to_thread(self._store.put_dataset, ds, str(final))
             return ds
-        finally:
-            archive.unlink(missing_ok=True)
+        finally:  # the extraction first, then the archive, then its lock (sweep_upload_tmp)
             shutil.rmtree(staged, ignore_errors=True)
+            archive.unlink(missing_ok=True)
+            out.close()
 
     def _check_header(self, header: datasets_pb2.UploadHeader) -> None:
         _check_name_and_layout(header.name, header.layout)
