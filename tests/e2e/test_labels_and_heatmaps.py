@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from e2e.helpers import TERMINAL, Api, classify, rpc_code, upload_requests, wait_for, zip_folder
-from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
+from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, inference_pb2_grpc, models_pb2, training_pb2
 from harness.launcher import ServerProcess
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
@@ -135,6 +135,22 @@ def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2
         scores = {s.label: s.score for s in result.scores}
         assert list(scores) == ["blue", "green", "red"] and all(0 < v < 1 for v in scores.values())
         assert set(result.predicted) == {label for label, v in scores.items() if v > thresholds[label]}
+    # The stored per-label thresholds decide, deterministically: on images of every colour combination the same
+    # request answers the same twice, each label is on exactly when its score is over its stored threshold, and
+    # some of those decisions differ from one threshold of 0.5 for every label (so 0.5 in place of the stored
+    # thresholds fails).
+    combos = [[], ["red"], ["green"], ["blue"], ["red", "green"], ["green", "blue"], ["red", "blue"],
+              ["red", "green", "blue"]]
+    varied = [squares(combo, 7100 + 10 * seed + i) for seed in range(3) for i, combo in enumerate(combos)]
+    stored = score(api, varied)
+    assert score(api, varied) == stored
+    differs = 0
+    for result in stored.results:
+        scores = {s.label: s.score for s in result.scores}
+        assert set(result.predicted) == {label for label, v in scores.items() if v > thresholds[label]}
+        differs += len(set(result.predicted) ^ {label for label, v in scores.items() if v > 0.5})
+    print(f"\nstored thresholds {thresholds}: {differs} label decisions of {3 * len(varied)} differ from 0.5's")
+    assert differs > 0, "no score lies between a stored threshold and 0.5: this check cannot tell them apart"
     everything, nothing, middle = score(api, images, 0.0), score(api, images, 1.0), score(api, images, 0.5)
     assert all(sorted(r.predicted) == ["blue", "green", "red"] for r in everything.results)
     assert all(not r.predicted for r in nothing.results)
@@ -164,6 +180,18 @@ def test_explain_single_label_by_name_and_top_prediction(api: Api, models: dict[
             assert (heatmap.grid_width, heatmap.grid_height) == (2, 2)  # 64 px input / ResNet's stride 32
             assert len(heatmap.grid) == 4 and all(0.0 <= v <= 1.0 for v in heatmap.grid)
             assert overlay_size(heatmap) == size
+
+
+def test_explain_a_large_photo(server: ServerProcess, models: dict[str, models_pb2.Model], shared_data: Path) -> None:
+    """A real 2592x1944 photo: its overlay PNG is over gRPC's default 4 MiB, which the replicas' answers met on
+    their way back to the front door (INTERNAL) whatever max_message_bytes said."""
+    photo = next((shared_data / "hymenoptera" / "val" / "ants").glob("ants-devouring-*.jpg")).read_bytes()
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    with grpc.insecure_channel(server.target, options=options) as channel:
+        response = inference_pb2_grpc.InferenceStub(channel).Explain(inference_pb2.ExplainRequest(
+            model=common_pb2.ModelRef(name="shapes"), images=[common_pb2.Image(data=photo)]), timeout=300)
+    (heatmap,) = response.results
+    assert overlay_size(heatmap) == (2592, 1944) and len(heatmap.overlay_png) > 4 << 20
 
 
 def test_explain_multi_label_by_label(api: Api, models: dict[str, models_pb2.Model]) -> None:
