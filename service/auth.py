@@ -11,7 +11,9 @@ space is guessable; a fast hash also keeps the per-call check cheap. Keys are lo
 the comparison never touches the secret byte by byte.
 
 The file is re-read when it changes (checked at most every RELOAD_CHECK_S seconds), so a rotated
-Kubernetes Secret takes effect without a restart; a file that fails to parse on reload keeps the old keys.
+Kubernetes Secret takes effect without a restart; a file that fails to parse on reload keeps the old keys. A file
+that disappears or cannot be read refuses every call (UNAVAILABLE) until it is back, as an empty one does: removing
+the file must never leave the old keys working.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fineserve_common.errors import FineserveError
+from fineserve_common.errors import FineserveError, Unavailable
 from service.tenancy import TENANT_NAME
 
 log = logging.getLogger(__name__)
@@ -128,13 +130,17 @@ class KeyStore:
     """Resolves `authorization: Bearer <key>` metadata to a tenant.
 
     path None: open mode (no keys configured), every caller is the default tenant. A configured file with no
-    keys refuses every call: an empty Secret must not open the service.
+    keys refuses every call: an empty Secret must not open the service. A configured file that is gone or
+    unreadable refuses every call too, with UNAVAILABLE rather than UNAUTHENTICATED: the caller's key may be
+    valid, the fault is the server's, and a retry after the operator restores the file succeeds.
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._by_hash: dict[str, str] = {}
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: tuple[int, ...] | None = None
+        self._unreadable = False
+        """The file could not be read at the last check: every call is refused."""
         self._next_check = 0.0
         self._lock = threading.Lock()
         if path is not None:
@@ -148,18 +154,23 @@ class KeyStore:
     def tenants(self) -> list[str]:
         return sorted(set(self._by_hash.values()))
 
-    def _stat(self) -> tuple[int, int, int]:
+    def _stat(self) -> tuple[int, ...]:
+        """What changes when the file is rewritten, replaced or has its permissions changed (ctime)."""
         assert self.path is not None
         st = self.path.stat()
-        return st.st_mtime_ns, st.st_ino, st.st_size
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size
 
     def _load(self) -> dict[str, str]:
+        """The keys at start-up: any problem (missing, unreadable, malformed) stops the start."""
         assert self.path is not None
         try:
             self._signature = self._stat()
         except OSError as e:
             raise KeysFileError(f"cannot read keys file {self.path}: {e}") from e
-        keys = read_keys_file(self.path)
+        return self._by_tenant(read_keys_file(self.path))
+
+    @staticmethod
+    def _by_tenant(keys: dict[str, list[str]]) -> dict[str, str]:
         return {h: tenant for tenant, hashes in keys.items() for h in hashes}
 
     def _maybe_reload(self) -> None:
@@ -171,17 +182,40 @@ class KeyStore:
                 return
             self._next_check = now + RELOAD_CHECK_S
             try:
-                if self._stat() == self._signature:
+                signature = self._stat()  # before the read: a change during it is seen at the next check
+                if signature == self._signature:
                     return
-                self._by_hash = self._load()
-                log.info("reloaded API keys from %s: %d key(s) for %d tenant(s)", self.path,
-                         len(self._by_hash), len(self.tenants))
-            except (OSError, KeysFileError) as e:
-                log.error("keeping the previous API keys: %s", e)
+                text = self.path.read_text()
+            except OSError as e:  # deleted, replaced by a folder, permissions taken away: revoke every key
+                self._refuse_all(e)
+                return
+            self._signature = signature
+            try:
+                keys = parse_keys(text, str(self.path))
+            except KeysFileError as e:  # a half-written or mistyped file: the previous keys stay valid
+                kept = "still refusing every call" if self._unreadable else "keeping the previous API keys"
+                log.error("%s: %s", kept, e)
+                return
+            self._by_hash = self._by_tenant(keys)
+            self._unreadable = False
+            log.info("reloaded API keys from %s: %d key(s) for %d tenant(s)", self.path,
+                     len(self._by_hash), len(self.tenants))
+
+    def _refuse_all(self, error: OSError) -> None:
+        if not self._unreadable:
+            log.error("cannot read the API keys file %s (%s): refusing every call until it is restored",
+                      self.path, error.strerror or error)
+        self._by_hash = {}
+        self._signature = None  # the file's return, whatever its stat, is read again
+        self._unreadable = True
 
     def authenticate(self, authorization: str | None) -> Identity:
         if self.path is None:
             return Identity("default", "")
+        self._maybe_reload()
+        if self._unreadable:
+            raise Unavailable("the server cannot read its API keys file, so it refuses every call until its "
+                              "operator restores the file (see the server log); retry later")
         if not authorization:
             raise AuthError("missing credentials: send the metadata 'authorization: Bearer <api key>'")
         scheme, _, key = authorization.strip().partition(" ")
@@ -190,7 +224,6 @@ class KeyStore:
             raise AuthError("the authorization metadata must be 'Bearer <api key>'")
         if len(key) > MAX_KEY_CHARS:
             raise AuthError("invalid API key")
-        self._maybe_reload()
         h = hash_key(key)
         tenant = self._by_hash.get(h)
         if tenant is None:

@@ -5,12 +5,16 @@ Every fineserve method's handler is wrapped so that, inside the RPC, it
 2. refuses enum fields set to values this server does not know (INVALID_ARGUMENT naming the field), so no
    servicer has to guard `Enum.Name(value)` against proto3's open enums,
 3. sets the tenant context variable (service/tenancy.py) for the servicer,
-4. writes the audit line of mutating calls (service/audit.py) with the final status code.
+4. writes the audit line of mutating calls (service/audit.py) with the final status code: a call the caller
+   abandoned (hung up, or let its deadline pass) ends CANCELLED or DEADLINE_EXCEEDED, whatever the servicer was
+   about to answer; a passed deadline is logged as one INFO line, any method.
 Health checking and reflection are left alone: probes and tools need no key.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,6 +28,12 @@ from service.auth import Identity, KeyStore
 from service.errors import status_code
 from service.ids import check_request_ids
 from service.tenancy import reset_tenant, set_tenant
+
+log = logging.getLogger(__name__)
+
+# What a handler sees when its caller is gone: gRPC cancels its task, or fails the answer it tries to send
+# (grpc.aio.InternalError) to a call that has already ended.
+CALLER_GONE = (asyncio.CancelledError, grpc.aio.InternalError)
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                  "/grpc.reflection.v1.ServerReflection/")
@@ -75,17 +85,31 @@ class _Call:
         self.started = time.monotonic()
         self.identity: Identity | None = None
         self.request: Any = None
+        self.peer = context.peer() or ""  # read now: gRPC forgets it once the call has ended
 
-    def finish(self, code: str, response: Any = None) -> None:
+    def caller_gone(self) -> None:
+        """Finish a call whose caller hung up or whose deadline passed before it was answered."""
+        remaining = self.context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            self.finish("DEADLINE_EXCEEDED", message="the caller's deadline passed")
+        else:
+            self.finish("CANCELLED", message="the caller cancelled the call or lost its connection")
+
+    def finish(self, code: str, response: Any = None, message: str | None = None) -> None:
+        tenant = self.identity.tenant if self.identity else None
+        if code == "DEADLINE_EXCEEDED":  # the caller's choice, not a fault: one line, no traceback
+            log.info("%s: the caller's deadline passed after %.0f ms (tenant %s)", self.method,
+                     (time.monotonic() - self.started) * 1000, tenant)
         if self.method not in audit.MUTATING:
             return
         try:
             fields = audit.target_of(self.method, self.request, response)
         except Exception:  # never let the audit trail fail a call
             fields = {}
-        audit.record(method=self.method, tenant=self.identity.tenant if self.identity else None,
-                     key_id=self.identity.key_id if self.identity else "", peer=self.context.peer() or "",
-                     code=code, message=self.context.details() or "", started=self.started, fields=fields)
+        if message is None:
+            message = self.context.details() or ""
+        audit.record(method=self.method, tenant=tenant, key_id=self.identity.key_id if self.identity else "",
+                     peer=self.peer, code=code, message=message, started=self.started, fields=fields)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -134,8 +158,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 call.finish(_code_name(call.context, "UNKNOWN"))
                 raise
+            except CALLER_GONE:
+                call.caller_gone()
+                raise
             except BaseException:
-                call.finish(_code_name(call.context, "CANCELLED" if call.context.cancelled() else "UNKNOWN"))
+                call.finish(_code_name(call.context, "UNKNOWN"))
                 raise
             call.finish(_code_name(call.context, "OK"), response)
             return response
@@ -185,6 +212,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 call.finish(_code_name(context, "UNKNOWN"))
                 raise
+            except CALLER_GONE:
+                call.caller_gone()
+                raise
             finally:
                 reset_tenant(token)
 
@@ -196,6 +226,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 async for item in handler.stream_stream(checked_stream(call, requests), context):
                     yield item
                 call.finish(_code_name(context, "OK"))
+            except CALLER_GONE:
+                call.caller_gone()
+                raise
             finally:
                 reset_tenant(token)
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -16,13 +19,40 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
+from fineserve_common.errors import Unavailable
 from harness.launcher import ServerProcess
 from security.conftest import SecureServer, Trained
 from security.helpers import Stubs, png, upload_requests, zip_bytes
+from service import auth
 from service import keys as keys_cli
 from service.auth import AuthError, KeysFileError, KeyStore, hash_key, new_key, parse_keys, write_keys_file
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+T = TypeVar("T")
+
+
+def _soon(found: Callable[[], T], what: str, timeout: float = 30) -> T:
+    """found()'s first truthy answer, polled until timeout."""
+    deadline = time.monotonic() + timeout
+    while not (answer := found()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return answer
+
+
+def _stalled_upload(s: Stubs, name: str, timeout: float) -> tuple[grpc.Future, threading.Event]:
+    """An UploadDataset whose client sends the header and 100 kB, then nothing (no more bytes, no end) until the
+    event is set."""
+    release = threading.Event()
+
+    def requests() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+        yield datasets_pb2.UploadDatasetRequest(header=datasets_pb2.UploadHeader(
+            name=name, layout=datasets_pb2.IMAGE_FOLDERS, format=datasets_pb2.ZIP, sha256="0" * 64,
+            size_bytes=1_000_000))
+        yield datasets_pb2.UploadDatasetRequest(chunk=bytes(100_000))
+        release.wait(120)
+
+    return s.datasets.UploadDataset.future(requests(), metadata=s.metadata, timeout=timeout), release
 
 
 def _every_service(s: Stubs) -> dict[str, tuple[grpc.StatusCode, str]]:
@@ -133,6 +163,33 @@ def test_keystore_rules(tmp_path: Path) -> None:
     assert KeyStore(None).authenticate(None).tenant == "default"  # open mode
 
 
+def test_keys_file_gone_or_unreadable_refuses_every_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(auth, "RELOAD_CHECK_S", 0.0)  # every call looks at the file
+    f = tmp_path / "keys.json"
+    key = new_key()
+    write_keys_file(f, {"acme": [hash_key(key)]})
+    store = KeyStore(f)
+    assert store.authenticate(f"Bearer {key}").tenant == "acme"
+    for unreadable in (False, True):  # deleted; replaced by something that cannot be read as a file
+        f.unlink()
+        if unreadable:
+            f.mkdir()
+        for _ in range(3):
+            for authorization in (f"Bearer {key}", None):
+                with pytest.raises(Unavailable, match=r"cannot read its API keys file.*restores the file"):
+                    store.authenticate(authorization)
+        if f.is_dir():
+            f.rmdir()
+        f.write_text("{not json nor yaml: [")  # back, but mistyped: still refused
+        with pytest.raises(Unavailable):
+            store.authenticate(f"Bearer {key}")
+        write_keys_file(f, {"acme": [hash_key(key)]})  # back: the key works again
+        assert store.authenticate(f"Bearer {key}").tenant == "acme"
+    refusals = [r for r in caplog.records if "until it is restored" in r.getMessage()]
+    assert len(refusals) == 2 and all(str(f) in r.getMessage() for r in refusals), "one line per outage"
+
+
 def test_server_refuses_to_start_with_raw_keys(tmp_path: Path) -> None:
     f = tmp_path / "keys.json"
     f.write_text(json.dumps({"acme": [new_key()]}))
@@ -161,6 +218,27 @@ def test_new_key_is_picked_up_without_restart(secure: SecureServer) -> None:
     while s.code(s.models.ListModels, models_pb2.ListModelsRequest())[0] != UNAUTH:
         assert time.monotonic() < deadline, "a removed key still works"
         time.sleep(0.5)
+
+
+def test_deleted_keys_file_refuses_calls_until_restored(secure: SecureServer) -> None:
+    saved = secure.keys_file.read_bytes()
+    s = secure.stubs("alice")
+
+    def code_within(expected: grpc.StatusCode, what: str) -> str:
+        deadline = time.monotonic() + 20  # the server looks at the file every few seconds
+        while (answer := s.code(s.models.ListModels, models_pb2.ListModelsRequest()))[0] != expected:
+            assert time.monotonic() < deadline, f"{what}: {answer}"
+            time.sleep(0.3)
+        return answer[1]
+
+    secure.keys_file.unlink()
+    try:
+        details = code_within(grpc.StatusCode.UNAVAILABLE, "a deleted keys file still lets keys in")
+        assert "cannot read its API keys file" in details and str(secure.keys_file) not in details
+    finally:
+        secure.keys_file.write_bytes(saved)
+        secure.keys_file.chmod(0o600)
+    code_within(grpc.StatusCode.OK, "the restored keys file is not used")
 
 
 def test_audit_line_per_mutating_call(secure: SecureServer, alice_model: Trained) -> None:
@@ -193,3 +271,40 @@ def test_audit_line_per_mutating_call(secure: SecureServer, alice_model: Trained
     assert {"UploadDataset", "CreateFineTuneJob"} <= {e["audit"] for e in created}
     assert alice_model.job.id in {e.get("target") for e in created}
     assert alice_model.dataset.id in {e.get("target") for e in created}
+
+
+def test_upload_cancelled_by_its_client_is_audited_and_cleaned_up(secure: SecureServer) -> None:
+    tmp = secure.proc.data_dir / "tmp"
+    before = set(tmp.iterdir())
+    call, release = _stalled_upload(secure.stubs("alice"), "abandoned", timeout=120)
+    try:
+        partial = _soon(lambda: [p for p in set(tmp.iterdir()) - before
+                                 if p.suffix == ".upload" and p.stat().st_size >= 100_000], "no partial upload")
+        call.cancel()
+    finally:
+        release.set()
+    entries = _soon(lambda: [e for e in secure.audit() if e.get("name") == "abandoned"], "no audit line")
+    assert [(e["audit"], e["tenant"], e["code"]) for e in entries] == [("UploadDataset", "alice", "CANCELLED")]
+    assert entries[0]["peer"].startswith("ipv4:127.0.0.1:")
+    _soon(lambda: not any(p.exists() for p in partial), "the partial upload stayed")
+
+
+def test_upload_past_its_deadline_is_one_log_line(secure: SecureServer) -> None:
+    offset = secure.proc.log_path.stat().st_size
+    call, release = _stalled_upload(secure.stubs("bob"), "overdue", timeout=2)
+    try:
+        with pytest.raises(grpc.RpcError) as failed:
+            call.result(timeout=60)
+    finally:
+        release.set()
+    assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    entries = _soon(lambda: [e for e in secure.audit() if e.get("name") == "overdue"], "no audit line")
+    assert [(e["audit"], e["tenant"], e["code"]) for e in entries] == [("UploadDataset", "bob", "DEADLINE_EXCEEDED")]
+
+    def log() -> str:
+        return secure.proc.log_path.read_bytes()[offset:].decode(errors="replace")
+
+    line = "fineserve.v1.Datasets/UploadDataset: the caller's deadline passed after"
+    _soon(lambda: line in log(), "no log line for the deadline")
+    assert log().count(line) == 1 and " INFO service.interceptors: " in log()
+    assert "Traceback" not in log() and " ERROR " not in log(), log()
