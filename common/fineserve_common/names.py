@@ -46,8 +46,8 @@ def check_text(field: str, value: Any, max_chars: int = MAX_TEXT_CHARS) -> str:
         raise InvalidArgument(f"{field} is {len(value)} characters long; at most {max_chars} are allowed")
     if not value.isprintable():
         bad = next(c for c in value if not c.isprintable())
-        raise InvalidArgument(f"{field} {clip(value)} holds the control character {bad!r}; only printable text "
-                              "is allowed")
+        what = "a NUL byte" if bad == "\0" else f"the control character {bad!r}"
+        raise InvalidArgument(f"{field} {clip(value)} holds {what}; only printable text is allowed")
     return value
 
 

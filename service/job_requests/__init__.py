@@ -18,7 +18,7 @@ from fineserve_common.names import clip
 from fineserve_common.spec import FIND_LR, FINE_TUNE, JobSpec
 from fineserve_common.tasks import RESNET_GROUPS, TABULAR, TEXT, VISION
 from service.ids import MODEL_NAME
-from service.job_requests.common import lr_range, task_of
+from service.job_requests.common import check_options, lr_range, task_of
 from service.job_requests.tabular import tabular_config
 from service.job_requests.text import text_config
 from service.job_requests.vision import vision_config
@@ -37,6 +37,7 @@ def fine_tune_spec(req: training_pb2.CreateFineTuneJobRequest, store: TenantStor
     if not MODEL_NAME.match(req.model_name):
         raise InvalidArgument(f"model_name {clip(req.model_name)} must match {MODEL_NAME.pattern}")
     task = task_of(req)
+    check_options(req, task)
     config, dataset_dir = FAMILIES[task.family](req, task, store, roots)
     return JobSpec(FINE_TUNE, task.name, config, dataset_dir, str(out_dir), max(req.resources.workers, 1))
 
@@ -46,6 +47,7 @@ def find_lr_spec(req: training_pb2.FindLearningRateRequest, store: TenantStore, 
     task = task_of(req)
     if not task.find_lr:
         raise Unimplemented.planned(f"FindLearningRate for {task.enum}", "a later issue")
+    check_options(req, task)
     config, dataset_dir = FAMILIES[task.family](req, task, store, roots)
     n_groups = config.n_groups if isinstance(config, TextConfig) else RESNET_GROUPS
     return JobSpec(FIND_LR, task.name, config, dataset_dir, lr_range=lr_range(req, n_groups))

@@ -18,7 +18,16 @@ from fineserve_common.configs.recipe import EARLY_STOPPING_METRICS
 from fineserve_common.errors import InvalidArgument, NotFound, Unimplemented
 from fineserve_common.names import check_id, check_text, clip
 from fineserve_common.spec import LrRange
-from fineserve_common.tasks import PRECISION_ENUMS, TASKS, TEXT, VISION, Task, task_of_enum
+from fineserve_common.tasks import (
+    COLLABORATIVE_FILTERING,
+    PRECISION_ENUMS,
+    TABULAR_MODEL,
+    TASKS,
+    TEXT,
+    VISION,
+    Task,
+    task_of_enum,
+)
 from service.paths import resolve_under_roots
 from service.tenancy import owned
 
@@ -41,6 +50,20 @@ def task_of(req: Request) -> Task:
     if found is None:
         raise Unimplemented.planned(f"task {training_pb2.Task.Name(req.task)}", "a later issue of the roadmap")
     return found
+
+
+OPTIONS = {"text": lambda t: t.family == TEXT, "collab": lambda t: t.name == COLLABORATIVE_FILTERING,
+           "tabular": lambda t: t.name == TABULAR_MODEL}
+"""Each task-specific option section of a request and the tasks it applies to."""
+
+
+def check_options(req: Request, task: Task) -> None:
+    """An option section of another task's is refused, not ignored: its values (a NaN among them) would otherwise
+    pass unchecked."""
+    for name, applies in OPTIONS.items():
+        if name in req.DESCRIPTOR.fields_by_name and getattr(req, name).ListFields() and not applies(task):
+            users = ", ".join(t.enum for t in TASKS if applies(t))
+            raise InvalidArgument(f"{name} options apply to {users} jobs only, not {task.enum}")
 
 
 def arch_of(req: Request, task: Task) -> str:

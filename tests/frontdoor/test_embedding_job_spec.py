@@ -15,7 +15,7 @@ from fineserve_common.spec import JobSpec
 from service.job_requests import find_lr_spec, fine_tune_spec
 
 Req = training_pb2.CreateFineTuneJobRequest
-PATH_TRICKS = [("u.data\0.csv", "control character"), ("x" * 5000, "5000 characters long"),
+PATH_TRICKS = [("u.data\0.csv", "NUL byte"), ("x" * 5000, "5000 characters long"),
                ("/etc/passwd", "must be relative"), ("a/../u.data", r"must not contain '\.\.'"),
                ("..\\u.data", "not '\\\\'"), ("a" * 300 + "/b", "longer than 255")]
 """Names of files inside a data set that must be refused before the file system sees them, and why."""
@@ -79,7 +79,7 @@ def test_collab_spec(store: TenantStore, tmp_path: Path) -> None:
         "tabular": training_pb2.TabularOptions(target="y", data_file=name)}, rf"tabular\.data_file .*{why}")
       for name, why in PATH_TRICKS],
     ({"task": training_pb2.TABULAR, "dataset_id": "ds-t", "tabular": training_pb2.TabularOptions(target="y\0")},
-     "tabular.target .* control character"),
+     "tabular.target .* NUL byte"),
     ({"task": training_pb2.TABULAR, "dataset_id": "ds-t",
       "tabular": training_pb2.TabularOptions(target="y", categorical=["c"] * 1001)}, r"len\(tabular.categorical\)"),
     ({"task": training_pb2.TABULAR, "dataset_id": "ds-t",

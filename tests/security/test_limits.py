@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, training_pb2
+from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
 from security.conftest import LIMITS, SecureServer, Trained
 from security.helpers import (
     png,
@@ -245,3 +245,36 @@ def test_serving_replicas_apply_the_pixel_limit_and_confine_model_ids() -> None:
                 replica._load(model_id)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+
+
+def test_ids_of_any_length_and_unusable_names(secure: SecureServer) -> None:
+    """Issue 24: a 20,000-character id was echoed whole and the answer became RESOURCE_EXHAUSTED "metadata size
+    exceeds"; a NUL byte in a labels CSV entry or a job's file field was INTERNAL. Each is now refused naming the
+    field, its value quoted clipped."""
+    s = secure.stubs("alice")
+    long_id = "x" * 20_000
+    for method, request in [
+        (s.datasets.GetDataset, datasets_pb2.GetDatasetRequest(id=long_id)),
+        (s.datasets.DeleteDataset, datasets_pb2.DeleteDatasetRequest(id=long_id)),
+        (s.training.GetJob, training_pb2.GetJobRequest(id=long_id)),
+        (s.training.CancelJob, training_pb2.CancelJobRequest(id=long_id)),
+        (s.models.GetModel, models_pb2.GetModelRequest(ref=common_pb2.ModelRef(name=long_id))),
+        (s.inference.Classify, _classify(long_id, [png(4, 4)])),
+        (s.training.CreateFineTuneJob, training_pb2.CreateFineTuneJobRequest(
+            task=training_pb2.IMAGE_CLASSIFICATION, model_name="m", dataset_id=long_id,
+            base=training_pb2.BaseModel(random_init=True))),
+    ]:
+        code, details = s.code(method, request)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, f"{code.name}: {details[:300]}"
+        assert "20000 characters" in details and len(details) < 300, details
+    labels = zip_bytes({"img/a.png": png(4, 4), "labels.csv": b"fname,labels\nimg/a\0.png,x\n"})
+    _refused(s.code(s.datasets.UploadDataset, upload_requests(labels, layout=datasets_pb2.IMAGE_LABELS_CSV)),
+             r"labels.csv line 2: file name 'img/a\x00.png' holds a NUL byte",
+             grpc.StatusCode.INVALID_ARGUMENT)
+    ratings = s.call(s.datasets.UploadDataset, upload_requests(b"u,i,r\n1,2,3\n", fmt=datasets_pb2.CSV,
+                                                               layout=datasets_pb2.RATINGS_CSV))
+    for collab in ({"ratings_file": "data.csv\0"}, {"items_file": "i" * 5000}):
+        _refused(s.code(s.training.CreateFineTuneJob, training_pb2.CreateFineTuneJobRequest(
+            task=training_pb2.COLLABORATIVE_FILTERING, model_name="m", dataset_id=ratings.id,
+            collab=training_pb2.CollabOptions(**collab))), f"collab.{next(iter(collab))}",
+            grpc.StatusCode.INVALID_ARGUMENT)

@@ -42,6 +42,9 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     "ds",  # relative
     "./{root}/ds",
     "{root}/ds\x00/../../outside",  # NUL byte
+    "file://{root}/ds%00",  # an encoded NUL byte
+    "{root}/ds\n",  # a control character
+    "file://{root}/ds%1b%5b2J",  # an encoded one
     "{root}/" + "a/" * 3000,  # too long
     "{root}/loop",  # a symlink loop
 ])
