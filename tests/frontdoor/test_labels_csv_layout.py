@@ -68,5 +68,5 @@ def test_unusable_file_names_are_refused_naming_the_line(tmp_path: Path, name: s
 
 
 def test_labels_are_printable_text(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="line 2: label .* control character"):
+    with pytest.raises(InvalidArgument, match=r"line 2: label .* control character"):
         summarize_labels_csv(dataset(tmp_path, ["img/a.jpg,tv\x07"]))

@@ -66,7 +66,8 @@ def known_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
         fail(where, "must be an object", data)
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
-        raise InvalidArgument(f"unknown field(s) in {where}: {', '.join(shorten(str(n), CLIP_CHARS) for n in unknown[:5])}")
+        names = ", ".join(shorten(str(n), CLIP_CHARS) for n in unknown[:5])
+        raise InvalidArgument(f"unknown field(s) in {where}: {names}")
     return dict(data)
 
 
