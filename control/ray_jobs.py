@@ -13,9 +13,21 @@ from typing import Any
 import ray
 
 from fineserve_common.spec import JobSpec
-from worker.jobs import WorkerLost
+from worker.jobs import JOBS_PER_WORKER, WorkerLost
 
 log = logging.getLogger(__name__)
+
+
+def job_entrypoints() -> dict[str, Any]:
+    """The job tasks, by kind, as Ray remote functions. No Ray-level retries: the job manager re-submits a lost
+    job itself, so the retry is an event. A worker process runs at most JOBS_PER_WORKER jobs, then Ray starts a
+    fresh one: what a long-lived process keeps from job to job stays bounded."""
+    from worker.data_parallel import run_data_parallel_fine_tune
+    from worker.jobs import run_find_lr, run_fine_tune
+
+    task = ray.remote(max_retries=0, max_calls=JOBS_PER_WORKER)
+    return {"fine_tune": task(run_fine_tune), "find_lr": task(run_find_lr),
+            "data_parallel": task(run_data_parallel_fine_tune)}
 
 
 class RayJobs:
@@ -46,13 +58,7 @@ class RayJobs:
         """Ray's ObjectRefGenerator of the job's events. num_cpus and num_gpus are per worker (job_cpus): a
         data-parallel job (spec.workers > 1) asks for them on each of its Ray Train workers."""
         if not self._entrypoints:
-            from worker.data_parallel import run_data_parallel_fine_tune
-            from worker.jobs import run_find_lr, run_fine_tune
-
-            # No Ray-level retries: the job manager re-submits a lost job itself, so the retry is an event.
-            self._entrypoints = {"fine_tune": ray.remote(max_retries=0)(run_fine_tune),
-                                 "find_lr": ray.remote(max_retries=0)(run_find_lr),
-                                 "data_parallel": ray.remote(max_retries=0)(run_data_parallel_fine_tune)}
+            self._entrypoints = job_entrypoints()
         if spec.workers > 1:
             # The generator only waits on Ray Train's controller: the workers hold the job's CPUs and GPUs.
             return self._entrypoints["data_parallel"].options(num_cpus=0, num_gpus=0).remote(spec, num_cpus, num_gpus)

@@ -25,7 +25,7 @@ import ray
 
 from fineserve_common.events import JobResult, Log
 from fineserve_common.spec import JobSpec
-from worker.jobs import Message, OnEvent, PlacementGroupHeld, WorkerLost, started, stream_work
+from worker.jobs import JOBS_PER_WORKER, Message, OnEvent, PlacementGroupHeld, WorkerLost, started, stream_work
 
 # How often the generator drains the channel and checks for cancellation.
 POLL_INTERVAL_S = 0.25
@@ -113,7 +113,7 @@ def release_placement_group(group: Any) -> None:
         remove_placement_group(group)
 
 
-@ray.remote(num_cpus=0, max_retries=0)
+@ray.remote(num_cpus=0, max_retries=0, max_calls=JOBS_PER_WORKER)
 def _fit(spec: JobSpec, placement: Placement, channel: Any) -> None:
     """TorchTrainer.fit() in a process of its own: killing it takes down the controller and workers it owns."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
