@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -84,3 +84,108 @@ def decode_all(images: list[bytes], prepare: Callable[[Image.Image], T]) -> list
     if len(images) < 2 or threads < 2:
         return [prepare(decode_image(data, i)) for i, data in enumerate(images)]
     return list(_decoders(threads).map(lambda item: prepare(decode_image(item[1], item[0])), enumerate(images)))
+
+
+# EXIF orientation (tag 0x0112) -> how to turn a (C, H, W) tensor upright, as PIL's exif_transpose does.
+_EXIF_ORIENTATION = 0x0112
+_ORIENT: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
+    2: lambda x: x.flip(-1),
+    3: lambda x: x.flip(-2, -1),
+    4: lambda x: x.flip(-2),
+    5: lambda x: x.transpose(-2, -1),
+    6: lambda x: x.rot90(-1, (-2, -1)),
+    7: lambda x: x.flip(-2, -1).transpose(-2, -1),
+    8: lambda x: x.rot90(1, (-2, -1)),
+}
+
+
+def _device_decodable(image: Image.Image) -> bool:
+    """JPEGs whose colours decode_jpeg converts to RGB the same on every device (not CMYK/YCCK)."""
+    return image.format == "JPEG" and image.mode in ("RGB", "L")
+
+
+def _as_tensor(data: bytes | torch.Tensor) -> torch.Tensor:
+    return data if isinstance(data, torch.Tensor) else torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def decode_jpegs(datas: list[bytes | torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    """uint8 (3, H, W) RGB of each JPEG, upright (EXIF), on `device`, decoded as one batch by torchvision's
+    decode_jpeg (nvJPEG on CUDA: a GPU replica is otherwise bound by decoding on its CPU cores).
+
+    The header checks (pixel limit, aspect ratio, format) run first, before any pixel is decoded; InvalidImage
+    names the first bad image by index.
+    """
+    headers = []
+    for i, data in enumerate(datas):
+        image = _open(data.numpy().tobytes() if isinstance(data, torch.Tensor) else data, i)
+        if not _device_decodable(image):
+            raise InvalidImage(i, f"{image.format} {image.mode} is not a JPEG that decode_jpeg takes")
+        headers.append(image)
+    return _decode_checked(datas, headers, device)
+
+
+def _decode_checked(datas: list[bytes | torch.Tensor], headers: list[Image.Image],
+                    device: torch.device | str) -> list[torch.Tensor]:
+    """decode_jpegs after the header checks. decode_jpeg ignores EXIF on CUDA, so the orientation is applied
+    here, the same on every device."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if not datas:
+        return []
+    tensors = [_as_tensor(d) for d in datas]
+    try:
+        decoded = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:  # one bad image fails the batch: find it
+        decoded = []
+        for i, t in enumerate(tensors):
+            try:
+                decoded.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError as e:
+                raise InvalidImage(i, f"cannot decode image: {e}") from e
+    turns = [_ORIENT.get(h.getexif().get(_EXIF_ORIENTATION, 1)) for h in headers]
+    return [turn(x) if turn else x for x, turn in zip(decoded, turns, strict=True)]
+
+
+def decode_tensors(datas: list[bytes], device: torch.device) -> list[torch.Tensor]:
+    """uint8 (3, H, W) RGB of every image on `device`, in order: JPEGs through decode_jpeg in one batch, other
+    formats through PIL (decode_image) and then moved. InvalidImage names the first bad image; every header is
+    checked before any image is decoded."""
+    from torchvision.transforms.functional import pil_to_tensor
+
+    headers = [_open(data, i) for i, data in enumerate(datas)]
+    jpegs = [i for i, h in enumerate(headers) if _device_decodable(h)]
+    others = {i: pil_to_tensor(decode_image(data, i)).to(device)
+              for i, data in enumerate(datas) if not _device_decodable(headers[i])}
+    try:
+        decoded = iter(_decode_checked([datas[i] for i in jpegs], [headers[i] for i in jpegs], device))
+    except InvalidImage as e:
+        raise InvalidImage(jpegs[e.index], e.reason) from e
+    return [others[i] if i in others else next(decoded) for i in range(len(datas))]
+
+
+def resize_batch(images: list[torch.Tensor], size: int | tuple[int, int], crop: int | None,
+                 mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(N, 3, h, w) float32 model input of uint8 (3, H, W) images, on their device: resized (antialiased
+    bilinear; `size` an int scales the short side to it, as the PIL pipeline's Resize), centre-cropped to
+    crop x crop when given, and normalised. Images of one size are resized together, as one op."""
+    from torchvision.transforms import functional as TF
+
+    if not images:
+        raise ValueError("resize_batch needs at least one image")
+    out: list[torch.Tensor | None] = [None] * len(images)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(images):
+        by_size.setdefault(tuple(x.shape), []).append(i)
+    target = [size] if isinstance(size, int) else list(size)
+    for group in by_size.values():
+        x = torch.stack([images[i] for i in group]).float()
+        x = TF.resize(x, target, antialias=True)
+        if crop is not None:
+            x = TF.center_crop(x, [crop, crop])
+        for i, one in zip(group, x, strict=True):
+            out[i] = one
+    batch = torch.stack(out)  # type: ignore[arg-type]
+    device, dtype = batch.device, batch.dtype
+    scale = torch.tensor(std, device=device, dtype=dtype).view(1, 3, 1, 1) * 255
+    shift = torch.tensor(mean, device=device, dtype=dtype).view(1, 3, 1, 1) * 255
+    return (batch - shift) / scale

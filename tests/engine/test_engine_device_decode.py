@@ -1,0 +1,78 @@
+"""The device-decode path (decode_jpeg + a batched resize) on CPU tensors: the same pixels as PIL's path."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worker.engine import InvalidImage
+from worker.engine.images import decode_image, decode_jpegs, decode_tensors, resize_batch
+from worker.engine.vision.transforms import IMAGENET_MEAN, IMAGENET_STD, valid_transform
+
+CPU = torch.device("cpu")
+
+
+def _photo(width: int = 40, height: int = 24, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    smooth = np.kron(rng.integers(0, 255, (height // 4, width // 4, 3), dtype=np.uint8), np.ones((4, 4, 1)))
+    return Image.fromarray(smooth.astype(np.uint8))
+
+
+def _jpeg(image: Image.Image, orientation: int = 1) -> bytes:
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpegs_decode_upright_as_pil_does(orientation: int) -> None:
+    data = _jpeg(_photo(), orientation)
+    (x,) = decode_jpegs([data], CPU)
+    expected = torch.from_numpy(np.array(decode_image(data))).permute(2, 0, 1)
+    assert x.dtype == torch.uint8 and x.shape == expected.shape
+    assert (x.int() - expected.int()).abs().float().mean() < 2  # two libjpeg builds: rounding differs
+
+
+def test_formats_keep_their_order_and_the_first_bad_image_is_named() -> None:
+    png = io.BytesIO()
+    _photo(seed=1).save(png, format="PNG")
+    datas = [_jpeg(_photo(seed=0)), png.getvalue(), _jpeg(_photo(32, 32, seed=2))]
+    shapes = [tuple(x.shape) for x in decode_tensors(datas, CPU)]
+    assert shapes == [(3, 24, 40), (3, 24, 40), (3, 32, 32)]
+    with pytest.raises(InvalidImage) as info:
+        decode_tensors([datas[0], datas[2], datas[2][:-200], b"not an image"], CPU)
+    assert info.value.index == 3  # every header is checked before any image is decoded
+    with pytest.raises(InvalidImage) as info:
+        decode_tensors([datas[1], datas[0], datas[2][:-200]], CPU)
+    assert info.value.index == 2
+
+
+def test_header_checks_run_before_decode_jpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision.io
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", no_decoding)
+    strip = _jpeg(Image.new("RGB", (8, 400)))
+    with pytest.raises(InvalidImage, match="aspect ratio") as info:
+        decode_jpegs([_jpeg(_photo()), strip], CPU)
+    assert info.value.index == 1
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    with pytest.raises(InvalidImage, match="over the limit"):
+        decode_tensors([_jpeg(_photo())], CPU)
+
+
+def test_the_batched_resize_matches_the_pil_pipeline() -> None:
+    datas = [_jpeg(_photo(64, 48, seed=i)) for i in range(3)] + [_jpeg(_photo(48, 80, seed=3))]
+    batch = resize_batch(decode_tensors(datas, CPU), 32, 32, IMAGENET_MEAN, IMAGENET_STD)
+    pil = valid_transform(32, IMAGENET_MEAN, IMAGENET_STD)
+    expected = torch.stack([pil(decode_image(d)) for d in datas])
+    assert batch.shape == expected.shape == (4, 3, 32, 32)
+    assert (batch - expected).abs().mean() < 0.02
