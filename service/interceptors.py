@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # What a handler sees when its caller is gone: gRPC cancels its task, or fails the answer it tries to send
 # (grpc.aio.InternalError) to a call that has already ended.
 CALLER_GONE = (asyncio.CancelledError, grpc.aio.InternalError)
+DEADLINE_SLACK_S = 0.1
+"""gRPC ends a call at its deadline up to tens of milliseconds before time_remaining() reaches 0."""
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                  "/grpc.reflection.v1.ServerReflection/")
@@ -88,12 +90,14 @@ class _Call:
         self.peer = context.peer() or ""  # read now: gRPC forgets it once the call has ended
 
     def caller_gone(self) -> None:
-        """Finish a call whose caller hung up or whose deadline passed before it was answered."""
+        """Finish a call that ended before it was answered: its deadline passed, its caller hung up, or the server
+        stopped (gRPC's own `cancelled()` says False in each case, so the deadline is what tells them apart)."""
         remaining = self.context.time_remaining()
-        if remaining is not None and remaining <= 0:
+        if remaining is not None and remaining <= DEADLINE_SLACK_S:
             self.finish("DEADLINE_EXCEEDED", message="the caller's deadline passed")
         else:
-            self.finish("CANCELLED", message="the caller cancelled the call or lost its connection")
+            self.finish("CANCELLED", message="cancelled before it was answered (the caller hung up or the server "
+                                             "is stopping)")
 
     def finish(self, code: str, response: Any = None, message: str | None = None) -> None:
         tenant = self.identity.tenant if self.identity else None

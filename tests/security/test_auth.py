@@ -4,12 +4,15 @@ mutating call leaves one JSON audit line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +21,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, models_pb2, training_pb2
+from fineserve.v1 import (
+    common_pb2,
+    datasets_pb2,
+    datasets_pb2_grpc,
+    inference_pb2,
+    models_pb2,
+    training_pb2,
+    training_pb2_grpc,
+)
 from fineserve_common.errors import Unavailable
 from harness.launcher import ServerProcess
 from security.conftest import SecureServer, Trained
@@ -26,6 +37,8 @@ from security.helpers import Stubs, png, upload_requests, zip_bytes
 from service import auth
 from service import keys as keys_cli
 from service.auth import AuthError, KeysFileError, KeyStore, hash_key, new_key, parse_keys, write_keys_file
+from service.errors import rpc, rpc_stream
+from service.interceptors import AuthInterceptor
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 T = TypeVar("T")
@@ -291,7 +304,8 @@ def test_upload_cancelled_by_its_client_is_audited_and_cleaned_up(secure: Secure
 
 def test_upload_past_its_deadline_is_one_log_line(secure: SecureServer) -> None:
     offset = secure.proc.log_path.stat().st_size
-    call, release = _stalled_upload(secure.stubs("bob"), "overdue", timeout=2)
+    # Long enough for the call to reach its handler even on a loaded machine (else gRPC alone answers it).
+    call, release = _stalled_upload(secure.stubs("bob"), "overdue", timeout=4)
     try:
         with pytest.raises(grpc.RpcError) as failed:
             call.result(timeout=60)
@@ -308,3 +322,95 @@ def test_upload_past_its_deadline_is_one_log_line(secure: SecureServer) -> None:
     _soon(lambda: line in log(), "no log line for the deadline")
     assert log().count(line) == 1 and " INFO service.interceptors: " in log()
     assert "Traceback" not in log() and " ERROR " not in log(), log()
+
+
+class _Slow(datasets_pb2_grpc.DatasetsServicer, training_pb2_grpc.TrainingServicer):
+    """Servicer methods that outlast their callers' deadlines, one per call shape: waiting on the event loop, in
+    a thread, streaming. `entered` counts the calls that reached them: under load, a call whose deadline passes
+    before it reaches its handler is answered by gRPC alone, and has nothing to log."""
+
+    def __init__(self) -> None:
+        self.entered: Counter[str] = Counter()
+        self.release = threading.Event()
+
+    @rpc
+    async def GetDataset(self, request: datasets_pb2.GetDatasetRequest, context: object) -> datasets_pb2.Dataset:
+        self.entered["GetDataset"] += 1
+        await asyncio.sleep(60)
+        return datasets_pb2.Dataset()
+
+    @rpc
+    async def DeleteDataset(self, request: datasets_pb2.DeleteDatasetRequest,
+                            context: object) -> datasets_pb2.DeleteDatasetResponse:
+        self.entered["DeleteDataset"] += 1
+        await asyncio.to_thread(self.release.wait, 60)
+        return datasets_pb2.DeleteDatasetResponse()
+
+    async def ListDatasets(self, request: datasets_pb2.ListDatasetsRequest,
+                           context: object) -> datasets_pb2.ListDatasetsResponse:
+        """Without the rpc wrapper's own timeout: only gRPC's cancellation at the deadline ends it."""
+        self.entered["ListDatasets"] += 1
+        await asyncio.sleep(60)
+        return datasets_pb2.ListDatasetsResponse()
+
+    @rpc_stream
+    async def WatchJob(self, request: training_pb2.WatchJobRequest,
+                       context: object) -> AsyncIterator[training_pb2.JobEvent]:
+        self.entered["WatchJob"] += 1
+        while True:
+            yield training_pb2.JobEvent()
+            await asyncio.sleep(0.05)
+
+
+def test_deadline_expiry_is_one_info_line_in_every_call_shape(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    slow = _Slow()
+
+    def deadline_lines() -> Counter[str]:
+        return Counter(r.getMessage().split(":")[0].rsplit("/", 1)[-1] for r in caplog.records
+                       if r.name == "service.interceptors" and "deadline passed" in r.getMessage())
+
+    async def main() -> set[str]:
+        server = grpc.aio.server(interceptors=[AuthInterceptor(KeyStore(None))])
+        datasets_pb2_grpc.add_DatasetsServicer_to_server(slow, server)
+        training_pb2_grpc.add_TrainingServicer_to_server(slow, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        codes = set()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            datasets, training = datasets_pb2_grpc.DatasetsStub(channel), training_pb2_grpc.TrainingStub(channel)
+            calls = {"GetDataset": lambda t: datasets.GetDataset(datasets_pb2.GetDatasetRequest(id="ds-1"), timeout=t),
+                     "DeleteDataset": lambda t: datasets.DeleteDataset(datasets_pb2.DeleteDatasetRequest(id="ds-1"),
+                                                                       timeout=t),
+                     # many at once: gRPC then ends some a few milliseconds before their deadline
+                     "ListDatasets": lambda t: asyncio.gather(*[
+                         datasets.ListDatasets(datasets_pb2.ListDatasetsRequest(), timeout=t + i / 1000)
+                         for i in range(20)]),
+                     "WatchJob": lambda t: _drain(training.WatchJob(training_pb2.WatchJobRequest(id="job-1"),
+                                                                    timeout=t))}
+            for name, call in calls.items():
+                for timeout in (0.5, 1, 2, 4, 8):  # a longer one when the call did not reach its handler in time
+                    try:
+                        await call(timeout)
+                    except grpc.aio.AioRpcError as e:
+                        codes.add(e.code().name)
+                    if slow.entered[name]:
+                        break
+        deadline = time.monotonic() + 10  # the server side finishes a moment after the caller gave up
+        while deadline_lines() != slow.entered and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        slow.release.set()
+        await server.stop(0)
+        return codes
+
+    assert asyncio.run(main()) == {"DEADLINE_EXCEEDED"}
+    assert set(slow.entered) == {"GetDataset", "DeleteDataset", "ListDatasets", "WatchJob"}
+    assert deadline_lines() == slow.entered, "one line per call that passed its deadline in its handler"
+    lines = [r for r in caplog.records if r.name == "service.interceptors"]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in lines)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.text
+
+
+async def _drain(stream: grpc.aio.UnaryStreamCall) -> None:
+    async for _ in stream:
+        pass
