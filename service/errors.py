@@ -55,14 +55,15 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        deadline = asyncio.timeout(context.time_remaining())
         try:
-            async with asyncio.timeout(context.time_remaining()):
+            async with deadline:
                 return await method(self, request, context)
         except FineserveError as e:
             code = status_code(e)
             await context.abort(code, status_message(e))
         except TimeoutError:
-            if not _deadline_passed(context):
+            if not deadline.expired():
                 code = grpc.StatusCode.INTERNAL  # a timeout of our own, not the caller's deadline
                 log.exception("unexpected timeout in %s", method.__name__)
                 await context.abort(code, f"internal timeout in {method.__name__}; see server log")
@@ -72,7 +73,7 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
             code = grpc.StatusCode.UNKNOWN
             raise
         except asyncio.CancelledError:  # gRPC cancels the handler when the caller hangs up or its deadline passes
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if _deadline_passed(context) else grpc.StatusCode.CANCELLED
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if deadline_passed(context) else grpc.StatusCode.CANCELLED
             raise
         except Exception:
             code = grpc.StatusCode.INTERNAL
@@ -84,9 +85,15 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
     return unary
 
 
-def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+DEADLINE_SLACK_S = 0.1
+"""gRPC ends a call at its deadline up to tens of milliseconds before time_remaining() reaches 0."""
+
+
+def deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    """Whether a call gRPC ended ended at its deadline (else its caller hung up or the server is stopping: gRPC's
+    own `cancelled()` says False in each case, so the clock is what tells them apart)."""
     remaining = context.time_remaining()
-    return remaining is not None and remaining <= 0
+    return remaining is not None and remaining <= DEADLINE_SLACK_S
 
 
 def rpc_stream(method: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:

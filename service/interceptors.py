@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from fineserve_common.errors import FineserveError, InvalidArgument
 from service import audit
 from service.auth import Identity, KeyStore
-from service.errors import status_code
+from service.errors import deadline_passed, status_code
 from service.ids import check_request_ids
 from service.tenancy import reset_tenant, set_tenant
 
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 # What a handler sees when its caller is gone: gRPC cancels its task, or fails the answer it tries to send
 # (grpc.aio.InternalError) to a call that has already ended.
 CALLER_GONE = (asyncio.CancelledError, grpc.aio.InternalError)
-DEADLINE_SLACK_S = 0.1
-"""gRPC ends a call at its deadline up to tens of milliseconds before time_remaining() reaches 0."""
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",
                  "/grpc.reflection.v1.ServerReflection/")
@@ -92,8 +90,7 @@ class _Call:
     def caller_gone(self) -> None:
         """Finish a call that ended before it was answered: its deadline passed, its caller hung up, or the server
         stopped (gRPC's own `cancelled()` says False in each case, so the deadline is what tells them apart)."""
-        remaining = self.context.time_remaining()
-        if remaining is not None and remaining <= DEADLINE_SLACK_S:
+        if deadline_passed(self.context):
             self.finish("DEADLINE_EXCEEDED", message="the caller's deadline passed")
         else:
             self.finish("CANCELLED", message="cancelled before it was answered (the caller hung up or the server "

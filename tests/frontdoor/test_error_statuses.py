@@ -3,7 +3,9 @@ maps it to the gRPC code, and a replica's Refused answer comes back as the same 
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+import time
 
 import grpc
 import pytest
@@ -15,7 +17,14 @@ from fineserve_common.names import clip
 from service.archives import ArchiveError, ArchiveTooLarge
 from service.auth import AuthError
 from service.dataset_layout import LayoutError
-from service.errors import MAX_STATUS_MESSAGE_BYTES, replica_answer, status_code, status_message
+from service.errors import (
+    MAX_STATUS_MESSAGE_BYTES,
+    deadline_passed,
+    replica_answer,
+    rpc,
+    status_code,
+    status_message,
+)
 from service.ids import check_request_ids
 
 LONG = "x" * 20_000
@@ -80,3 +89,51 @@ def test_ids_within_bounds_and_data_values_pass() -> None:
     check_request_ids(inference_pb2.ClassifyRequest(model=common_pb2.ModelRef(name="pets", version=2)))
     # a user id of the caller's own ratings is data, not one of the service's ids
     check_request_ids(inference_pb2.RecommendRequest(model=common_pb2.ModelRef(name="films"), user_id="u" * 500))
+
+
+class _Context:
+    """The part of grpc.aio.ServicerContext the rpc wrapper uses: a deadline, and abort raising as gRPC's does."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.ends = None if remaining is None else time.monotonic() + remaining
+        self.code: grpc.StatusCode | None = None
+
+    def time_remaining(self) -> float | None:
+        return None if self.ends is None else self.ends - time.monotonic()
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        self.code = code
+        raise grpc.aio.AbortError()
+
+
+class _Servicer:
+    @rpc
+    async def Slow(self, request: object, context: object) -> None:
+        await asyncio.sleep(10)
+
+    @rpc
+    async def OwnTimeout(self, request: object, context: object) -> None:
+        await asyncio.wait_for(asyncio.sleep(10), 0.01)
+
+
+@pytest.mark.parametrize(("method", "remaining", "code"), [
+    ("Slow", 0.05, grpc.StatusCode.DEADLINE_EXCEEDED),
+    ("OwnTimeout", 30.0, grpc.StatusCode.INTERNAL),
+    ("OwnTimeout", None, grpc.StatusCode.INTERNAL),
+])
+def test_the_callers_deadline_is_told_from_a_timeout_of_our_own(method: str, remaining: float | None,
+                                                                 code: grpc.StatusCode) -> None:
+    """Only the wrapper's own timer (the caller's deadline) is DEADLINE_EXCEEDED; a timeout inside the handler is a
+    fault of ours, INTERNAL and logged, however much of the caller's deadline is left."""
+    context = _Context(remaining)
+    with pytest.raises(grpc.aio.AbortError):
+        asyncio.run(getattr(_Servicer(), method)(None, context))
+    assert context.code == code
+
+
+def test_a_call_ended_near_its_deadline_counts_as_the_deadline() -> None:
+    """gRPC cancels a call at its deadline tens of milliseconds early: within the slack it is the deadline, before
+    it a hang-up."""
+    assert deadline_passed(_Context(0.03)), "gRPC was seen ending calls 30 ms before their deadline"
+    assert not deadline_passed(_Context(1.0))
+    assert not deadline_passed(_Context(None))
