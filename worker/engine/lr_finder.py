@@ -36,19 +36,19 @@ def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:
 
 
 def _valley(lrs: list[float], losses: list[float]) -> float:
-    """Middle of the longest run where the loss keeps falling: the longest decreasing subsequence, which a
-    little noise cannot cut short, from its first point to its last (fast.ai's "valley")."""
+    """fast.ai's "valley": find the longest decreasing subsequence of the loss (which a little noise cannot cut
+    short), take the window that ends at its last point and is as long as it is, and answer the rate about half
+    way in (a third plus a sixth of the window). Its own first point can lie far to the left on a flat, noisy
+    curve; the window stays next to where the loss last fell."""
     n = len(losses)
-    length, prev = [1] * n, [-1] * n
+    length = [1] * n
     for i in range(n):
         for j in range(i):
             if losses[j] > losses[i] and length[j] + 1 > length[i]:
-                length[i], prev[i] = length[j] + 1, j
+                length[i] = length[j] + 1
     end = max(range(n), key=length.__getitem__)
-    start = end
-    while prev[start] >= 0:
-        start = prev[start]
-    return lrs[(start + end) // 2]
+    run = length[end]
+    return lrs[max(0, end - run + int(run / 3) + int(run / 6))]
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float:
@@ -65,7 +65,7 @@ def suggest_lrs(points: Sequence[Sequence[float]]) -> dict[str, float]:
     """Suggestions from [lr, smoothed loss] points (increasing lr). The first tenth of the points is skipped:
     there the moving average has seen few batches.
 
-    - "valley": middle of the longest stretch where the loss keeps falling (fast.ai's default; robust);
+    - "valley": about half way into the window of the longest decreasing run (fast.ai's default; robust);
     - "steepest": the lr where the loss falls fastest against log(lr);
     - "minimum_div_10": a tenth of the lr at the lowest loss, where the loss is still falling.
     """
