@@ -1,5 +1,6 @@
-"""The tabular model on UCI Adult (fast.ai's adult_sample): accuracy on a fixed 80/20 split, and how a
-TabularPredictor treats rows given as key-value maps (unseen categories, missing values, unknown columns)."""
+"""The tabular model on UCI Adult (fast.ai's adult_sample): accuracy on a fixed 80/20 split, how a
+TabularPredictor treats rows given as key-value maps (unseen categories, missing values, unknown columns), and
+resuming a cancelled job."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from fineserve_common.events import JobResult
 from worker.engine import EngineError, InvalidRow, Recommender, TabularConfig, TabularPredictor, fine_tune
 from worker.engine.tabular.data import UNKNOWN, fit_schema
 from worker.engine.tabular.model import embedding_size
+
+from .test_engine_collab import resumes_where_it_stopped
 
 # fast.ai's lesson columns for adult_sample.
 CATEGORICAL = ("workclass", "education", "marital-status", "occupation", "relationship", "race")
@@ -70,6 +73,12 @@ def test_regression_target(shared_data: Path, tmp_path: Path) -> None:
     assert result.metrics["rmse"] < 0.95 * card["schema"]["target_stats"]["std"]
     value = TabularPredictor.load(tmp_path).predict([{"occupation": "Exec-managerial", "age": "45"}])[0]["value"]
     assert 20 < value < 70
+
+
+def test_resume_after_cancel_continues_from_the_checkpoint(shared_data: Path, tmp_path: Path) -> None:
+    cfg = TabularConfig(target="salary", categorical=("workclass", "education"), continuous=("age",), epochs=2,
+                        seed=0, device="cpu")
+    resumes_where_it_stopped(cfg, shared_data / "adult_sample", tmp_path)
 
 
 def test_embedding_sizes_and_column_inference() -> None:
