@@ -9,9 +9,13 @@ import functools
 import time
 from pathlib import Path
 
+import pytest
+
 from worker.engine import BaseWeights, FineTuneConfig, fine_tune
 
 from .camvid_patches import write_transfer_datasets
+
+pytestmark = pytest.mark.quality
 
 PRETRAIN_CLASSES = ("Road", "Building", "Sky")
 TARGET_CLASSES = ("Tree", "Sidewalk", "Car")
