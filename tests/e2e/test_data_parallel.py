@@ -1,6 +1,7 @@
 """Data-parallel fine-tuning through gRPC: a two-worker Ray Train job on mnist_tiny loses a training worker after
-its first checkpoint, resumes from it, succeeds and serves; a job whose generator hangs resumes after its lease
-and can be cancelled; requests it cannot run are refused up front."""
+its first checkpoint, resumes from it, succeeds and serves; a two-worker segmentation job trains and serves; a
+job whose generator hangs resumes after its lease and can be cancelled; requests it cannot run are refused up
+front."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
+from engine.test_engine_segmentation import CODES, _write
 
-from e2e.helpers import TERMINAL, Api, classify, rpc_code, wait_for
-from fineserve.v1 import common_pb2, datasets_pb2, training_pb2
+from e2e.helpers import TERMINAL, Api, classify, rpc_code, upload_requests, wait_for, zip_folder
+from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, training_pb2
+from harness.launcher import ServerProcess
+from worker.engine import load_served_model
 
 # The one-worker e2e job's recipe (test_image_classification.HYPER) at 32 px for 3 epochs, for time; batch_size
 # is the global batch: 16 per worker.
@@ -68,6 +72,34 @@ def test_two_worker_job_survives_a_lost_worker_and_serves(api: Api, mnist_datase
     print(f"\nmnist_tiny valid accuracy of the 2-worker model through gRPC: {accuracy:.4f} "
           f"(job metrics {dict(job.result.metrics)})")
     assert accuracy >= 0.95  # the one-worker e2e job's bar
+
+
+def test_two_worker_segmentation_trains_and_serves(api: Api, server: ServerProcess, tmp_path: Path) -> None:
+    """A U-Net trained on two workers (synthetic scenes, 32 px, one epoch): both ranks train, and Segment answers
+    what the engine answers from the stored files."""
+    scenes = _write(tmp_path / "scenes", 12, valid=[0, 5, 10])
+    ds = api.datasets.UploadDataset(upload_requests(zip_folder(scenes), "scenes", layout=datasets_pb2.IMAGE_MASKS),
+                                    timeout=120)
+    job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
+        task=training_pb2.SEGMENTATION, model_name="scenes-ddp", arch="resnet18", dataset_id=ds.id,
+        base=training_pb2.BaseModel(random_init=True), resources=TWO_WORKERS,
+        hyperparameters=training_pb2.Hyperparameters(epochs=1, image_size=32, batch_size=4, lr=1e-2)), timeout=30)
+    job = wait_for(api, job.id, TERMINAL, timeout=900)
+    assert job.state == training_pb2.SUCCEEDED, job.error
+    logs = [e.log.message for e in api.training.WatchJob(training_pb2.WatchJobRequest(id=job.id), timeout=30)
+            if e.WhichOneof("event") == "log"]
+    assert sorted(int(m[1]) for m in map(RANK_PID.match, logs) if m) == [0, 1], logs
+    assert any("data-parallel training on 2 workers" in m for m in logs), logs
+
+    images = [p.read_bytes() for p in sorted((scenes / "images").glob("*.png"))[:4]]
+    answer = api.inference.Segment(inference_pb2.SegmentRequest(
+        model=common_pb2.ModelRef(name="scenes-ddp"), images=[common_pb2.Image(data=d) for d in images]),
+        timeout=300)
+    engine = load_served_model(server.data_dir / "models" / "default" / "scenes-ddp" / "1", device="cpu")
+    assert engine.classes == CODES
+    for served, expected in zip(answer.results, engine.segment(images), strict=True):
+        assert (served.width, served.height) == (expected.width, expected.height)
+        assert served.mask_png == expected.mask_png
 
 
 def test_a_hung_two_worker_job_resumes_then_cancelling_stops_its_workers(
