@@ -93,7 +93,7 @@ async def serve(settings: Settings) -> None:
     training_pb2_grpc.add_TrainingServicer_to_server(training, server)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(store, registry, backend.loaded_replicas), server)
     inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(store, backend.handle, settings.limits, registry.serving_id), server)
+        InferenceServicer(store, backend.handle, settings.limits, registry.serving_id, settings.serving), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

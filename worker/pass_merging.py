@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-Call = tuple[Any, Any, Any, int]  # (model, images (bytes, or their tensor), option, index of images[0] in the request)
+# (model, images (decoded: a tensor, or (tensor, size) pairs), option, index of images[0] in the request)
+Call = tuple[Any, Any, Any, int]
 Answer = TypeVar("Answer")  # one call's answer (fineserve_common.answers)
 
 

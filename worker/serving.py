@@ -53,6 +53,19 @@ def _images_in(calls: list[Call]) -> int:
     return sum(len(c[1]) for c in calls)
 
 
+def _preprocess_each(model: Any, calls: list[list[bytes]]) -> list[Any]:
+    """model.preprocess of each call's images, or its Refused (the first bad image by index in its call)."""
+    from worker.engine import InvalidImage
+
+    out: list[Any] = []
+    for images in calls:
+        try:
+            out.append(model.preprocess(images))
+        except InvalidImage as e:
+            out.append(Refused.of(InvalidArgument(f"image {e.index}: {e.reason}")))
+    return out
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     """What tells a model directory apart from a deleted one re-created at the same path."""
     try:
@@ -89,7 +102,7 @@ class ModelServer:
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_s)
         self._classify_passes: MergedPasses[list[TopClasses]] = MergedPasses(max_batch_size)
-        self._segment_passes: MergedPasses[list[Segmentation] | Refused] = MergedPasses(max_batch_size)
+        self._segment_passes: MergedPasses[list[Segmentation]] = MergedPasses(max_batch_size)
         from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
         from worker.engine.vision.forward import start_device
@@ -235,17 +248,21 @@ class ModelServer:
             return Refused.of(InvalidArgument(str(e)))
 
     async def classify(self, images: list[bytes], top_k: int) -> list[TopClasses] | Refused:
-        """Top-k (label, probability) per image, or a Refused for input the model cannot take. The images are
-        decoded here, apart from other callers': the shared forward pass gets tensors, so a small call that
-        joins it never waits for another caller's large images to decode."""
-        from worker.engine import InvalidImage
+        """Top-k (label, probability) per image, or a Refused for input the model cannot take."""
+        return (await self.classify_calls([(images, top_k)]))[0]
 
+    async def classify_calls(self, calls: list[tuple[list[bytes], int]]) -> list[list[TopClasses] | Refused]:
+        """classify of several callers' calls (merged by the front door: service/call_merging.py), each
+        answered apart: a bad image refuses its own call only. The images are decoded here, in one thread
+        for the request, apart from other requests': the shared forward pass gets tensors, so a small call that
+        joins it never waits for another caller's large images to decode."""
         model = await self._model()
-        try:
-            batch = await self._tenant_thread(model.preprocess, images)
-        except InvalidImage as e:
-            return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
-        return await self._in_batches(self._classify_batch, model, batch, top_k)
+        batches = await self._tenant_thread(_preprocess_each, model, [images for images, _ in calls])
+        answers = await asyncio.gather(*(
+            self._in_batches(self._classify_batch, model, batch, top_k)
+            for batch, (_, top_k) in zip(batches, calls, strict=True) if not isinstance(batch, Refused)))
+        done = iter(answers)
+        return [batch if isinstance(batch, Refused) else next(done) for batch in batches]
 
     async def score_labels(self, images: list[bytes], threshold: float | None) -> list[LabelScores] | Refused:
         """Multi-label scores of a request's images, computed as Classify computes probabilities."""
@@ -291,15 +308,24 @@ class ModelServer:
         return answers
 
     async def segment(self, images: list[bytes], probabilities: bool) -> list[Segmentation] | Refused:
-        """A segmentation per image (see segment_calls), or a Refused for input the model cannot take."""
-        return await self._in_batches(self._segment_batch, await self._model(), images, probabilities)
+        """A segmentation per image (see segment_calls), or a Refused for input the model cannot take. Decoded
+        here, apart from other callers', as classify's images are."""
+        from worker.engine import InvalidImage
+
+        model = await self._model()
+        try:
+            batch, sizes = await self._tenant_thread(model.preprocess, images)
+        except InvalidImage as e:
+            return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
+        return await self._in_batches(self._segment_batch, model, list(zip(batch, sizes, strict=True)),
+                                      probabilities)
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)
-    async def _segment_batch(self, calls: list[Call]) -> list[list[Segmentation] | Refused]:
+    async def _segment_batch(self, calls: list[Call]) -> list[list[Segmentation]]:
         return await self._segment_passes.run(calls, self._segment_calls)
 
-    def _segment_calls(self, calls: list[Call]) -> list[list[Segmentation] | Refused]:
+    def _segment_calls(self, calls: list[Call]) -> list[list[Segmentation]]:
         from worker.segment_serving import segment_calls
 
         return segment_calls(calls, lambda images: self._record_pass("segment", images))

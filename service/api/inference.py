@@ -21,8 +21,9 @@ from service.api.image_answers import (
 )
 from service.api.interpretation import EXPLAINABLE, check_target, label_threshold
 from service.api.models import resolve_model_for
-from service.config import Limits
-from service.errors import rpc
+from service.call_merging import MergedCalls
+from service.config import Limits, ServingConfig
+from service.errors import replica_answer, rpc
 from service.images import check_images, check_texts, set_pixel_limit
 from service.replica_calls import Reply, ask, within
 
@@ -30,12 +31,21 @@ from service.replica_calls import Reply, ask, within
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     """serving_id(path) names a model directory for the replicas ("<tenant>/<name>/<version>")."""
 
-    def __init__(self, store: Store, handle: Any, limits: Limits, serving_id: Callable[[str], str]) -> None:
+    def __init__(self, store: Store, handle: Any, limits: Limits, serving_id: Callable[[str], str],
+                 serving: ServingConfig | None = None) -> None:
         self._store = store
         self._handle = handle
         self._limits = limits
         self._serving_id = serving_id
         set_pixel_limit(limits.max_image_pixels)
+        serving = serving or ServingConfig()
+        self._classify = MergedCalls(self._classify_calls, max_images=serving.max_batch_size,
+                                     max_bytes=limits.max_message_bytes, max_waiting=serving.max_queued_requests)
+
+    async def _classify_calls(self, model_id: str, calls: list[tuple[list[bytes], int]]) -> list[Any]:
+        """Several callers' Classify calls as one replica request (service/call_merging.py)."""
+        replicas = self._handle.options(multiplexed_model_id=model_id, _by_reference=False)
+        return await self._ask(replicas.classify_calls.remote(calls))
 
     async def _ask(self, response: Any) -> Any:
         return await ask(response, self._limits.max_message_bytes)
@@ -64,11 +74,13 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, replicas = await self._image_model(request, (training_pb2.IMAGE_CLASSIFICATION,), "Classify")
+        model, path = await resolve_model_for(self._store, request.model, "Classify",
+                                              (training_pb2.IMAGE_CLASSIFICATION,))
+        check_images(request.images, self._limits)
         if request.top_k < 0:
             raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
-        results = await self._ask(replicas.classify.remote(_data(request), request.top_k or 5))
-        return self._fit(classify_response(model, request.images, results))
+        answer = await self._classify.call(self._serving_id(path), _data(request), request.top_k or 5)
+        return self._fit(classify_response(model, request.images, replica_answer(answer)))
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,

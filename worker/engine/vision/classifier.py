@@ -9,7 +9,7 @@ import torch
 
 from fineserve_common.tasks import IMAGE_CLASSIFICATION
 
-from ..images import decode_all
+from ..images import decode_all, decode_tensors, resize_batch
 from ..model_card import load_model_dir
 from .forward import ServedImageModel, forward_logits, warm_up
 from .resnet import ResNetClassifier
@@ -45,10 +45,15 @@ class ImageClassifier(ServedImageModel):
                                    lambda card: ResNetClassifier(card["arch"], card["n_classes"]), device))
 
     def preprocess(self, images: list[bytes]) -> torch.Tensor:
-        """(N, 3, S, S) float32 model input; InvalidImage names the first image that cannot be decoded."""
+        """(N, 3, S, S) float32 model input (on decode_device when set); InvalidImage names the first image that
+        cannot be decoded."""
         size = self.card["image_size"]
-        batch = decode_all(images, self.transform)
-        return torch.stack(batch) if batch else torch.empty(0, 3, size, size)
+        if not images:
+            return torch.empty(0, 3, size, size)
+        if self.decode_device is not None:
+            norm = self.card["normalization"]
+            return resize_batch(decode_tensors(images, self.decode_device), size, size, norm["mean"], norm["std"])
+        return torch.stack(decode_all(images, self.transform))
 
     @staticmethod
     def activate(logits: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,9 @@ class ServedImageModel:
     # Set by prepare_for_serving: the autocast precision and weight layout of forward passes.
     precision = "fp32"
     channels_last = False
+    # Where JPEGs are decoded (decode_jpeg on a batch, then resize_batch), or None for PIL on CPU threads. Set
+    # by prepare_for_serving to a CUDA device, where decoding on the CPU would bound the replica.
+    decode_device: torch.device | None = None
 
     def __init__(self, card: dict[str, Any], device: torch.device) -> None:
         self.card = card

@@ -14,7 +14,7 @@ from torchvision.transforms import functional as TF
 
 from fineserve_common.answers import Segmentation
 
-from ..images import decode_all
+from ..images import decode_all, decode_tensors, resize_batch
 from ..model_card import load_model_dir
 from .forward import ServedImageModel, forward_logits, warm_up
 from .unet import ResNetUNet
@@ -70,9 +70,14 @@ class ImageSegmenter(ServedImageModel):
 
     def preprocess(self, images: list[bytes]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """((N, 3, h, w) model input, each image's (height, width)); InvalidImage names the first bad image."""
+        if not images:
+            return torch.empty(0, 3, *self.input_hw), []
+        if self.decode_device is not None:
+            decoded = decode_tensors(images, self.decode_device)
+            sizes = [(int(x.shape[1]), int(x.shape[2])) for x in decoded]
+            return resize_batch(decoded, tuple(self.input_hw), None, self.mean, self.std), sizes
         prepared = decode_all(images, lambda image: (self.transform(image), (image.height, image.width)))
-        batch = torch.stack([x for x, _ in prepared]) if prepared else torch.empty(0, 3, *self.input_hw)
-        return batch, [size for _, size in prepared]
+        return torch.stack([x for x, _ in prepared]), [size for _, size in prepared]
 
     def transform(self, image: Image.Image) -> torch.Tensor:
         """(3, h, w) model input of a decoded image: the whole image, resized to the model's input size."""
