@@ -10,7 +10,11 @@ CUDA). Then the time to first prediction of the second model, never called
 before (load from the store, warm-up, predict), beside the warm single-image latency. The one-image latency
 goal is checked apart: blocks of 32 one-image calls through fineserve alternate with blocks of 32 raw ones.
 
-Where the time goes: each level also gives the CPU milliseconds per call of this process's callers, of the front
+The real ceilings beside it, at the same batch: the forward pass alone (inputs decoded beforehand), and
+decode_jpeg on the model's device + the batched resize + forward (what a CUDA replica runs). The last levels
+send --images-per-call images per call (32 at concurrency 8).
+
+Where the time goes: each level also gives the CPU milliseconds per image of this process's callers, of the front
 door(s) and of the serving replicas. A process near 1000 ms of CPU per second of the level is bound by its one
 Python interpreter. --front-doors N starts a Ray head and N front doors on it (the Kubernetes shape: callers are
 spread over the doors as a Service spreads them), to show whether one front door is what bounds a GPU.
@@ -33,6 +37,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -91,9 +96,25 @@ async def _publish(data_dir: Path, names: list[str]) -> None:
 
 def _raw(model_dir: Path, device: str, precision: str) -> Callable[[list[bytes]], list]:
     """Decode + the model's transform + one forward pass + top-2 of a list of images, in this process, with the
-    engine readied as a replica readies it (device, precision, channels-last, warm-up)."""
+    engine readied as a replica readies it (device, precision, channels-last, warm-up: on CUDA, JPEGs decoded
+    on the GPU)."""
     served = prepare_for_serving(ImageClassifier.load(model_dir, device=device), precision)
     return lambda chunk: served.classify(chunk, top_k=2)
+
+
+def _other_ceilings(model_dir: Path, device: str, precision: str,
+                    images: list[bytes]) -> tuple[Callable[[list[bytes]], object], Callable[[list[bytes]], object]]:
+    """The real ceilings: (forward pass alone on a batch decoded beforehand, decode_jpeg on the model's device
+    + the batched resize + forward), as runs for _ceiling."""
+    served = prepare_for_serving(ImageClassifier.load(model_dir, device=device), precision)
+    served.decode_device = served.device
+    ready = {i: served.preprocess([data]) for i, data in enumerate(images)}
+    index = {data: i for i, data in enumerate(images)}
+
+    def forward_only(chunk: list[bytes]) -> object:
+        return served.predict_tensor(torch.cat([ready[index[d]] for d in chunk]))
+
+    return forward_only, lambda chunk: served.classify(chunk, top_k=2)
 
 
 def _ceiling(run: Callable[[list[bytes]], list], images: list[bytes], batch: int, rounds: int) -> float:
@@ -108,15 +129,15 @@ def _ceiling(run: Callable[[list[bytes]], list], images: list[bytes], batch: int
     return statistics.median(rates)
 
 
-def _request(name: str, image: bytes) -> inference_pb2.ClassifyRequest:
+def _request(name: str, *images: bytes) -> inference_pb2.ClassifyRequest:
     return inference_pb2.ClassifyRequest(model=common_pb2.ModelRef(name=name), top_k=2,
-                                         images=[common_pb2.Image(data=image)])
+                                         images=[common_pb2.Image(data=image) for image in images])
 
 
 async def _through_grpc(targets: list[str], name: str, images: list[bytes], concurrency: int, requests: int,
-                        warm_up: bool = True) -> tuple[float, list[float]]:
-    """(images/s, per-call latencies) of `requests` one-image calls from `concurrency` callers, spread over the
-    front doors at `targets`, after one untimed call when warm_up."""
+                        warm_up: bool = True, per_call: int = 1) -> tuple[float, list[float]]:
+    """(images/s, per-call latencies) of `requests` calls of per_call images from `concurrency` callers, spread
+    over the front doors at `targets`, after one untimed call when warm_up."""
     async with contextlib.AsyncExitStack() as stack:
         channels = [await stack.enter_async_context(grpc.aio.insecure_channel(t)) for t in targets]
         stubs = [inference_pb2_grpc.InferenceStub(channel) for channel in channels]
@@ -130,12 +151,13 @@ async def _through_grpc(targets: list[str], name: str, images: list[bytes], conc
         async def caller(stub: inference_pb2_grpc.InferenceStub) -> None:
             for i in todo:
                 start = time.perf_counter()
-                await stub.Classify(_request(name, images[i % len(images)]), timeout=300)
+                chunk = [images[(i * per_call + j) % len(images)] for j in range(per_call)]
+                await stub.Classify(_request(name, *chunk), timeout=300)
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
         await asyncio.gather(*(caller(stubs[c % len(stubs)]) for c in range(concurrency)))
-        return requests / (time.perf_counter() - start), latencies
+        return requests * per_call / (time.perf_counter() - start), latencies
 
 
 def _replica_processes() -> list[psutil.Process]:
@@ -160,14 +182,21 @@ def _front_doors(data_dir: Path, n: int, server_args: list[str]) -> Iterator[lis
     with contextlib.ExitStack() as stack:
         if n > 1:
             args = ["--ray-address", stack.enter_context(RayHead(data_dir.parent / "ray-head.log")), *args]
-        doors: list[ServerProcess] = []
+        doors = [ServerProcess(data_dir, *args) for _ in range(n)]
+        for i, door in enumerate(doors):  # each its own log: a door's start reads its own "listening" line
+            door.log_path = data_dir.parent / f"front-door-{i}.log"
+        started = time.monotonic()
         try:
-            for _ in range(n):
-                doors.append(ServerProcess(data_dir, *args).start())
+            # Together: each waits for the serving app's replicas (on a GPU, their warm-up at every batch size).
+            with ThreadPoolExecutor(n) as pool:
+                for door in pool.map(lambda door: door.start(timeout=600), doors):
+                    print(f"front door at {door.target} listening after {time.monotonic() - started:.0f} s",
+                          flush=True)
             yield doors
         finally:
             for door in doors:
-                door.stop()
+                if door.proc is not None:
+                    door.stop()
 
 
 async def _one_image_blocks(target: str, name: str, run: Callable[[list[bytes]], list], images: list[bytes],
@@ -217,7 +246,10 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--requests", type=int, default=256, help="calls per concurrency level")
+    parser.add_argument("--requests", type=int, default=256, help="images per concurrency level")
+    parser.add_argument("--images-per-call", type=int, default=32, help="of the many-images-per-call levels")
+    parser.add_argument("--many-concurrency", type=int, nargs="*", default=[8],
+                        help="concurrencies of calls of --images-per-call images")
     parser.add_argument("--max-batch", type=int, default=32, help="largest ceiling batch (the server's default)")
     parser.add_argument("--rounds", type=int, default=5, help="ceiling rounds per batch size (median counts)")
     parser.add_argument("--blocks", type=int, default=8, help="alternating blocks of 32 one-image calls")
@@ -244,32 +276,40 @@ def _levels(args: argparse.Namespace, doors: list[ServerProcess], images: list[b
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     print(f"torch {torch.__version__}{gpu}; raw side on {args.device}, torch threads {torch.get_num_threads()}; "
           f"{len(doors)} front door(s); server flags: {' '.join(server_args)}")
-    print("| concurrency | fineserve img/s | p50 ms | p99 ms | images per forward pass | ceiling img/s (batch) | "
-          "ratio | CPU ms per call: callers, front doors, replicas (how many) |")
-    print("|---|---|---|---|---|---|---|---|")
-    raw_run = _raw(doors[0].data_dir / "models" / "default" / "bench" / "1", args.device, args.precision)
+    print("| concurrency x images per call | fineserve img/s | p50 ms | p99 ms | images per forward pass | "
+          "ceiling img/s (batch) | ratio | forward only img/s | decode_jpeg (model's device) + forward img/s | "
+          "CPU ms per image: callers, front doors, replicas (how many) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    model_dir = doors[0].data_dir / "models" / "default" / "bench" / "1"
+    raw_run = _raw(model_dir, args.device, args.precision)
+    forward_only, device_decode = _other_ceilings(model_dir, args.device, args.precision, images)
     metrics_url = doors[0].metrics_url  # every door exports the cluster-wide serving series
     fronts = [psutil.Process(door.proc.pid) for door in doors if door.proc is not None]
     counted = 0.0  # images the replicas have reported for "bench"
-    for c in args.concurrency:
+    levels = [(c, 1) for c in args.concurrency] + [(c, args.images_per_call) for c in args.many_concurrency]
+    for c, per_call in levels:
         # An untimed burst at this concurrency first: replicas it spills to load the model, and new batch shapes
         # warm up, before the timed calls (first predictions are timed apart, below).
-        asyncio.run(_through_grpc(targets, "bench", images, c, 2 * c, warm_up=False))
-        counted += 2 * c
+        asyncio.run(_through_grpc(targets, "bench", images, c, 2 * c, warm_up=False, per_call=per_call))
+        counted += 2 * c * per_call
         before = _reported(metrics_url, counted)
         replicas = _replica_processes()
-        calls = max(args.requests, c)
+        calls = max(args.requests // per_call, c)
         cpu_before = [time.process_time(), sum(_cpu_seconds(fronts)), sum(_cpu_seconds(replicas))]
-        rate, lat = asyncio.run(_through_grpc(targets, "bench", images, c, calls, warm_up=False))
+        rate, lat = asyncio.run(_through_grpc(targets, "bench", images, c, calls, warm_up=False, per_call=per_call))
         cpu_after = [time.process_time(), sum(_cpu_seconds(fronts)), sum(_cpu_seconds(replicas))]
-        counted += calls
+        counted += calls * per_call
         after = _reported(metrics_url, counted)
         per_pass = (after[1] - before[1]) / max(after[0] - before[0], 1)
-        batch = min(c, args.max_batch)
+        batch = min(c * per_call, args.max_batch)
         ceiling = _ceiling(raw_run, images, batch, args.rounds)
-        cpu = ", ".join(f"{(b - a) / calls * 1e3:.2f}" for a, b in zip(cpu_before, cpu_after, strict=True))
-        print(f"| {c} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | {per_pass:.1f} | "
-              f"{ceiling:.1f} ({batch}) | {rate / ceiling:.2f} | {cpu} ({len(replicas)}) |", flush=True)
+        forward = _ceiling(forward_only, images, batch, args.rounds)
+        decoded = _ceiling(device_decode, images, batch, args.rounds)
+        cpu = ", ".join(f"{(b - a) / (calls * per_call) * 1e3:.2f}"
+                        for a, b in zip(cpu_before, cpu_after, strict=True))
+        print(f"| {c} x {per_call} | {rate:.1f} | {_pct(lat, 0.5) * 1e3:.1f} | {_pct(lat, 0.99) * 1e3:.1f} | "
+              f"{per_pass:.1f} | {ceiling:.1f} ({batch}) | {rate / ceiling:.2f} | {forward:.1f} | {decoded:.1f} | "
+              f"{cpu} ({len(replicas)}) |", flush=True)
     served, raw = asyncio.run(_one_image_blocks(targets[0], "bench", raw_run, images, args.blocks, 32))
     print(f"\none image at a time, {len(served)} calls each in alternating blocks of 32: fineserve p50 "
           f"{_pct(served, 0.5) * 1e3:.1f} ms, raw p50 {_pct(raw, 0.5) * 1e3:.1f} ms: "
