@@ -20,7 +20,6 @@ from worker.engine.vision.transforms import IMAGENET_MEAN, IMAGENET_STD, valid_t
 from worker.engine.vision.unet import ResNetUNet
 
 CPU = torch.device("cpu")
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _photo(width: int = 40, height: int = 24, seed: int = 0) -> Image.Image:
@@ -85,13 +84,12 @@ def test_the_batched_resize_matches_the_pil_pipeline() -> None:
     assert (batch - expected).abs().mean() < 0.02
 
 
-def _photos() -> list[bytes]:
-    return [p.read_bytes() for p in sorted((DATA / "hymenoptera" / "val").rglob("*.jpg"))]
+def _photos(shared_data: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((shared_data / "hymenoptera" / "val").rglob("*.jpg"))]
 
 
 
-@pytest.mark.skipif(not (DATA / "hymenoptera").is_dir(), reason="needs ../shared/data/hymenoptera")
-def test_served_answers_of_the_device_path_agree_with_pil_on_real_photos() -> None:
+def test_served_answers_of_the_device_path_agree_with_pil_on_real_photos(shared_data: Path) -> None:
     """Classify's functions (preprocess, predict_tensor) with JPEGs decoded by decode_jpeg and resized as a
     batch (as on a CUDA replica, here on CPU tensors) against PIL's path: the same top-1 on >= 99 % of the
     153 validation photos (sizes up to 2592 px), probabilities within 0.02. Deterministic random weights, the
@@ -102,7 +100,7 @@ def test_served_answers_of_the_device_path_agree_with_pil_on_real_photos() -> No
     card = {"classes": [f"c{i}" for i in range(10)], "image_size": 128, "arch": "resnet18",
             "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
     model = ImageClassifier(net, card, CPU)
-    datas = _photos()
+    datas = _photos(shared_data)
     batch = model.preprocess(datas)
     logits = forward_logits(net, batch, CPU)
     fc = net.head[-1]
