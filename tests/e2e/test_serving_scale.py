@@ -121,9 +121,11 @@ def batched(server: ServerProcess, mnist: Path) -> str:
         hyperparameters=training_pb2.Hyperparameters(epochs=1, image_size=BATCHED_SIZE, batch_size=16)), timeout=30)
 
     def running_seen() -> bool:
+        m = _metrics(server)
         state = api.training.GetJob(training_pb2.GetJobRequest(id=job.id), timeout=10).state
         assert state not in TERMINAL, "the job ended before fineserve_jobs{state=RUNNING} showed it"
-        return _metric(_metrics(server), "fineserve_jobs", state="RUNNING") == 1
+        return (state == training_pb2.RUNNING and _metric(m, "fineserve_jobs", state="RUNNING") == 1
+                and _metric(m, "fineserve_jobs", state="QUEUED") == 0)
 
     _until(running_seen, "fineserve_jobs{state=RUNNING} == 1", timeout=300)
     done = wait_for(api, job.id, TERMINAL, timeout=600)
