@@ -96,6 +96,12 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.op
     return loss.detach()
 
 
+READ_EVERY = {"cuda": 32, "cpu": 1}
+"""Batches between two reads of the losses on each device type: a read waits for the device, so on a GPU the
+losses of 32 steps are read at once (one wait instead of 32) while later steps are already queued; a CPU step
+has finished when it returns, so its loss costs nothing to read at once."""
+
+
 def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, sched: LRScheduler,
                 scaler: torch.amp.GradScaler, settings: LoopSettings, *, phase: str = "train", epoch: int = 1,
                 epochs: int = 1, on_event: OnEvent = ignore_event,
@@ -103,41 +109,44 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
     """Train one pass over batches, stepping sched after every batch; returns the mean training loss (over all
     ranks under data-parallel training).
 
-    Emits an events.Batch per batch with the head group's LR and beta1 and every group's LR as applied in that
-    batch. Each event goes out once the
-    next batch has been queued: reading a loss waits for the device, and by then it has work to do.
+    Emits an events.Batch per batch with its loss, the head group's LR and beta1 and every group's LR as applied
+    in that batch. The losses stay on the device and are read READ_EVERY batches at a time (and at the epoch's
+    end), each read after the next batch has been queued, so the host never waits for the device step by step.
     Raises Cancelled (after reporting the batches done) when should_stop() says so, and EngineError on a
     non-finite loss.
     """
     model.train()
     n = len(batches)
+    read_every = READ_EVERY.get(settings.device.type, READ_EVERY["cuda"])
     total = 0.0
-    pending: tuple[dict[str, Any], torch.Tensor] | None = None
+    pending: list[tuple[dict[str, Any], torch.Tensor]] = []
 
-    def report(fields: dict[str, Any], loss: torch.Tensor) -> None:
+    def report(done: list[tuple[dict[str, Any], torch.Tensor]]) -> None:
         nonlocal total
-        value = loss.item()
-        if not math.isfinite(value):
-            raise EngineError(f"training diverged (loss {value}) in epoch {epoch} batch {fields['batch']}: "
-                              "lower the learning rate")
-        total += value
-        on_event(events.Batch(phase=phase, epoch=epoch, epochs=epochs, batches=n, loss=value, **fields))
+        if not done:
+            return
+        values = torch.stack([loss for _, loss in done]).tolist()  # the one wait for the device
+        for (fields, _), value in zip(done, values, strict=True):
+            if not math.isfinite(value):
+                raise EngineError(f"training diverged (loss {value}) in epoch {epoch} batch {fields['batch']}: "
+                                  "lower the learning rate")
+            total += value
+            on_event(events.Batch(phase=phase, epoch=epoch, epochs=epochs, batches=n, loss=value, **fields))
 
     for b, (x, y) in enumerate(batches, 1):
         if should_stop():
-            if pending:
-                report(*pending)
+            report(pending)
             raise Cancelled(f"cancelled during epoch {epoch} before batch {b}")
         loss = train_step(model, x, y, opt, scaler, settings)
         head = opt.param_groups[-1]
         fields = {"batch": b, "lr": head["lr"], "momentum": head["betas"][0],
                   "group_lrs": tuple(g["lr"] for g in opt.param_groups)}
         sched.step()
-        if pending:
-            report(*pending)
-        pending = (fields, loss)
-    if pending:
-        report(*pending)
+        if len(pending) >= read_every:
+            report(pending)
+            pending = []
+        pending.append((fields, loss))
+    report(pending)
     return mean_across(total / n, settings.device)
 
 
