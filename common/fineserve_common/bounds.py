@@ -52,6 +52,10 @@ BOUNDS: dict[str, Bound] = {
     "image_size": _i(16, 2048), "pixels_per_batch": _i(1, 2**25),
     "label_smoothing": Bound(0.0, 1.0, open_high=True), "mixup_alpha": Bound(0.0, 100.0),
     "threshold": Bound(0.0, 1.0, open_low=True, open_high=True), "fbeta_beta": Bound(0.0, 100.0, open_low=True),
+    # batch augmentation (vision/augment.py): a warp under 0.5 keeps the image upright, lighting under 1 finite
+    "min_scale": Bound(0.0, 1.0, open_low=True), "max_rotate": Bound(0.0, 180.0), "max_zoom": Bound(1.0, 4.0),
+    "max_warp": Bound(0.0, 0.45), "max_lighting": Bound(0.0, 0.9), "p_affine": Bound(0.0, 1.0),
+    "p_lighting": Bound(0.0, 1.0),
     # text (AWD-LSTM, ULMFiT)
     "emb_size": _i(2, 4096), "hidden_size": _i(2, 8192), "n_layers": _i(1, 8), "max_vocab": _i(16, 1_000_000),
     "min_freq": _i(1, 1_000_000), "bptt": _i(8, 10_000), "max_len": _i(8, 100_000), "drop_mult": Bound(0.0, 2.0),

@@ -116,7 +116,7 @@ def test_scan_pairs_images_with_masks_and_finds_void(scenes: Path, tmp_path: Pat
 
 def test_masks_are_read_as_class_indices_with_void_ignored(scenes: Path, tmp_path: Path) -> None:
     data = scan_image_masks(scenes, 0.2, 0, None)
-    ds = MaskedImageDataset(data.train, data, 40, (0.5,) * 3, (0.25,) * 3, flip=True)
+    ds = MaskedImageDataset(data.train, data, 40, (0.5,) * 3, (0.25,) * 3, train=False)
     torch.manual_seed(0)
     for i in range(len(ds)):
         x, y = ds[i]
@@ -128,7 +128,7 @@ def test_masks_are_read_as_class_indices_with_void_ignored(scenes: Path, tmp_pat
     bad = _write(tmp_path / "bad", 3)
     Image.fromarray(np.full((30, 40), 7, dtype=np.uint8)).save(bad / "labels" / "s01_P.png")
     data = scan_image_masks(bad, 0.34, 0, None)
-    ds = MaskedImageDataset(data.train + data.valid, data, 40, (0.5,) * 3, (0.25,) * 3, flip=False)
+    ds = MaskedImageDataset(data.train + data.valid, data, 40, (0.5,) * 3, (0.25,) * 3, train=False)
     with pytest.raises(DatasetError, match=r"s01_P\.png has pixel value 7 but codes\.txt names only 4"):
         [ds[i] for i in range(len(ds))]
 

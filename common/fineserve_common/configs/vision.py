@@ -89,6 +89,22 @@ class FineTuneConfig(OneCycle):
     """Seed of initialisation, the split, shuffling (seed and epoch give each epoch's order) and augmentation."""
     flip: bool = True
     """Random horizontal flips while training (turn off for images whose handedness matters)."""
+    min_scale: float = 0.75
+    """Classification: the random-resized crop's smallest share of the image's area (1 = no crop). The
+    augmentations here (config-level: the API has no fields for them yet) run per batch on the training device,
+    with fast.ai's aug_transforms defaults."""
+    max_rotate: float = 10.0
+    """Largest random rotation, in degrees either way."""
+    max_zoom: float = 1.1
+    """Largest random zoom in (1 = none)."""
+    max_warp: float = 0.2
+    """Largest random perspective warp (0 = none)."""
+    max_lighting: float = 0.2
+    """Largest random change of brightness and contrast (0 = none)."""
+    p_affine: float = 0.75
+    """Chance of each of rotate, zoom and warp, per image."""
+    p_lighting: float = 0.75
+    """Chance of each of brightness and contrast, per image."""
     device: str = "auto"
     """auto (cuda when available, else cpu), cpu, cuda or cuda:N."""
     num_workers: int = 0
@@ -126,6 +142,8 @@ class FineTuneConfig(OneCycle):
         check_fields(self, ("label_smoothing", "mixup_alpha", "grad_clip"))
         check_run(self)
         check_bool("flip", self.flip)
+        check_fields(self, ("min_scale", "max_rotate", "max_zoom", "max_warp", "max_lighting", "p_affine",
+                            "p_lighting"))
         check_fields(self, ("num_workers", "threshold", "fbeta_beta"))
         if self.void_code is not None:
             check_str("void_code", self.void_code)

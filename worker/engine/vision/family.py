@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from fineserve_common.configs import FineTuneConfig, Stage
 from fineserve_common.events import Log
-from fineserve_common.tasks import MULTI_LABEL, RESNET_GROUPS
+from fineserve_common.tasks import MULTI_LABEL, RESNET_GROUPS, SEGMENTATION
 from fineserve_common.tasks import task as task_entry
 
 from ..distributed import for_training
@@ -23,10 +23,35 @@ from ..job import TaskJob, early_stopping_of
 from ..precision import prefers_channels_last, resolve_device, resolve_precision
 from ..schedule import stage_optimizer
 from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop
+from .augment import Augment, AugmentedBatches
 from .base_weights import LoadedBase, load_base_weights, torchvision_weights
-from .loaders import reseed_for_epoch, train_loader, valid_loader
+from .device_data import DeviceImages, fits
+from .loaders import epoch_seed, reseed_for_epoch, train_loader, valid_loader
+from .masks import input_hw
 from .resnet import LayerGroupModel
 from .tasks import Task, task_for
+from .transforms import presize
+
+
+class TrainBatches:
+    """A stage's training source (a DataLoader, or the images kept on the device) and the size its batches are
+    augmented to; for_epoch gives the epoch's augmented batches, a function of (seed, epoch) alone."""
+
+    def __init__(self, source: DataLoader | DeviceImages, hw: tuple[int, int], job: VisionJob) -> None:
+        self.source, self.hw, self.job = source, hw, job
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def for_epoch(self, epoch: int) -> AugmentedBatches:
+        job, seed = self.job, self.job.cfg.seed
+        if isinstance(self.source, DataLoader):
+            reseed_for_epoch(self.source, seed, epoch)
+        else:
+            self.source.set_epoch(epoch)
+        base = job._loaded_base()
+        return AugmentedBatches(self.source, job.augment, self.hw, base.mean, base.std, job.device,
+                                epoch_seed(seed, epoch))
 
 
 class VisionJob(TaskJob):
@@ -44,6 +69,7 @@ class VisionJob(TaskJob):
         self.settings = LoopSettings(self.device, self.precision, cfg.label_smoothing, cfg.mixup_alpha,
                                      cfg.grad_clip, channels_last=prefers_channels_last(self.device),
                                      multi_label=cfg.task == MULTI_LABEL)
+        self.augment = Augment.of(cfg, crop=cfg.task != SEGMENTATION)
         self.base: LoadedBase | None = None
         data = self.data
         skipped = f", {len(data.skipped)} files skipped (unreadable or over the image limits)" if data.skipped else ""
@@ -83,14 +109,36 @@ class VisionJob(TaskJob):
     def stage_note(self, stage: Stage) -> str:
         return f", image size {stage.image_size}"
 
-    def loaders(self, stage: Stage) -> tuple[DataLoader, DataLoader]:
-        base = self._loaded_base()
-        return (train_loader(self.cfg, self.data, base, self.device, stage.image_size),
-                valid_loader(self.cfg, self.data, base, self.device, stage.image_size))
+    def _train_hw(self, image_size: int) -> tuple[int, int]:
+        if self.cfg.task == SEGMENTATION:
+            return input_hw(self.data.image_hw, image_size)  # type: ignore[attr-defined]
+        return image_size, image_size
+
+    def _on_device(self, image_size: int) -> bool:
+        """Whether the stage's images are decoded once onto the device and kept there: a CUDA job whose image
+        squares (training and validation) fit in a share of the card's free memory; masks stay on the CPU."""
+        n = len(self.data.train) + len(self.data.valid)
+        return self.cfg.task != SEGMENTATION and fits(n, presize(image_size), self.device)
+
+    def _train_source(self, image_size: int) -> DataLoader | DeviceImages:
+        if self._on_device(image_size):
+            return DeviceImages(self.data.train, presize(image_size), self.cfg.batch_size, self.device, train=True,
+                                seed=self.cfg.seed)
+        return train_loader(self.cfg, self.data, self._loaded_base(), self.device, image_size)
+
+    def loaders(self, stage: Stage) -> tuple[TrainBatches, Any]:
+        base, size = self._loaded_base(), stage.image_size
+        train = TrainBatches(self._train_source(size), self._train_hw(size), self)
+        if self._on_device(size):
+            valid: Any = DeviceImages(self.data.valid, size, self.cfg.batch_size, self.device, train=False,
+                                      mean=base.mean, std=base.std)
+        else:
+            valid = valid_loader(self.cfg, self.data, base, self.device, size)
+        return train, valid
 
     def epoch_batches(self, train: Batches, epoch: int, model: nn.Module) -> Batches:
-        assert isinstance(train, DataLoader)
-        return reseed_for_epoch(train, self.cfg.seed, epoch)
+        assert isinstance(train, TrainBatches)
+        return train.for_epoch(epoch)
 
     def epoch_metrics(self, model: nn.Module, valid: Any, should_stop: ShouldStop) -> dict[str, float]:
         return self.recipe.epoch_metrics(self.cfg, self.data, model, valid, self.settings, should_stop)
@@ -101,8 +149,8 @@ class VisionJob(TaskJob):
     def range_test_batches(self, model: nn.Module, stage: Stage) -> Batches:
         assert isinstance(model, LayerGroupModel)
         model.freeze_to(stage.freeze_to)
-        return reseed_for_epoch(train_loader(self.cfg, self.data, self._loaded_base(), self.device,
-                                             stage.image_size), self.cfg.seed, 0)
+        size = stage.image_size
+        return TrainBatches(self._train_source(size), self._train_hw(size), self).for_epoch(0)
 
     def card_fields(self, model: nn.Module, metrics: dict[str, float]) -> dict[str, Any]:
         """Everything needed to rebuild, serve and explain the model beyond the common fields."""

@@ -46,10 +46,15 @@ def valid_loader(cfg: FineTuneConfig, data: TaskData, base: LoadedBase, device: 
     return DataLoader(dataset, batch_size=per_rank_batch(cfg.batch_size), **_common(cfg, device))
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of an epoch's order and augmentations."""
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
 def reseed_for_epoch(loader: DataLoader, seed: int, epoch: int) -> DataLoader:
     """Make the epoch's order (and worker seeds) a function of (seed, epoch) alone, so a job resumed at any
     epoch sees the batches an uninterrupted run would have."""
-    loader.generator.manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    loader.generator.manual_seed(epoch_seed(seed, epoch))
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(epoch)
     return loader

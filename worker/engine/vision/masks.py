@@ -172,8 +172,9 @@ def read_mask(path: Path, n_classes: int, void: int | None) -> torch.Tensor:
 
 
 class MaskedImageDataset(Dataset):
-    """(normalised image, mask) pairs at one input size: bilinear resize for the image, nearest for the mask,
-    and (training only) the same random horizontal flip for both."""
+    """(image, mask) pairs at one input size: bilinear resize for the image, nearest for the mask. Training
+    images are float [0, 1] (augment.py transforms image and mask alike per batch, then normalises);
+    validation images are normalised here."""
 
     def __init__(
         self,
@@ -182,14 +183,14 @@ class MaskedImageDataset(Dataset):
         image_size: int,
         mean: Sequence[float],
         std: Sequence[float],
-        flip: bool,
+        train: bool,
     ) -> None:
         self.pairs = pairs
         self.n_classes = len(data.classes)
         self.void = data.void_index
         self.hw = list(input_hw(data.image_hw, image_size))
         self.mean, self.std = list(mean), list(std)
-        self.flip = flip
+        self.train = train
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -204,6 +205,4 @@ class MaskedImageDataset(Dataset):
         y = TF.resize(
             read_mask(mask_path_, self.n_classes, self.void)[None], self.hw, interpolation=TF.InterpolationMode.NEAREST
         )[0]
-        if self.flip and torch.rand(()) < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        return TF.normalize(x, self.mean, self.std), y
+        return (x if self.train else TF.normalize(x, self.mean, self.std)), y

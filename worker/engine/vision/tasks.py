@@ -89,7 +89,8 @@ class Task:
     new_model: Callable[[str, TaskData], LayerGroupModel]
     """(arch, data) -> the model with a randomly initialised body, before base weights are loaded."""
     dataset: Callable[[TaskData, list[Any], int, Any, FineTuneConfig, bool], Dataset]
-    """(data, items, image_size, base, cfg, train) -> the items as model inputs; train adds augmentation."""
+    """(data, items, image_size, base, cfg, train) -> the items as model inputs; training items come unnormalised,
+    for the batch augmentation (augment.AugmentedBatches)."""
     epoch_metrics: EpochMetricsFn
     """The validation metrics reported after every epoch (valid_loss and accuracy at least)."""
     card_fields: Callable[[TaskData, int], dict[str, Any]]
@@ -99,14 +100,12 @@ class Task:
 
 
 def _image_dataset(data: TaskData, items: list[Any], size: int, base: Any, cfg: FineTuneConfig, train: bool) -> Dataset:
-    transform = (
-        train_transform(size, base.mean, base.std, cfg.flip) if train else valid_transform(size, base.mean, base.std)
-    )
+    transform = train_transform(size) if train else valid_transform(size, base.mean, base.std)
     return ImageFileDataset(items, transform)
 
 
 def _mask_dataset(data: Any, items: list[Any], size: int, base: Any, cfg: FineTuneConfig, train: bool) -> Dataset:
-    return MaskedImageDataset(items, data, size, base.mean, base.std, flip=cfg.flip and train)
+    return MaskedImageDataset(items, data, size, base.mean, base.std, train)
 
 
 def _segmentation_card(data: Any, size: int) -> dict[str, Any]:

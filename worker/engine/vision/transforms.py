@@ -1,4 +1,5 @@
-"""Pixel pipelines: random crops for training, one deterministic centre crop for validation and inference."""
+"""Pixel pipelines on the CPU: uint8 squares for training (augmented per batch), one deterministic centre crop
+for validation and inference."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
-                    flip: bool) -> transforms.Compose:
-    """Resize first so RandomResizedCrop's 75-100% area keeps most of the object at any source size."""
-    steps = [transforms.Resize(image_size), transforms.RandomResizedCrop(image_size, scale=(0.75, 1.0))]
-    if flip:
-        steps.append(transforms.RandomHorizontalFlip())
-    steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    return transforms.Compose(steps)
+PRESIZE = 1.25
+"""Training images are kept as squares this much larger than the stage's size; the batch's random-resized crop,
+rotation and zoom (augment.py) then sample the final size from them."""
+
+
+def presize(image_size: int) -> int:
+    return round(image_size * PRESIZE)
+
+
+def train_transform(image_size: int) -> transforms.Compose:
+    """uint8 squares at presize(image_size): the short side scaled, then the centre crop. The random
+    transforms run per batch on the training device (augment.py)."""
+    side = presize(image_size)
+    return transforms.Compose([transforms.Resize(side), transforms.CenterCrop(side), transforms.PILToTensor()])
 
 
 def valid_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> transforms.Compose:
