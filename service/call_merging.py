@@ -43,7 +43,8 @@ class _Model(Generic[Answer]):
 class MergedCalls(Generic[Answer]):
     """send(model id, [(images, option) per call]) -> one answer per call, in order (a Refused among them is
     that call's own); max_images and max_bytes bound one merged request (a larger call goes alone);
-    max_waiting images may wait per model before a new call is refused with RESOURCE_EXHAUSTED."""
+    max_waiting images may wait per model before a new call is refused with RESOURCE_EXHAUSTED (a call finding
+    nobody waiting is taken whatever its size: the door's per-request image limit bounds it)."""
 
     def __init__(self, send: Callable[[str, list[tuple[list[bytes], Any]]], Awaitable[list[Answer]]],
                  max_images: int, max_bytes: int, max_waiting: int, in_flight: int = IN_FLIGHT) -> None:
@@ -57,7 +58,8 @@ class MergedCalls(Generic[Answer]):
     async def call(self, model_id: str, images: list[bytes], option: Any) -> Answer:
         """This caller's answer, sent alone or with the callers waiting beside it."""
         model = self._models.setdefault(model_id, _Model())
-        if sum(len(w.images) for w in model.waiting) + len(images) > self._max_waiting:
+        waiting = sum(len(w.images) for w in model.waiting)
+        if waiting and waiting + len(images) > self._max_waiting:  # a call with nobody waiting is always taken
             raise ResourceExhausted(f"over {self._max_waiting} images are waiting for this model's replicas; "
                                     "retry with backoff")
         mine = _Waiting(images, option, asyncio.get_running_loop().create_future())

@@ -9,12 +9,23 @@ was busy, which is what dynamic batching is for, without a longer wait for a lon
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-# (model, images (decoded: a tensor, or (tensor, size) pairs), option, index of images[0] in the request)
-Call = tuple[Any, Any, Any, int]
 Answer = TypeVar("Answer")  # one call's answer (fineserve_common.answers)
+
+
+class Call(NamedTuple):
+    """One caller's part of a pass: its model, its images (decoded: a tensor, or (tensor, size) pairs), its option,
+    the index of images[0] in its request, and a flag its request sets when its caller is gone (cancelled, or
+    past its deadline): a call still waiting when its pass starts is then left out of it."""
+
+    model: Any
+    images: Any
+    option: Any
+    offset: int
+    gone: threading.Event | None = None
 
 
 class MergedPasses(Generic[Answer]):
@@ -31,7 +42,7 @@ class MergedPasses(Generic[Answer]):
             while not mine.done():
                 group = self._take()
                 merged = [c for batch, _ in group for c in batch]
-                task = asyncio.ensure_future(asyncio.to_thread(work, merged))
+                task = asyncio.ensure_future(asyncio.to_thread(_live_only, work, merged))
                 # Resolved from the task itself: a cancelled caller must not strand the others in its group.
                 task.add_done_callback(lambda t, group=group: _resolve(group, t))
                 try:
@@ -47,12 +58,22 @@ class MergedPasses(Generic[Answer]):
         """The oldest waiting batches, as many as fit in max_images (always at least one)."""
         group, images = [], 0
         while self._waiting:
-            size = sum(len(c[1]) for c in self._waiting[0][0])
+            size = sum(len(c.images) for c in self._waiting[0][0])
             if group and images + size > self.max_images:
                 break
             group.append(self._waiting.pop(0))
             images += size
         return group
+
+
+def _live_only(work: Callable[[list[Call]], list[Answer]], calls: list[Call]) -> list[Answer | list[Any]]:
+    """work() on the calls whose caller still waits; a gone caller's answer is an empty list nobody reads (Ray
+    Serve's @serve.batch never cancels a batch it has formed, so its handler brings gone callers here)."""
+    live = [i for i, c in enumerate(calls) if c.gone is None or not c.gone.is_set()]
+    answers: list[Answer | list[Any]] = [[] for _ in calls]
+    for i, answer in zip(live, work([calls[i] for i in live]) if live else [], strict=True):
+        answers[i] = answer
+    return answers
 
 
 def _resolve(group: list[tuple[list[Call], asyncio.Future[list[Answer]]]], task: asyncio.Future[list[Answer]]) -> None:

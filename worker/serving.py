@@ -50,7 +50,7 @@ R = TypeVar("R")
 
 
 def _images_in(calls: list[Call]) -> int:
-    return sum(len(c[1]) for c in calls)
+    return sum(len(c.images) for c in calls)
 
 
 def _preprocess_each(model: Any, calls: list[list[bytes]]) -> list[Any]:
@@ -229,9 +229,13 @@ class ModelServer:
                           images: Any, option: Any) -> list[R] | Refused:
         """A request's images (bytes, or their tensor) through the batcher in parts of at most max_batch_size,
         answers re-joined in order; the first bad image (by index in the request) fails the request."""
-        n = self._max_batch
-        parts = await asyncio.gather(*(batcher((model, images[i:i + n], option, i))
-                                       for i in range(0, max(len(images), 1), n)))
+        n, gone = self._max_batch, threading.Event()
+        try:
+            parts = await asyncio.gather(*(batcher(Call(model, images[i:i + n], option, i, gone))
+                                           for i in range(0, max(len(images), 1), n)))
+        except asyncio.CancelledError:  # the front door cancelled the request: its parts leave the passes
+            gone.set()
+            raise
         results: list[R] = []
         for part in parts:
             if isinstance(part, Refused):

@@ -179,10 +179,6 @@ def test_concurrent_classify_calls_share_forward_passes(server: ServerProcess, b
     api.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the replica computes a cancelled call that waits behind a running pass. Ray Serve's @serve.batch closes "
-    "a batch at once (wait 0) and never cancels its handler when the caller is cancelled; the handler's batch then "
-    "waits in worker/pass_merging.py's MergedPasses and joins the next pass."))
 def test_a_callers_deadline_cancels_its_work_on_the_replica(server: ServerProcess, batched: str,
                                                              mnist: Path) -> None:
     """A call whose deadline passes while it waits behind other calls' passes on the replica never runs its

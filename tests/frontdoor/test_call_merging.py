@@ -111,3 +111,23 @@ def test_a_failed_request_fails_its_own_callers_only() -> None:
 
     bad, ok, ok2 = asyncio.run(scenario())
     assert isinstance(bad, ResourceExhausted) and ok == "m:ok:x" and ok2 == "m:ok2:x"
+
+
+def test_a_call_larger_than_the_waiting_cap_is_taken_when_nobody_waits() -> None:
+    """The cap bounds what queues at the door, not one request (the door's image limit does that): a 20-image
+    call with nothing waiting is sent, while behind a request it is refused."""
+    async def scenario() -> tuple[Any, Any]:
+        replicas = Replicas()
+        merged = _merger(replicas, max_waiting=16)
+        big = [str(i).encode() for i in range(20)]
+        alone = asyncio.ensure_future(merged.call("m", big, 1))
+        await _settle()
+        small = asyncio.ensure_future(merged.call("m", [b"s"], 2))  # waits behind the first (in_flight 1)
+        await _settle()
+        with pytest.raises(ResourceExhausted):
+            await merged.call("m", big, 3)
+        replicas.release.set()
+        return await alone, await small
+
+    alone, small = asyncio.run(scenario())
+    assert alone.startswith("m:1:0,1,2") and small == "m:2:s"

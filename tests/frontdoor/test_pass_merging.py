@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from worker.pass_merging import MergedPasses
+from worker.pass_merging import Call, MergedPasses
 
 
-def _calls(tag: str, *sizes: int) -> list[tuple[str, list[bytes], None, int]]:
-    return [(f"{tag}{i}", [b"x"] * n, None, 0) for i, n in enumerate(sizes)]
+def _calls(tag: str, *sizes: int, gone: threading.Event | None = None) -> list[Call]:
+    return [Call(f"{tag}{i}", [b"x"] * n, None, 0, gone) for i, n in enumerate(sizes)]
 
 
 class Work:
@@ -71,3 +71,22 @@ def test_one_batch_larger_than_the_cap_still_runs() -> None:
     work = Work()
     work.release.set()
     assert asyncio.run(MergedPasses(max_images=1).run(_calls("a", 3), work)) == [{"results": "a0"}]
+
+
+def test_a_call_whose_caller_is_gone_is_left_out_of_the_next_pass() -> None:
+    """Ray Serve never cancels a batch it has formed: a caller cancelled (its deadline passed) while its batch
+    waits behind a running pass must not cost the device its images."""
+    async def scenario() -> tuple[list, Work]:
+        passes, work, gone = MergedPasses(max_images=8), Work(), threading.Event()
+        first = asyncio.ensure_future(passes.run(_calls("a", 1), work))
+        await _settle()
+        late = asyncio.ensure_future(passes.run(_calls("late", 1, gone=gone), work))
+        kept = asyncio.ensure_future(passes.run(_calls("k", 1, gone=threading.Event()), work))
+        await _settle()
+        gone.set()  # what the replica's request does when the front door cancels it
+        work.release.set()
+        return await asyncio.gather(first, late, kept), work
+
+    (_, late, kept), work = asyncio.run(scenario())
+    assert work.passes == [["a0"], ["k0"]]
+    assert kept == [{"results": "k0"}] and late == [[]]
