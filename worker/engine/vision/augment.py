@@ -53,7 +53,8 @@ def _chance(n: int, p: float, g: torch.Generator) -> torch.Tensor:
 
 def homographies(n: int, aspect: float, aug: Augment, g: torch.Generator) -> torch.Tensor:
     """(n, 3, 3) maps from an output pixel's normalised coordinates (x, y in [-1, 1]) to where it is sampled
-    from in the input: crop . flip . rotate . zoom . warp. aspect = width / height, so rotations are rigid."""
+    from in the input: crop . flip . rotate . zoom . warp. aspect = the output's width / height, so rotations are
+    rigid in the output."""
     eye = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
     crop = eye.clone()
     if aug.min_scale < 1:
@@ -113,7 +114,7 @@ def augment(x: torch.Tensor, aug: Augment, g: torch.Generator, hw: Sequence[int]
     image and the mask alike."""
     n, _, height, width = x.shape
     out_hw = tuple(hw) if hw else (height, width)
-    grid = sampling_grid(homographies(n, width / height, aug, g), out_hw, x.device)
+    grid = sampling_grid(homographies(n, out_hw[1] / out_hw[0], aug, g), out_hw, x.device)
     x = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
     if mask is not None:
         mask = F.grid_sample(mask[:, None].float(), grid, mode="nearest", padding_mode="reflection",
