@@ -1,21 +1,26 @@
-"""Grad-CAM points at the evidence: after a short training, the heatmap's peak falls inside the object's box
-on held-out images far more often than a random map's does."""
+"""Grad-CAM points at the evidence for the class it explains. After a short training on images of one coloured
+disk each, on held-out images holding two disks of different classes, the map for each class must peak inside
+that class's disk far more often than half the time: a map that ignores the class explained (the mean of
+layer4's activations, no gradients: the strongest cheap saliency map, which finds a lone disk 0.89 of the time)
+can point at only one of the two. Judged over SEEDS trainings."""
 
 from __future__ import annotations
 
-import time
+import statistics
 from pathlib import Path
 
+import pytest
 import torch
 
 from worker.engine import BaseWeights, FineTuneConfig, ImageClassifier, explain, fine_tune
+from worker.engine.images import decode_all
 from worker.engine.vision.heatmaps import heat_peak
 
-from .localisation_images import SIZE, write_split
+from .localisation_images import SIZE, Box, write_pairs, write_split
+
+pytestmark = pytest.mark.quality
 
 # Random init (no ImageNet weights reach this machine): 144 training images, 8 epochs at 128 px (4x4 maps).
-# 6 epochs once gave 0.933 (seed 0), but 0.853 on the 2-core machine of 2026-12-04 with the same code; 8 epochs
-# there: 0.947, 0.920 and 0.947 for seeds 0, 1 and 2, against 0.16 for random maps.
 LOCALISE = {
     "base": BaseWeights("none"),
     "image_size": SIZE,
@@ -25,37 +30,61 @@ LOCALISE = {
     "lr_mult": 10.0,
     "precision": "fp32",  # as measured (this machine has no bf16); bf16 would give other numbers
 }
+SEEDS = (0, 1, 2)
+# Measured (2-core CPU, fp32): share of (image, class) maps peaking in that class's disk, seeds 0, 1, 2: Grad-CAM
+# 0.833 0.893 0.747 (mean 0.824), layer4's mean activations 0.460 0.447 0.467; on one-disk images Grad-CAM 0.947
+# 0.920 0.947, activations 0.853 0.827 0.827. About 3.5 minutes on a quiet 2-core machine.
+BAR = 0.70
+"""Mean share of (image, class) maps peaking in that class's disk; a class-blind map scores at most 0.5."""
 
 
-def inside(point: tuple[int, int], box: tuple[int, int, int, int]) -> bool:
+def inside(point: tuple[int, int], box: Box) -> bool:
     x, y = point
     left, top, right, bottom = box
     return left <= x < right and top <= y < bottom
 
 
-def test_heatmap_peak_falls_on_the_object(tmp_path: Path) -> None:
+def activation_maps(model: ImageClassifier, images: list[bytes]) -> torch.Tensor:
+    """The channel mean of layer4's activations per image: where the body responds, whatever the class."""
+    batch = torch.stack([x for _, x in decode_all(images, lambda image: (image, model.transform(image)))])
+    with torch.inference_mode():
+        return model.model.body(batch.to(model.device)).mean(dim=1).cpu()
+
+
+def test_heatmap_peaks_on_the_explained_class(tmp_path: Path) -> None:
     write_split(tmp_path / "data" / "train", 48, 0)
     write_split(tmp_path / "data" / "valid", 4, 500_000)
-    held_out = write_split(tmp_path / "held_out", 25, 900_000)
-    start = time.perf_counter()
-    fine_tune(FineTuneConfig(**LOCALISE), tmp_path / "data", tmp_path / "model")
-    model = ImageClassifier.load(tmp_path / "model", device="cpu")
-    explained = explain(model, [path.read_bytes() for path, _, _ in held_out])
-    seconds = time.perf_counter() - start
-
-    hits = sum(inside(heat_peak(e.grid, SIZE, SIZE), box) for e, (_, _, box) in zip(explained, held_out, strict=True))
-    correct = sum(e.target == label for e, (_, label, _) in zip(explained, held_out, strict=True))
-    generator = torch.Generator().manual_seed(0)
-    random_hits = sum(
-        inside(heat_peak(torch.rand(e.grid.shape, generator=generator), SIZE, SIZE), box)
-        for _ in range(20)
-        for e, (_, _, box) in zip(explained, held_out, strict=True)
-    )
-    n = len(held_out)
-    model_rate, random_rate = hits / n, random_hits / (20 * n)
-    print(
-        f"\nGrad-CAM peak inside the object's box on {n} held-out images: model {model_rate:.3f}, random maps "
-        f"{random_rate:.3f}; top prediction right on {correct}/{n}; {seconds:.1f}s"
-    )
-    assert model_rate >= 0.9, (model_rate, random_rate)
-    assert random_rate < 0.35, random_rate
+    single = write_split(tmp_path / "single", 25, 900_000)
+    pairs = write_pairs(tmp_path / "pairs", 25, 700_000)
+    pair_images = [path.read_bytes() for path, _, _ in pairs]
+    rates: dict[str, list[float]] = {"pairs, Grad-CAM": [], "pairs, activations": [], "single, Grad-CAM": [],
+                                     "single, activations": []}
+    for seed in SEEDS:
+        fine_tune(FineTuneConfig(**LOCALISE, seed=seed), tmp_path / "data", tmp_path / f"model-{seed}")
+        model = ImageClassifier.load(tmp_path / f"model-{seed}", device="cpu")
+        hits = 0
+        for which in (0, 1):
+            for colour in sorted({pair[which] for _, pair, _ in pairs}):
+                chosen = [i for i, (_, pair, _) in enumerate(pairs) if pair[which] == colour]
+                explained = explain(model, [pair_images[i] for i in chosen], colour)
+                hits += sum(inside(heat_peak(e.grid, SIZE, SIZE), pairs[i][2][which])
+                            for e, i in zip(explained, chosen, strict=True))
+        rates["pairs, Grad-CAM"].append(hits / (2 * len(pairs)))
+        # One map per image, whichever class is asked for: it can hold the peak of one of the two disks.
+        blind = activation_maps(model, pair_images)
+        rates["pairs, activations"].append(sum(
+            inside(heat_peak(grid, SIZE, SIZE), boxes[0]) + inside(heat_peak(grid, SIZE, SIZE), boxes[1])
+            for grid, (_, _, boxes) in zip(blind, pairs, strict=True)) / (2 * len(pairs)))
+        single_images = [path.read_bytes() for path, _, _ in single]
+        rates["single, Grad-CAM"].append(statistics.mean(
+            inside(heat_peak(e.grid, SIZE, SIZE), box) for e, (_, _, box) in zip(
+                explain(model, single_images), single, strict=True)))
+        rates["single, activations"].append(statistics.mean(
+            inside(heat_peak(grid, SIZE, SIZE), box) for grid, (_, _, box) in zip(
+                activation_maps(model, single_images), single, strict=True)))
+        print(f"\nseed {seed}: " + ", ".join(f"{name} {values[-1]:.3f}" for name, values in rates.items()),
+              flush=True)
+    summary = ", ".join(f"{name} {statistics.mean(values):.3f}" for name, values in rates.items())
+    print(f"peak inside the object's box, mean over seeds {SEEDS}: {summary}")
+    assert statistics.mean(rates["pairs, Grad-CAM"]) >= BAR, summary
+    assert all(rate > 0.5 for rate in rates["pairs, Grad-CAM"]), summary
