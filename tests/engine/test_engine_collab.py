@@ -26,7 +26,9 @@ SPLIT_SEED = 1
 """The split of the recommendation tests' model; test_dot_product_beats_biases_on_three_splits judges quality."""
 QUALITY_SEEDS = (0, 1, 2)
 BIAS_MARGIN = 0.02
-"""The dot model's validation RMSE must be this much below the bias-only model's, on average over the splits."""
+"""The dot model's validation RMSE must be this much below the bias-only model's, on average over the splits.
+Measured (2-core CPU): splits 0, 1, 2: dot model 0.9006, 0.8932, 0.9018; bias-only 0.9416, 0.9366, 0.9434 (gaps
+0.041, 0.043, 0.042); 14 s for the three."""
 STAR_WARS = "50"  # "Star Wars (1977)" in u.item
 SEQUELS = {"172", "181"}  # "Empire Strikes Back, The (1980)", "Return of the Jedi (1983)"
 
