@@ -55,14 +55,13 @@ def test_two_ranks_match_one_process_on_mnist_tiny(shared_data: Path, tmp_path: 
           f"2 gloo ranks accuracy {two:.4f} (saved model re-evaluated: {saved:.4f}) ({ddp_s:.0f}s)")
 
     # Gradients were averaged: both ranks, each trained on its own half of the data, end with the same parameters
-    # (bit for bit), the ones rank 0 wrote. (BatchNorm's running statistics are not synchronised: DDP broadcasts
-    # rank 0's before each forward pass, and each rank's last training step then updates its own.)
+    # (bit for bit), and with rank 0's BatchNorm statistics (each rank's last step updates its own; the epoch's end
+    # shares rank 0's, so both validate the model rank 0 wrote).
     stored = ImageClassifier.load(tmp_path / "ddp", device="cpu").model
     assert ranks[0]["weights"]["parameters"] == ranks[1]["weights"]["parameters"], "the ranks' weights differ"
+    assert ranks[0]["weights"]["buffers"] == ranks[1]["weights"]["buffers"], "the ranks' BatchNorm statistics differ"
     assert ranks[0]["weights"] == {"parameters": weights_digest(stored), "buffers": weights_digest(stored, True)}
     assert abs(two - one) <= TOLERANCE and two >= 0.95, (one, two)
-    # Gradients were averaged: both ranks, each trained on its own half of the data, end with the same weights
-    # (bit for bit), and rank 0 wrote those.
     # Metrics are reduced over ranks: both ranks report the same numbers, and the sharded validation counts every
     # image once (the saved model, evaluated whole in one process, scores what the ranks reported).
     assert ranks[0]["metrics"] == ranks[1]["metrics"]

@@ -55,6 +55,15 @@ def mean_across(value: float, device: torch.device) -> float:
     return sum_across(torch.tensor(value, dtype=torch.float64, device=device)).item() / world_size()
 
 
+def share_buffers(model: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) copied to every rank. DDP averages gradients, so the
+    parameters agree, but each rank's last training step updates its own statistics: without this the ranks
+    validate different models, and only rank 0's is saved."""
+    if world_size() > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def for_training(model: nn.Module, device: torch.device) -> nn.Module:
     """model wrapped in DDP when there is a process group (gradients averaged over ranks after backward), model
     otherwise. Wrap after freezing: DDP syncs exactly the parameters that require grad when it is built."""

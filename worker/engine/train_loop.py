@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from fineserve_common import events
 
-from .distributed import mean_across, sum_across
+from .distributed import mean_across, share_buffers, sum_across
 from .errors import Cancelled, EngineError
 from .precision import autocast
 from .regularisation import mixup, training_loss
@@ -147,6 +147,7 @@ def train_epoch(model: nn.Module, batches: Batches, opt: torch.optim.Optimizer, 
             pending = []
         pending.append((fields, loss))
     report(pending)
+    share_buffers(model)
     return mean_across(total / n, settings.device)
 
 
