@@ -9,11 +9,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 
 from e2e.helpers import TERMINAL, Api, rpc_code, wait_for
 from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, training_pb2
+from fineserve_common.configs import CollabConfig, RatingsFormat, TabularConfig
 from harness.launcher import ServerProcess
+from worker.engine.tabular.family import TabularJob
+from worker.engine.tabular.ratings import read_ratings, split_ratings
+
+TABULAR = {"target": "salary", "categorical": ("workclass", "education", "occupation"),
+           "continuous": ("age", "education-num", "hours-per-week")}
+RMSE_GAIN = 0.08
+"""The collab job's validation RMSE must be this much below the mean rating's on the same split: the same job in
+the engine measured 0.861 against 1.011 (0.831 and 0.839 with seeds 1 and 2)."""
+ACCURACY_GAIN = 0.015
+"""The tabular job's validation accuracy must be this much above always answering the split's majority class: the
+same job in the engine measured 0.799 against 0.769 (seeds 1 and 2: 0.806, 0.805); 6,512 validation rows measure
+an accuracy to about +-0.005."""
+
+
+def mean_rating_rmse(dataset_dir: Path) -> float:
+    """Validation RMSE of the training ratings' mean, on the split a job with the default seed makes."""
+    cfg = CollabConfig()
+    data = read_ratings(dataset_dir, RatingsFormat())
+    train, valid = split_ratings(data, cfg.valid_pct, cfg.seed, by_time=False)
+    return float(np.sqrt(((data.ratings[valid] - data.ratings[train].mean()) ** 2).mean()))
+
+
+def majority_share(dataset_dir: Path) -> float:
+    """The share of the commonest class among the validation rows of the split a job with the default seed makes
+    (the engine's own split): what always answering that class scores."""
+    _, valid_y = TabularJob(TabularConfig(**TABULAR), dataset_dir, lambda event: None).valid_xy
+    return float(valid_y.bincount().max()) / len(valid_y)
 
 
 def _register(api: Api, path: Path, layout: int) -> datasets_pb2.Dataset:
@@ -47,8 +76,8 @@ def tabular_job(server: ServerProcess, shared_data: Path) -> Iterator[training_p
     job = api.training.CreateFineTuneJob(training_pb2.CreateFineTuneJobRequest(
         task=training_pb2.TABULAR, model_name="adult", dataset_id=ds.id,
         hyperparameters=training_pb2.Hyperparameters(epochs=1, batch_size=512),
-        tabular=training_pb2.TabularOptions(target="salary", categorical=["workclass", "education", "occupation"],
-                                            continuous=["age", "education-num", "hours-per-week"]),
+        tabular=training_pb2.TabularOptions(target=TABULAR["target"], categorical=TABULAR["categorical"],
+                                            continuous=TABULAR["continuous"]),
         resources=common_pb2.Resources(cpu_only=True)), timeout=30)
     yield wait_for(api, job.id, TERMINAL, timeout=600)
     api.close()
@@ -61,7 +90,8 @@ def _recommend(api: Api, **query: object) -> inference_pb2.RecommendResponse:
 
 def test_collab_train_and_recommend(api: Api, collab_job: training_pb2.Job, shared_data: Path) -> None:
     assert collab_job.state == training_pb2.SUCCEEDED, collab_job.error
-    assert 0 < collab_job.result.metrics["rmse"] < 1.2, collab_job.result.metrics
+    baseline = mean_rating_rmse(shared_data / "movie_lens_sample")
+    assert collab_job.result.metrics["rmse"] < baseline - RMSE_GAIN, (collab_job.result.metrics, baseline)
     rated = {line.split(",")[1] for line in (shared_data / "movie_lens_sample/ratings.csv").read_text().splitlines()[1:]
              if line.split(",")[0] == "73"}
     one = _recommend(api, user_id="73", k=5)
@@ -92,9 +122,10 @@ def test_collab_unknown_ids_and_bad_input(api: Api, collab_job: training_pb2.Job
     assert rpc_code(api.inference.PredictTabular, wrong_task, timeout=30) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_tabular_train_and_predict(api: Api, tabular_job: training_pb2.Job) -> None:
+def test_tabular_train_and_predict(api: Api, tabular_job: training_pb2.Job, shared_data: Path) -> None:
     assert tabular_job.state == training_pb2.SUCCEEDED, tabular_job.error
-    assert tabular_job.result.metrics["accuracy"] > 0.76, tabular_job.result.metrics  # above the majority class
+    majority = majority_share(shared_data / "adult_sample")
+    assert tabular_job.result.metrics["accuracy"] > majority + ACCURACY_GAIN, (tabular_job.result.metrics, majority)
     rows = [{"workclass": "Private", "education": "Doctorate", "occupation": "Prof-specialty", "age": "50",
              "education-num": "16", "hours-per-week": "60"},
             {"workclass": "Never-seen-before", "age": "", "education": "HS-grad"}]  # unknown category, missing
