@@ -14,6 +14,7 @@ import safetensors.torch
 import torch
 
 from fineserve_common.configs import RatingsFormat
+from fineserve_common.errors import InvalidArgument
 from fineserve_common.events import Epoch, Event, JobResult, Log
 from worker.engine import CollabConfig, Recommender, UnknownId, fine_tune
 from worker.engine.errors import Cancelled, DatasetError
@@ -221,8 +222,11 @@ def test_bad_ratings_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text("u,i,r\n1,2,3\n")
     with pytest.raises(DatasetError, match="exactly one"):
         read_ratings(tmp_path, RatingsFormat())
+    with pytest.raises(InvalidArgument, match=r"\.\."):  # refused when the format is built (at the door)
+        RatingsFormat(ratings_file="../a.csv")
+    (tmp_path / "sub").mkdir()
     with pytest.raises(DatasetError, match="not a file inside"):
-        read_ratings(tmp_path, RatingsFormat(ratings_file="../a.csv"))
+        read_ratings(tmp_path, RatingsFormat(ratings_file="sub"))
     (tmp_path / "b.csv").write_text("u,i,r\n1,2,great\n")
     with pytest.raises(DatasetError, match="numbers"):
         read_ratings(tmp_path, RatingsFormat(ratings_file="b.csv"))
