@@ -36,7 +36,7 @@ def _dataset(store: Store, job: training_pb2.Job, spec: JobSpec, roots: tuple[Pa
         return (f"input refused: data set {dataset_id} ({where}) is no longer under an allowed root "
                 "(--allowed-root); register it from an allowed root and submit the job again")
     config = spec.config
-    named = ({"collab.ratings_file": config.ratings_file, "collab.items_file": config.items_file}
+    named = ({"collab.ratings_file": config.ratings.ratings_file, "collab.items_file": config.ratings.items_file}
              if isinstance(config, CollabConfig) else
              {"tabular.data_file": config.data_file} if isinstance(config, TabularConfig) else {})
     for field, name in named.items():

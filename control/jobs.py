@@ -290,6 +290,11 @@ class JobManager:
                             log.warning("job %s failed in Ray: %s", job_id, e)
                         self._end(job, spec, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
                     return
+        except Exception as e:  # a fault of the manager's own: it fails this job, never the queue or other jobs
+            log.exception("job %s: the job manager failed", job_id)
+            if self.get(job_id).state not in TERMINAL:
+                self._set_state(job_id, training_pb2.FAILED,
+                                f"internal error in the job manager ({type(e).__name__}: {e}); see the server log")
         finally:
             self._gens.pop(job_id, None)
             self._tasks.pop(job_id, None)

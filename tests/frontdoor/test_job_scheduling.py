@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from control.inputs import missing_input
 from control.job_queue import JobQueue
 from control.jobs import MAX_ATTEMPTS, OLDER_VERSION, JobManager
 from control.store import Store
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
-from fineserve_common.configs import BaseWeights, FineTuneConfig
+from fineserve_common.configs import BaseWeights, CollabConfig, FineTuneConfig, RatingsFormat, TabularConfig
 from fineserve_common.errors import FailedPrecondition
 from fineserve_common.events import (
     Batch,
@@ -551,6 +552,51 @@ def test_a_worker_failing_on_a_missing_input_names_it(tmp_path: Path) -> None:
         await settle()
         error = h.jobs.get("job-a").error
         assert "data set ds-job-a's files" in error and "FileNotFoundError: x.png" in error
+        await h.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("config", "field", "name"), [
+    (CollabConfig(ratings=RatingsFormat(ratings_file="r.csv")), "collab.ratings_file", "r.csv"),
+    (CollabConfig(ratings=RatingsFormat(ratings_file="r.csv", items_file="i.csv")), "collab.items_file", "i.csv"),
+    (TabularConfig(target="y", data_file="t.csv"), "tabular.data_file", "t.csv"),
+])
+def test_a_file_a_job_names_inside_its_data_set_is_checked(tmp_path: Path, config: Any, field: str,
+                                                          name: str) -> None:
+    """The collab and tabular files a spec names are looked up where each config keeps them (a wrong attribute
+    here once left every collab job QUEUED for ever)."""
+    for file in ("r.csv", "i.csv", "t.csv"):
+        (tmp_path / file).write_text("a,b,c\n")
+    spec = JobSpec(FINE_TUNE, config.task, config, str(tmp_path), out_dir="job")
+    job = training_pb2.Job(id="job", kind=FINE_TUNE)
+    store = Store(tmp_path / "f.db")
+    assert missing_input(store, job, spec, None) == ""
+    (tmp_path / name).unlink()
+    assert f"{field} '{name}' is no longer in data set" in missing_input(store, job, spec, None)
+    store.close()
+
+
+def test_a_fault_of_the_manager_fails_its_job_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in the manager's own code for one job fails that job with a message; the queue goes
+    on to the next job (it used to leave the job QUEUED for ever and its slot taken)."""
+    import control.jobs
+
+    def faulty(store: Store, job: training_pb2.Job, spec: JobSpec, roots: object) -> str:
+        if job.id == "job-a":
+            raise AttributeError("a bug")
+        return ""
+
+    monkeypatch.setattr(control.jobs, "missing_input", faulty)
+
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue(max_running=1))
+        h.create("job-a")
+        h.create("job-b")
+        await settle()
+        job = h.jobs.get("job-a")
+        assert job.state == training_pb2.FAILED and "internal error in the job manager (AttributeError" in job.error
+        assert list(h.backend.runs) == ["job-b"]
         await h.close()
 
     asyncio.run(scenario())
