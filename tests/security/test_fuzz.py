@@ -537,17 +537,21 @@ def layout_trees(draw: st.DrawFn, layout: int) -> dict[str, bytes]:
             files[f"{top}{cls}/{draw(FILE_NAMES.filter(_fs_name))}"] = image
     elif name == "IMAGE_LABELS_CSV":
         files |= {"img/a.png": image, "img/b.jpg": image,
-                  "labels.csv": _lines(draw, draw(st.sampled_from([["fname", "labels"], ["f", "l", "is_valid"]])),
-                                       st.one_of(st.sampled_from(["img/a.png", "img/b.jpg"]), ROW_NAMES))}
+                  "labels.csv": b"fname,labels\nimg/a.png,cat\nimg/b.jpg,dog\n" if not draw(st.integers(0, 3)) else
+                  _lines(draw, draw(st.sampled_from([["fname", "labels"], ["f", "l", "is_valid"]])),
+                         st.one_of(st.sampled_from(["img/a.png", "img/b.jpg"]), ROW_NAMES))}
     elif name == "IMAGE_MASKS":
-        for stem in draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=2, max_size=4, unique=True)):
+        count = draw(st.sampled_from([2, 3, 3, 4]))  # 3 images at least are needed: mostly enough
+        for stem in draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=count, max_size=count, unique=True)):
             files[f"images/{stem}.png"] = image
             if draw(st.integers(0, 9)):
                 files[f"labels/{stem}{draw(st.sampled_from(['_P', '']))}.png"] = image
-        codes = st.lists(st.one_of(st.sampled_from(["Sky", "Road", "Void"]), CELLS), min_size=1, max_size=4)
+        codes = st.one_of(st.just(["Sky", "Road", "Void"]),
+                          st.lists(st.one_of(st.sampled_from(["Sky", "Road", "Void"]), CELLS), min_size=1, max_size=4))
         files["codes.txt"] = "\n".join(draw(codes)).encode("utf-8", "surrogatepass")
         if draw(st.booleans()):
-            files["valid.txt"] = "\n".join(draw(st.lists(ROW_NAMES, max_size=3))).encode("utf-8", "surrogatepass")
+            names = st.one_of(st.sampled_from(["a.png", "b.png"]), ROW_NAMES)
+            files["valid.txt"] = "\n".join(draw(st.lists(names, max_size=3))).encode("utf-8", "surrogatepass")
     elif name == "TEXT_CSV":
         header = draw(st.sampled_from([["label", "text"], ["text", "label", "is_valid"], ["x", "y"]]))
         files[draw(st.sampled_from(["texts.csv", "other.csv"]))] = _lines(draw, header, CELLS)
