@@ -68,7 +68,10 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
                 log.exception("unexpected timeout in %s", method.__name__)
                 await context.abort(code, f"internal timeout in {method.__name__}; see server log")
             code = grpc.StatusCode.DEADLINE_EXCEEDED
-            await context.abort(code, f"{method.__name__} did not finish within the caller's deadline")
+            try:
+                await context.abort(code, f"{method.__name__} did not finish within the caller's deadline")
+            except grpc.aio.InternalError:  # gRPC ended the call at its deadline first: nothing is left to send,
+                raise asyncio.CancelledError() from None  # and a cancelled handler is what gRPC expects then
         except grpc.aio.AbortError:
             code = grpc.StatusCode.UNKNOWN
             raise

@@ -94,14 +94,17 @@ def test_ids_within_bounds_and_data_values_pass() -> None:
 class _Context:
     """The part of grpc.aio.ServicerContext the rpc wrapper uses: a deadline, and abort raising as gRPC's does."""
 
-    def __init__(self, remaining: float | None) -> None:
+    def __init__(self, remaining: float | None, ended: bool = False) -> None:
         self.ends = None if remaining is None else time.monotonic() + remaining
+        self.ended = ended
         self.code: grpc.StatusCode | None = None
 
     def time_remaining(self) -> float | None:
         return None if self.ends is None else self.ends - time.monotonic()
 
     async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        if self.ended:  # what gRPC raises when its core has already finished the call
+            raise grpc.aio.InternalError("execute_batch")
         self.code = code
         raise grpc.aio.AbortError()
 
@@ -137,3 +140,11 @@ def test_a_call_ended_near_its_deadline_counts_as_the_deadline() -> None:
     assert deadline_passed(_Context(0.03)), "gRPC was seen ending calls 30 ms before their deadline"
     assert not deadline_passed(_Context(1.0))
     assert not deadline_passed(_Context(None))
+
+
+def test_a_deadline_grpc_already_ended_the_call_for_leaves_the_handler_cancelled() -> None:
+    """The wrapper's timer and gRPC's own deadline race: when gRPC has finished the call first, the status cannot
+    be sent, and the handler ends cancelled (which gRPC takes quietly) rather than with the send's InternalError
+    (which gRPC logs as an ERROR with a traceback)."""
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(_Servicer().Slow(None, _Context(0.05, ended=True)))
