@@ -11,12 +11,12 @@ from torch.nn import functional as F
 
 from worker.engine import FineTuneConfig
 from worker.engine.train_loop import ignore_event
-from worker.engine.vision.augment import Augment, augment, lighting
+from worker.engine.vision.augment import augment, lighting
 from worker.engine.vision.family import VisionJob
 
 from .synthetic_images import TINY, write_class
 
-OFF = Augment(flip=False, min_scale=1.0, p_affine=0.0, p_lighting=0.0)
+OFF = FineTuneConfig(flip=False, min_scale=1.0, p_affine=0.0, p_lighting=0.0)
 
 
 def _blocks(n: int, size: int = 64, block: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +31,8 @@ def _blocks(n: int, size: int = 64, block: int = 16) -> tuple[torch.Tensor, torc
 
 def test_a_mask_stays_aligned_with_its_image_under_rotate_zoom_and_warp() -> None:
     x, mask = _blocks(8)
-    aug = Augment(flip=True, max_rotate=30.0, max_zoom=1.3, max_warp=0.3, p_affine=1.0, p_lighting=0.0)
+    aug = FineTuneConfig(flip=True, min_scale=1.0, max_rotate=30.0, max_zoom=1.3, max_warp=0.3, p_affine=1.0,
+                         p_lighting=0.0)
     out, out_mask = augment(x, aug, torch.Generator().manual_seed(0), mask=mask)
     assert out.shape == x.shape and out_mask is not None and out_mask.dtype == mask.dtype
     assert (out_mask != mask).float().mean() > 0.2  # the geometry did change
@@ -46,7 +47,7 @@ def test_a_mask_stays_aligned_with_its_image_under_rotate_zoom_and_warp() -> Non
 
 def test_lighting_keeps_each_images_pixel_order() -> None:
     x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(2))
-    y = lighting(x, Augment(max_lighting=0.5, p_lighting=1.0), torch.Generator().manual_seed(0))
+    y = lighting(x, FineTuneConfig(max_lighting=0.5, p_lighting=1.0), torch.Generator().manual_seed(0))
     assert (y - x).abs().amax(dim=(1, 2, 3)).min() > 0.01  # every image changed
     for before, after in zip(x.flatten(1), y.flatten(1), strict=True):
         order = before.argsort()
@@ -55,7 +56,7 @@ def test_lighting_keeps_each_images_pixel_order() -> None:
 
 def test_flip_mirrors_some_images_and_leaves_the_others() -> None:
     x = torch.rand(32, 3, 8, 12, generator=torch.Generator().manual_seed(3))
-    out, _ = augment(x, Augment(flip=True, min_scale=1.0, p_affine=0.0, p_lighting=0.0),
+    out, _ = augment(x, FineTuneConfig(flip=True, min_scale=1.0, p_affine=0.0, p_lighting=0.0),
                      torch.Generator().manual_seed(0))
     same = [torch.allclose(o, i, atol=2e-4) for o, i in zip(out, x, strict=True)]
     mirrored = [torch.allclose(o, i.flip(-1), atol=2e-4) for o, i in zip(out, x, strict=True)]
@@ -73,14 +74,14 @@ def test_random_resized_crop_samples_the_stage_size_from_a_part_of_the_image() -
     ramp = torch.linspace(0, 1, 40)
     x = torch.stack([ramp.expand(40, 40), ramp[:, None].expand(40, 40), torch.zeros(40, 40)]).expand(16, 3, 40, 40)
 
-    def areas(aug: Augment) -> torch.Tensor:
+    def areas(aug: FineTuneConfig) -> torch.Tensor:
         out, _ = augment(x, aug, torch.Generator().manual_seed(0), hw=(20, 20))
         assert out.shape == (16, 3, 20, 20)
         width = out[:, 0].amax(dim=(1, 2)) - out[:, 0].amin(dim=(1, 2))  # red = column, green = row
         return width * (out[:, 1].amax(dim=(1, 2)) - out[:, 1].amin(dim=(1, 2)))
 
     whole = areas(OFF)
-    share = areas(Augment(flip=False, min_scale=0.3, p_affine=0.0, p_lighting=0.0)) / whole
+    share = areas(FineTuneConfig(flip=False, min_scale=0.3, p_affine=0.0, p_lighting=0.0)) / whole
     assert (share > 0.25).all() and (share < 0.99).all() and share.std() > 0.05
 
 

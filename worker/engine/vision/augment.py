@@ -2,13 +2,13 @@
 and perspective warp composed into one homography per image and applied with one grid_sample, then lighting
 (brightness and contrast in logit space). A segmentation mask goes through the same grid (nearest), so it stays
 aligned with its image. Random draws come from a CPU generator, so a batch's transforms depend on the job's seed
-and epoch alone, on any device, and a resumed job replays them."""
+and epoch alone, on any device, and a resumed job replays them. The settings are the job's own FineTuneConfig
+fields (flip, min_scale, max_rotate, max_zoom, max_warp, max_lighting, p_affine, p_lighting)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -16,31 +16,6 @@ from torch.nn import functional as F
 from fineserve_common.configs import FineTuneConfig
 
 from ..train_loop import Batch, Batches
-
-
-@dataclass(frozen=True)
-class Augment:
-    """What may happen to each training image (the defaults are fast.ai's aug_transforms)."""
-
-    flip: bool = True
-    min_scale: float = 1.0
-    """Random-resized crop: the crop's smallest share of the image's area (1 = no crop)."""
-    max_rotate: float = 10.0
-    """Degrees either way."""
-    max_zoom: float = 1.1
-    max_warp: float = 0.2
-    """Perspective: the largest change of scale from one edge to the opposite (< 0.5 keeps the image upright)."""
-    max_lighting: float = 0.2
-    p_affine: float = 0.75
-    """Chance of each of rotate, zoom and warp, per image."""
-    p_lighting: float = 0.75
-    """Chance of each of brightness and contrast, per image."""
-
-    @classmethod
-    def of(cls, cfg: FineTuneConfig, crop: bool) -> Augment:
-        """A job's augmentation; crop is False where the whole image must stay (segmentation)."""
-        return cls(cfg.flip, cfg.min_scale if crop else 1.0, cfg.max_rotate, cfg.max_zoom, cfg.max_warp,
-                   cfg.max_lighting, cfg.p_affine, cfg.p_lighting)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
@@ -51,7 +26,7 @@ def _chance(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=g, dtype=torch.float64) < p
 
 
-def homographies(n: int, aspect: float, aug: Augment, g: torch.Generator) -> torch.Tensor:
+def homographies(n: int, aspect: float, aug: FineTuneConfig, g: torch.Generator) -> torch.Tensor:
     """(n, 3, 3) maps from an output pixel's normalised coordinates (x, y in [-1, 1]) to where it is sampled
     from in the input: crop . flip . rotate . zoom . warp. aspect = the output's width / height, so rotations are
     rigid in the output."""
@@ -94,7 +69,7 @@ def sampling_grid(matrices: torch.Tensor, hw: Sequence[int], device: torch.devic
     return (mapped[..., :2] / mapped[..., 2:]).reshape(-1, h, w, 2)
 
 
-def lighting(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Tensor:
+def lighting(x: torch.Tensor, aug: FineTuneConfig, g: torch.Generator) -> torch.Tensor:
     """Brightness and contrast of [0, 1] images: sigmoid(logit(x) * contrast + logit(brightness)), which keeps
     every image's order of pixel values."""
     n = x.shape[0]
@@ -107,7 +82,7 @@ def lighting(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Tensor:
     return torch.sigmoid(torch.logit(x.clamp(eps, 1 - eps)) * contrast + shift)
 
 
-def augment(x: torch.Tensor, aug: Augment, g: torch.Generator, hw: Sequence[int] | None = None,
+def augment(x: torch.Tensor, aug: FineTuneConfig, g: torch.Generator, hw: Sequence[int] | None = None,
             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Float [0, 1] images (n, C, H, W) (and their (n, H, W) masks) transformed at random to size hw (default:
     unchanged), on their device. Reflection fills what the transform brings in from outside the image, for the
@@ -144,7 +119,7 @@ class AugmentedBatches:
     training data path of every image task. Masks (segmentation targets of shape (n, H, W)) follow their
     images; class targets pass through."""
 
-    def __init__(self, batches: Batches, aug: Augment, hw: Sequence[int], mean: Sequence[float],
+    def __init__(self, batches: Batches, aug: FineTuneConfig, hw: Sequence[int], mean: Sequence[float],
                  std: Sequence[float], device: torch.device, seed: int) -> None:
         self.batches, self.aug, self.hw, self.device = batches, aug, tuple(hw), device
         self.normalize = Normalize(mean, std, device)

@@ -4,6 +4,7 @@ the three tasks (scan, model, datasets, metrics, card) is in tasks.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..job import TaskJob, early_stopping_of
 from ..precision import prefers_channels_last, resolve_device, resolve_precision
 from ..schedule import stage_optimizer
 from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop
-from .augment import Augment, AugmentedBatches
+from .augment import AugmentedBatches
 from .base_weights import LoadedBase, load_base_weights, torchvision_weights
 from .device_data import DeviceImages, fits
 from .loaders import epoch_seed, reseed_for_epoch, train_loader, valid_loader
@@ -69,7 +70,8 @@ class VisionJob(TaskJob):
         self.settings = LoopSettings(self.device, self.precision, cfg.label_smoothing, cfg.mixup_alpha,
                                      cfg.grad_clip, channels_last=prefers_channels_last(self.device),
                                      multi_label=cfg.task == MULTI_LABEL)
-        self.augment = Augment.of(cfg, crop=cfg.task != SEGMENTATION)
+        # Segmentation keeps the whole image (no random-resized crop); every other setting is the config's.
+        self.augment = replace(cfg, min_scale=1.0) if cfg.task == SEGMENTATION else cfg
         self.base: LoadedBase | None = None
         data = self.data
         skipped = f", {len(data.skipped)} files skipped (unreadable or over the image limits)" if data.skipped else ""
