@@ -19,24 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from control.inputs import missing_input
+from control.job_events import job_progress, lr_finder_proto, progress_fields
 from control.job_queue import JobQueue
 from control.ray_jobs import RayJobs
 from control.registry import Registry
 from control.store import Store, now_ts
 from fineserve.v1 import training_pb2
 from fineserve_common.errors import FailedPrecondition, NotFound
-from fineserve_common.events import (
-    Batch,
-    Checkpoint,
-    Epoch,
-    Event,
-    Failed,
-    JobResult,
-    Log,
-    LrFinderResult,
-    Started,
-    Succeeded,
-)
+from fineserve_common.events import Batch, Checkpoint, Epoch, Event, Failed, JobResult, Log, Started, Succeeded
 from fineserve_common.spec import FINE_TUNE, JobSpec
 from worker.jobs import Message, PlacementGroupHeld
 
@@ -353,19 +343,16 @@ class JobManager:
                 self._set_state(job_id, training_pb2.RUNNING)
                 self._emit(job_id, log=training_pb2.LogMessage(
                     message=f"attempt {job.attempts}: worker pid {pid} on {host}"))
-            case Log(message=message):
-                self._emit(job_id, log=training_pb2.LogMessage(message=message))
+            case Log() | Checkpoint():
+                self._emit(job_id, **progress_fields(ev))
             case Batch():
-                self._progress(job_id, ev)
-                self._emit(job_id, batch=training_pb2.BatchProgress(
-                    phase=ev.phase, epoch=ev.epoch, epochs=ev.epochs, batch=ev.batch, batches=ev.batches,
-                    loss=ev.loss, lr=ev.lr, momentum=ev.momentum, group_lrs=ev.group_lrs))
+                job = self.get(job_id)
+                job.progress.CopyFrom(job_progress(ev))
+                self._store.update_job(job)
+                self._emit(job_id, **progress_fields(ev))
             case Epoch():
-                self._emit(job_id, epoch=training_pb2.EpochMetrics(
-                    phase=ev.phase, epoch=ev.epoch, epochs=ev.epochs, metrics=ev.metrics, seconds=ev.seconds))
+                self._emit(job_id, **progress_fields(ev))
                 self._check_inputs(job, spec)
-            case Checkpoint(epoch=epoch, path=path):
-                self._emit(job_id, checkpoint=training_pb2.CheckpointSaved(epoch=epoch, path=path))
             case Succeeded(result=result):
                 if decided := self._decided(job_id):  # the worker finished before the cancel reached it
                     self._set_state(job_id, *decided)
@@ -397,7 +384,7 @@ class JobManager:
         job = self.get(job_id)
         result = job.result
         if outcome.lr_finder is not None:
-            result.lr_finder.CopyFrom(_lr_finder(outcome.lr_finder))
+            result.lr_finder.CopyFrom(lr_finder_proto(outcome.lr_finder))
         if outcome.chosen_lr is not None:
             result.chosen_lr = outcome.chosen_lr
         result.epochs_trained = outcome.epochs_trained
@@ -410,14 +397,3 @@ class JobManager:
             result.metrics.update(model.metrics)
         self._store.update_job(job)
         self._set_state(job_id, training_pb2.SUCCEEDED)
-
-    def _progress(self, job_id: str, ev: Batch) -> None:
-        job = self.get(job_id)
-        job.progress.CopyFrom(training_pb2.JobProgress(epoch=ev.epoch, epochs=ev.epochs, batch=ev.batch,
-                                                       batches=ev.batches, phase=ev.phase))
-        self._store.update_job(job)
-
-
-def _lr_finder(finder: LrFinderResult) -> training_pb2.LrFinderResult:
-    return training_pb2.LrFinderResult(points=[training_pb2.LrPoint(lr=lr, loss=loss) for lr, loss in finder.points],
-                                       suggestions=finder.suggestions, diverged=finder.diverged)
