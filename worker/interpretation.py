@@ -18,7 +18,7 @@ def score_labels(model: Any, images: list[bytes], threshold: float | None) -> li
     try:
         return model.score_labels(images, threshold)
     except InvalidImage as e:
-        return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
+        return Refused.of(InvalidArgument(str(e)))  # "image N: why", as InvalidImage words it
 
 
 def explain(model: Any, images: list[bytes], target: str) -> list[Heatmap] | Refused:
@@ -28,7 +28,7 @@ def explain(model: Any, images: list[bytes], target: str) -> list[Heatmap] | Ref
     try:
         explanations = explain(model, images, target)
     except InvalidImage as e:
-        return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
+        return Refused.of(InvalidArgument(str(e)))  # "image N: why", as InvalidImage words it
     except ValueError as e:
         return Refused.of(InvalidArgument(str(e)))
     return [Heatmap(target=x.target, height=x.grid.shape[0], width=x.grid.shape[1], grid=x.grid.flatten().tolist(),

@@ -62,7 +62,7 @@ def _preprocess_each(model: Any, calls: list[list[bytes]]) -> list[Any]:
         try:
             out.append(model.preprocess(images))
         except InvalidImage as e:
-            out.append(Refused.of(InvalidArgument(f"image {e.index}: {e.reason}")))
+            out.append(Refused.of(InvalidArgument(str(e))))  # "image N: why", as InvalidImage words it
     return out
 
 
@@ -320,7 +320,7 @@ class ModelServer:
         try:
             batch, sizes = await self._tenant_thread(model.preprocess, images)
         except InvalidImage as e:
-            return Refused.of(InvalidArgument(f"image {e.index}: {e.reason}"))
+            return Refused.of(InvalidArgument(str(e)))  # "image N: why", as InvalidImage words it
         return await self._in_batches(self._segment_batch, model, list(zip(batch, sizes, strict=True)),
                                       probabilities)
 
