@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from control.job_queue import JobQueue
 from control.jobs import JobManager
 from control.ray_jobs import RayJobs
 from control.registry import Registry
-from control.store import Store, TenantStore
+from control.store import TenantStore, open_store
 from fineserve.v1 import models_pb2, training_pb2
 from fineserve_common.errors import FineserveError
 from fineserve_common.spec import JobSpec
@@ -58,6 +58,8 @@ class ControlSettings:
     allowed_roots: tuple[Path, ...] | None = None
     """The front door's --allowed-root directories: a re-queued job whose registered data set or weights file is
     no longer under one fails (None: not re-checked)."""
+    job_store: str = field(default="", repr=False)
+    """"" = SQLite in data_dir; a postgresql:// URL (it may hold a password: kept out of repr) = PostgreSQL."""
 
 
 class ChangeCounter:
@@ -97,7 +99,7 @@ class Coordinator:
     """Runs inside the actor (an async actor: the job manager's tasks live on its event loop)."""
 
     def __init__(self, settings: ControlSettings) -> None:
-        self._store = Store(settings.data_dir / "fineserve.db", max_active_jobs=settings.max_active_jobs_per_tenant)
+        self._store = open_store(settings.job_store, settings.data_dir, settings.max_active_jobs_per_tenant)
         self._model_changes = ChangeCounter()
         self._store.on_models_changed = self._model_changes.bump
         self._registry = Registry(self._store, settings.data_dir)

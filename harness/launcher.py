@@ -40,13 +40,14 @@ class ServerProcess:
 
     def start(self, timeout: float = 180) -> ServerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
+        # Where this start's lines begin, before the child writes any (another door may share the file).
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", "0", "--data-dir",
              str(self.data_dir), "--grace-seconds", "10", *self._args],
             stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")

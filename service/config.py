@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from control.store import check_job_store
+from service.remote_datasets import check_prefix
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -65,6 +68,11 @@ class Settings:
     allowed_roots: tuple[Path, ...] = ()
     """Directories RegisterDataset and weights_file may point into; never the data directory or a folder above it,
     and inside the data directory only under its imports/ folder (check_roots_apart)."""
+    allowed_url_prefixes: tuple[str, ...] = ()
+    """URL prefixes (s3://, gs://, https://) RegisterDataset may fetch from; "{tenant}" in one stands for the
+    caller's tenant (s3://bucket/{tenant}/ confines each tenant to its own folder). Empty: no URLs."""
+    url_ca_file: Path | None = None
+    """A CA bundle (PEM) trusted for https:// data set URLs besides the system's (a private CA)."""
     job_cpus: float = 0.0
     """CPUs a job asks Ray for when the request does not say; 0 = every CPU of a local Ray."""
     local_ray_cpus: int = 0
@@ -97,6 +105,9 @@ class Settings:
     tls_client_ca: Path | None = None
     audit_log: str = "-"
     """Audit log destination: "-" = stderr, else a file (appended)."""
+    job_store: str = field(default="", repr=False)
+    """Where the coordinator keeps jobs, data sets and the model index: "" = SQLite in the data directory (one
+    machine, a local disk); a postgresql:// URL = PostgreSQL (clusters). It may hold a password: never logged."""
 
 
 def _env(name: str, default: str) -> str:
@@ -113,6 +124,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                    help="Ray cluster to use; empty starts a local Ray (embedded default)")
     p.add_argument("--allowed-root", action="append", type=Path, default=None,
                    help="directory RegisterDataset may point into (repeatable; env: colon-separated)")
+    p.add_argument("--allowed-url-prefix", action="append", default=None,
+                   help="URL prefix RegisterDataset may fetch from, e.g. s3://bucket/{tenant}/ (repeatable; env: "
+                        "space-separated)")
+    p.add_argument("--url-ca-file", type=Path, default=_path_env("URL_CA_FILE"),
+                   help="extra CA bundle (PEM) for https:// data set URLs")
     p.add_argument("--job-cpus", type=float, default=float(_env("JOB_CPUS", str(d.job_cpus))))
     p.add_argument("--local-ray-cpus", type=int, default=int(_env("LOCAL_RAY_CPUS", str(d.local_ray_cpus))))
     p.add_argument("--max-running-jobs", type=int, default=int(_env("MAX_RUNNING_JOBS", str(d.max_running_jobs))),
@@ -141,12 +157,16 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
                    help="CA bundle (PEM) for client certificates: mutual TLS, clients without one are refused")
     p.add_argument("--audit-log", default=_env("AUDIT_LOG", d.audit_log),
                    help="audit log (one JSON line per mutating call): '-' = stderr (default) or a file")
+    p.add_argument("--job-store", default=_env("JOB_STORE", d.job_store),
+                   help="job store: empty = SQLite in the data directory; postgresql://user:pw@host/db = PostgreSQL")
     a = p.parse_args(argv)
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if a.tls_client_ca is not None and a.tls_cert is None:
         p.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     limits = _limits(p, a)
+    if problem := check_job_store(a.job_store):
+        p.error(problem)
     if a.max_running_jobs < 0 or a.max_running_jobs_per_tenant < 0:
         p.error("--max-running-jobs and --max-running-jobs-per-tenant must be >= 0 (0 = no cap)")
     if not a.job_lease_seconds >= 1:
@@ -162,12 +182,21 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     allowed_roots = tuple(Path(r).resolve() for r in roots)
     if problem := check_roots_apart(data_dir, allowed_roots):
         p.error(problem)
+    prefixes = a.allowed_url_prefix
+    if prefixes is None:
+        prefixes = _env("ALLOWED_URL_PREFIXES", "").split()
+    try:
+        allowed_url_prefixes = tuple(check_prefix(u) for u in prefixes)
+    except ValueError as e:
+        p.error(str(e))
     return Settings(
         port=a.port,
         host=a.host,
         data_dir=data_dir,
         ray_address=a.ray_address,
         allowed_roots=allowed_roots,
+        allowed_url_prefixes=allowed_url_prefixes,
+        url_ca_file=_resolved(a.url_ca_file),
         job_cpus=a.job_cpus,
         local_ray_cpus=a.local_ray_cpus,
         max_running_jobs=a.max_running_jobs,
@@ -184,6 +213,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         tls_key=_resolved(a.tls_key),
         tls_client_ca=_resolved(a.tls_client_ca),
         audit_log=a.audit_log,
+        job_store=a.job_store,
     )
 
 

@@ -9,7 +9,7 @@ import signal
 import socket
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from control.coordinator import ControlSettings, RemoteJobs, RemoteStore
@@ -32,6 +32,7 @@ from service.api.training import TrainingServicer
 from service.audit import configure as configure_audit
 from service.auth import KeysFileError, KeyStore
 from service.config import Settings
+from service.health_watch import HealthWatch, coordinator_probe, ray_probe
 from service.interceptors import AuthInterceptor
 from service.metrics import ServingCollector, start_metrics
 from service.ray_serving import RayBackend
@@ -63,7 +64,7 @@ def control_settings(settings: Settings) -> ControlSettings:
         max_running_jobs=settings.max_running_jobs, max_running_jobs_per_tenant=settings.max_running_jobs_per_tenant,
         max_active_jobs_per_tenant=settings.limits.max_concurrent_jobs_per_tenant,
         job_lease_s=settings.job_lease_seconds, max_image_pixels=settings.limits.max_image_pixels,
-        allowed_roots=settings.allowed_roots)
+        allowed_roots=settings.allowed_roots, job_store=settings.job_store)
 
 
 async def serve(settings: Settings) -> None:
@@ -104,8 +105,10 @@ async def serve(settings: Settings) -> None:
         # Tests and scripts read this line to learn the metrics port when 0 picked one.
         print(f"fineserve metrics on {settings.host}:{metrics_port}/metrics", flush=True)
     _log_security(settings, keys)
-    for name in ["", *SERVICES]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    watch = HealthWatch(health_servicer, ["", *SERVICES],
+                        {"coordinator": coordinator_probe(coordinator), "ray": ray_probe()})
+    await watch.update()  # SERVING before the listening line when the coordinator and Ray answer
+    watching = asyncio.create_task(watch.run())
     # Tests and scripts read this line to learn the port when --port 0 picked one.
     print(f"fineserve listening on {settings.host}:{port} (data dir {settings.data_dir}; "
           f"{resumed} job(s) re-queued)", flush=True)
@@ -118,6 +121,7 @@ async def serve(settings: Settings) -> None:
     local = not settings.ray_address
     log.info("stopping: finishing in-flight calls (grace %.0fs)%s", settings.grace_seconds,
              ", re-queueing running jobs" if local else "; jobs keep running in the cluster's coordinator")
+    watching.cancel()
     await health_servicer.enter_graceful_shutdown()
     jobs.close_watchers()
     await server.stop(settings.grace_seconds)

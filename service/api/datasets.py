@@ -18,7 +18,7 @@ import grpc
 from control.store import Store, now_ts
 from fineserve.v1 import datasets_pb2, datasets_pb2_grpc
 from fineserve_common.errors import InvalidArgument, ResourceExhausted, Unimplemented
-from service import archives
+from service import archives, remote_datasets
 from service.config import Settings
 from service.dataset_layout import SUMMARIZERS
 from service.errors import rpc
@@ -127,19 +127,24 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                 raise InvalidArgument(f"sha256 mismatch: declared {header.sha256}, received "
                                       f"{digest.hexdigest()} over {size} bytes")
             files, nbytes = await asyncio.to_thread(self._extract, archive, FORMATS[header.format], staged)
-            root = archives.unwrap_single_folder(staged)
-            summary = await asyncio.to_thread(SUMMARIZERS[header.layout], root)
-            final = self._root / ds_id
-            root.rename(final)
             ds = datasets_pb2.Dataset(id=ds_id, name=header.name, layout=header.layout, source="upload",
-                                      sha256=header.sha256, size_bytes=nbytes, file_count=files,
-                                      summary=summary, created_at=now_ts(), tenant=current_tenant())
-            await asyncio.to_thread(self._store.put_dataset, ds, str(final))
-            return ds
+                                      sha256=header.sha256, size_bytes=nbytes, file_count=files)
+            return await self._keep(ds, staged)
         finally:  # the extraction first, then the archive, then its lock (sweep_upload_tmp)
             shutil.rmtree(staged, ignore_errors=True)
             archive.unlink(missing_ok=True)
             out.close()
+
+    async def _keep(self, ds: datasets_pb2.Dataset, staged: Path) -> datasets_pb2.Dataset:
+        """Check the staged files' layout, move them into the store and add the row (uploads, fetched URLs)."""
+        root = archives.unwrap_single_folder(staged)
+        ds.summary.CopyFrom(await asyncio.to_thread(SUMMARIZERS[ds.layout], root))
+        ds.created_at.CopyFrom(now_ts())
+        ds.tenant = current_tenant()
+        final = self._root / ds.id
+        root.rename(final)
+        await asyncio.to_thread(self._store.put_dataset, ds, str(final))
+        return ds
 
     def _check_header(self, header: datasets_pb2.UploadHeader) -> None:
         _check_name_and_layout(header.name, header.layout)
@@ -162,12 +167,39 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     async def RegisterDataset(self, request: datasets_pb2.RegisterDatasetRequest,
                               context: grpc.aio.ServicerContext) -> datasets_pb2.Dataset:
         _check_name_and_layout(request.name, request.layout)
+        if remote_datasets.is_remote(request.uri):
+            return await self._fetch(request)
         path, summary, files, size = await asyncio.to_thread(self._inspect_registered, request)
         ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="registered",
                                   uri=str(path), size_bytes=size, file_count=files, summary=summary,
                                   created_at=now_ts(), tenant=current_tenant())
         await asyncio.to_thread(self._store.put_dataset, ds, str(path))
         return ds
+
+    async def _fetch(self, request: datasets_pb2.RegisterDatasetRequest) -> datasets_pb2.Dataset:
+        """Copy a data set from object storage or a URL into the store, as an upload is: staged in tmp/ under
+        the upload lock (a failure or a killed front door leaves nothing behind), layout-checked, then moved."""
+        uri = remote_datasets.check_url(request.uri, self._settings.allowed_url_prefixes, current_tenant())
+        ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="fetched",
+                                  uri=uri)
+        archive, staged = self._tmp / f"{ds.id}{UPLOAD}", self._tmp / f"{ds.id}.extract"
+        out = claim_upload_file(archive)
+        try:
+            if fmt := remote_datasets.archive_format(uri):
+                if fmt == "csv" and request.layout not in CSV_LAYOUTS:
+                    raise InvalidArgument("a .csv URL is for the RATINGS_CSV and TABULAR_CSV layouts")
+                _, ds.sha256 = await asyncio.to_thread(remote_datasets.fetch_archive, uri, out,
+                                                       self._settings.limits, self._settings.url_ca_file)
+                files, nbytes = await asyncio.to_thread(self._extract, archive, fmt, staged)
+            else:
+                files, nbytes = await asyncio.to_thread(remote_datasets.fetch_folder, uri, staged,
+                                                        self._settings.limits)
+            ds.file_count, ds.size_bytes = files, nbytes
+            return await self._keep(ds, staged)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+            archive.unlink(missing_ok=True)
+            out.close()
 
     def _inspect_registered(self, request: datasets_pb2.RegisterDatasetRequest,
                             ) -> tuple[Path, datasets_pb2.DatasetSummary, int, int]:
@@ -203,6 +235,6 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
                             context: grpc.aio.ServicerContext) -> datasets_pb2.DeleteDatasetResponse:
         ds, path = await asyncio.to_thread(self._get, request.id)
         await asyncio.to_thread(self._store.delete_dataset, ds.id, tenant=current_tenant())
-        if ds.source == "upload":
+        if ds.source in ("upload", "fetched"):  # copies in the store; a registered folder is the caller's
             await asyncio.to_thread(shutil.rmtree, path, True)
         return datasets_pb2.DeleteDatasetResponse()

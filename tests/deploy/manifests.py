@@ -1,14 +1,17 @@
 """Rendering deploy/k8s overlays and validating their objects the way the API server would, offline.
 
 Built-in kinds go through kubernetes-validate (strict: unknown fields are errors, as `kubectl apply` rejects
-them); RayCluster goes through the openAPIV3Schema of KubeRay's CRD with jsonschema, tightened the same way.
+them); custom resources (KubeRay's RayCluster, the Prometheus Operator's ServiceMonitor) go through their CRD's
+openAPIV3Schema with jsonschema, tightened the same way.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+CHART = ROOT / "deploy" / "helm" / "fineserve"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 # The oldest Kubernetes the manifests target (gRPC probes are GA from 1.27).
 K8S_VERSION = "1.30"
@@ -31,10 +36,25 @@ def needed(message: str) -> None:
     pytest.skip(message)
 
 
-def render(kubectl: str, overlay: str) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)], check=True,
+def tool(name: str) -> str:
+    """kubectl or helm: the one deploy/tools/install-k8s-tools.sh put beside this interpreter, else PATH's."""
+    path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    if path is None:
+        needed(f"{name} not found (bash deploy/tools/install-k8s-tools.sh installs kubectl and helm)")
+    return path
+
+
+def render(kubectl: str, overlay: str, root: Path = K8S) -> list[dict[str, Any]]:
+    out = subprocess.run([kubectl, "kustomize", str(root / "overlays" / overlay)], check=True,
                          capture_output=True, text=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
+
+
+def image_pins(root: Path = K8S) -> dict[str, str]:
+    """Image name in the manifests -> the reference components/images pins it to (name:tag[@digest])."""
+    (component,) = load_yaml_docs(root / "components" / "images" / "kustomization.yaml")
+    return {i["name"]: f"{i['newName']}:{i['newTag']}" + (f"@{i['digest']}" if "digest" in i else "")
+            for i in component["images"]}
 
 
 def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
@@ -61,10 +81,10 @@ def _strict(node: Any) -> Any:
     return node
 
 
-def validate(doc: dict[str, Any], ray_schemas: dict[str, dict[str, Any]]) -> None:
+def validate(doc: dict[str, Any], crd_schemas: dict[str, dict[str, Any]]) -> None:
     """Raises jsonschema.ValidationError / kubernetes_validate.ValidationError for an invalid object."""
-    if doc["apiVersion"].split("/")[0] == "ray.io":
-        jsonschema.Draft7Validator(ray_schemas[doc["kind"]]).validate(doc)
+    if doc["apiVersion"].split("/")[0] in ("ray.io", "monitoring.coreos.com"):
+        jsonschema.Draft7Validator(crd_schemas[doc["kind"]]).validate(doc)
     else:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 

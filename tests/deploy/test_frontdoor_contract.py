@@ -4,6 +4,7 @@ service/config.py's own parser, not from a second list), its port, its health se
 
 from __future__ import annotations
 
+import shlex
 import types
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 import service.config
-from deploy.manifests import K8S, OVERLAYS, load_yaml_docs, one
+from deploy.manifests import K8S, OVERLAYS, image_pins, load_yaml_docs, one
 from service.auth import parse_keys
 from service.config import Settings, parse_settings
 
@@ -46,14 +47,29 @@ def frontdoor(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any
     return deployment, pod, container
 
 
+def example_secrets() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in load_yaml_docs(K8S / "examples" / "secrets.example.yaml")}
+
+
 def container_env(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
-    """The environment Kubernetes gives the container: envFrom ConfigMaps, then literal env entries."""
+    """The environment Kubernetes gives the container: envFrom ConfigMaps and Secrets, then env entries (a
+    Secret's keys as the example Secret of that name holds them, the pod's namespace from the downward API)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
-        env.update(one(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+        if "secretRef" in source:
+            env.update(example_secrets()[source["secretRef"]["name"]]["stringData"])
+        else:
+            env.update(one(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
     for var in container.get("env", []):
-        assert "value" in var, f"{var['name']}: only literal values are expected here"
-        env[var["name"]] = var["value"]
+        source = var.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[var["name"]] = example_secrets()[ref["name"]]["stringData"][ref["key"]]
+        elif "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.namespace", var
+            env[var["name"]] = one(docs, "Deployment", "fineserve-frontdoor")["metadata"].get("namespace", "")
+        else:
+            env[var["name"]] = var["value"]
     return env
 
 
@@ -66,6 +82,16 @@ def mount_of(pod: dict[str, Any], container: dict[str, Any], path: Path) -> tupl
     raise AssertionError(f"{path} is on no volume of container {container['name']}")
 
 
+def probe_argv(probe: dict[str, Any]) -> list[str]:
+    """The arguments an exec probe gives service.health_probe (its command is a bash line: bash -c LINE)."""
+    command = probe["exec"]["command"]
+    assert command[:2] == ["/bin/bash", "-c"] and len(command) == 3, command
+    words = shlex.split(command[2].split(";")[0])
+    start = words.index("service.health_probe")
+    assert words[start - 1] == "-m" and words[start - 2] == "/opt/fineserve/bin/python", words
+    return words[start + 1:]
+
+
 def probe_ports(container: dict[str, Any]) -> dict[str, tuple[str, int]]:
     """probe name -> (handler, port)."""
     out = {}
@@ -73,6 +99,9 @@ def probe_ports(container: dict[str, Any]) -> dict[str, tuple[str, int]]:
         assert name in container, f"no {name}"
         ((handler, spec),) = [(k, v) for k, v in container[name].items() if k in ("grpc", "tcpSocket", "httpGet",
                                                                                    "exec")]
+        if handler == "exec":
+            argv = probe_argv(container[name])
+            spec = {"port": int(argv[argv.index("--target") + 1].rpartition(":")[2])}
         out[name] = (handler, spec["port"])
     return out
 
@@ -97,11 +126,13 @@ def test_ports_probes_and_service_match_the_front_door(overlay: str, monkeypatch
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": settings.port, "metrics": settings.metrics_port}, (ports, settings)
     probes = probe_ports(container)
-    # The kubelet's gRPC probe speaks plaintext only: with TLS it can only check the port accepts connections.
-    expected = "tcpSocket" if settings.tls_cert else "grpc"
-    assert probes == {name: (expected, settings.port) for name in probes}, (probes, settings)
+    # The kubelet's gRPC probe speaks plaintext only: with TLS the image's health probe runs in the container.
+    # Liveness is always that probe (exit 0 or 1: the process answers); test_platform.py runs them all.
+    expected = "exec" if settings.tls_cert else "grpc"
+    assert probes == {"startupProbe": (expected, settings.port), "readinessProbe": (expected, settings.port),
+                      "livenessProbe": ("exec", settings.port)}, (probes, settings)
     for name in probes:
-        # No service name: grpc.health.v1's overall status, which the front door sets SERVING once started.
+        # No service name: grpc.health.v1's overall status, SERVING while the coordinator and Ray answer.
         assert container[name].get(expected, {}).get("service", "") == ""
     service = one(docs, "Service", "fineserve")
     pod_labels = one(docs, "Deployment", "fineserve-frontdoor")["spec"]["template"]["metadata"]["labels"]
@@ -156,7 +187,7 @@ def test_files_and_storage_match_the_front_door(overlay: str, monkeypatch: pytes
     assert settings.api_keys_file is not None, "the manifests must not run the front door in open mode"
     volume, mount = mount_of(pod, container, settings.api_keys_file)
     assert volume["secret"]["secretName"] == "fineserve-api-keys" and mount.get("readOnly")
-    examples = {d["metadata"]["name"]: d for d in load_yaml_docs(K8S / "examples" / "secrets.example.yaml")}
+    examples = example_secrets()
     keys_text = examples["fineserve-api-keys"]["stringData"][settings.api_keys_file.name]
     assert parse_keys(keys_text)
     if settings.tls_cert is not None:
@@ -231,8 +262,8 @@ def test_gpu_workers_only_where_the_overlay_says(overlay: str, rendered: dict[st
         gpus = ray_container["resources"].get("limits", {}).get("nvidia.com/gpu", 0)
         if gpus:
             gpu_groups[group["groupName"]] = ray_container["image"]
-    if overlay == "gpu":
-        assert gpu_groups and all(image.endswith(":cuda") for image in gpu_groups.values()), gpu_groups
+    if overlay in ("gpu", "platform"):
+        assert gpu_groups and set(gpu_groups.values()) == {image_pins()["fineserve-cuda"]}, gpu_groups
     else:
         assert not gpu_groups, gpu_groups
 

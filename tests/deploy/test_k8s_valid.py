@@ -13,26 +13,30 @@ from deploy.manifests import K8S, OVERLAYS, load_yaml_docs, one, validate
 
 
 def test_overlays_exist() -> None:
-    assert {"dev", "gpu"} <= set(OVERLAYS), OVERLAYS
+    assert {"dev", "gpu", "platform"} <= set(OVERLAYS), OVERLAYS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_rendered_object_is_valid(overlay: str, rendered: dict[str, list[dict[str, Any]]],
-                                        ray_schemas: dict[str, dict[str, Any]]) -> None:
+                                        crd_schemas: dict[str, dict[str, Any]]) -> None:
     docs = rendered[overlay]
     kinds = sorted({d["kind"] for d in docs})
     for kind in ("ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Namespace", "NetworkPolicy",
                  "PersistentVolumeClaim", "PodDisruptionBudget", "RayCluster", "Service"):
         assert kind in kinds, f"{overlay}: no {kind} among {kinds}"
+    if overlay == "platform":
+        assert "ServiceMonitor" in kinds, kinds
     for doc in docs:
-        validate(doc, ray_schemas)
+        validate(doc, crd_schemas)
 
 
-def test_example_secrets_are_valid(ray_schemas: dict[str, dict[str, Any]]) -> None:
+def test_example_secrets_are_valid(crd_schemas: dict[str, dict[str, Any]]) -> None:
     docs = load_yaml_docs(K8S / "examples" / "secrets.example.yaml")
-    assert {d["metadata"]["name"] for d in docs} == {"fineserve-api-keys", "fineserve-tls"}
+    assert {d["metadata"]["name"] for d in docs} == {"fineserve-api-keys", "fineserve-tls", "fineserve-client-ca",
+                                                     "fineserve-probe-tls", "fineserve-job-store",
+                                                     "fineserve-object-store"}
     for doc in docs:
-        validate(doc, ray_schemas)
+        validate(doc, crd_schemas)
 
 
 def _typo_field(doc: dict[str, Any]) -> None:
@@ -60,13 +64,27 @@ def _ray_no_group_name(doc: dict[str, Any]) -> None:
     del doc["spec"]["workerGroupSpecs"][0]["groupName"]
 
 
+def _monitor_typo_field(doc: dict[str, Any]) -> None:
+    doc["spec"]["endpoint"] = doc["spec"].pop("endpoints")
+
+
+def _monitor_bad_interval(doc: dict[str, Any]) -> None:
+    doc["spec"]["endpoints"][0]["interval"] = "30 seconds"
+
+
+def _monitor_no_selector(doc: dict[str, Any]) -> None:
+    del doc["spec"]["selector"]
+
+
 @pytest.mark.parametrize(("kind", "breaks"), [
     ("Deployment", _typo_field), ("Deployment", _string_replicas), ("HorizontalPodAutoscaler", _hpa_typo_metric),
-    ("RayCluster", _ray_string_max), ("RayCluster", _ray_typo_field), ("RayCluster", _ray_no_group_name)])
+    ("RayCluster", _ray_string_max), ("RayCluster", _ray_typo_field), ("RayCluster", _ray_no_group_name),
+    ("ServiceMonitor", _monitor_typo_field), ("ServiceMonitor", _monitor_bad_interval),
+    ("ServiceMonitor", _monitor_no_selector)])
 def test_a_broken_manifest_fails_validation(kind: str, breaks: Any, rendered: dict[str, list[dict[str, Any]]],
-                                            ray_schemas: dict[str, dict[str, Any]]) -> None:
-    doc = copy.deepcopy(one(rendered["dev"], kind))
-    validate(doc, ray_schemas)
+                                            crd_schemas: dict[str, dict[str, Any]]) -> None:
+    doc = copy.deepcopy(one(rendered["platform"], kind))
+    validate(doc, crd_schemas)
     breaks(doc)
     with pytest.raises((jsonschema.ValidationError, kubernetes_validate.ValidationError)):
-        validate(doc, ray_schemas)
+        validate(doc, crd_schemas)

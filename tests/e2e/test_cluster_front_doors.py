@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -15,6 +16,9 @@ import pytest
 from e2e.helpers import TERMINAL, Api, classify, upload_requests, wait_for, zip_folder
 from fineserve.v1 import common_pb2, datasets_pb2, models_pb2, training_pb2
 from harness.launcher import RayHead, ServerProcess
+
+START_S = 300
+"""Seconds both doors have to listen (about one minute each on a loaded 2-core machine)."""
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +30,12 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_two_front_doors_share_everything_and_jobs_outlive_theirs(
         ray_head: str, tmp_path: Path, shared_data: Path) -> None:
     data_dir = tmp_path / "data"  # the shared volume of the Kubernetes deployment
-    a = ServerProcess(data_dir, "--ray-address", ray_head).start()
-    b = ServerProcess(data_dir, "--ray-address", ray_head).start()
+    a, b = (ServerProcess(data_dir, "--ray-address", ray_head) for _ in range(2))
+    b.log_path = tmp_path / "door-b.log"
+    # Both at once, as a Deployment's pods (and the benchmark's --front-doors) start: neither door's deploy of
+    # the serving app may undo the other's; a hang fails here at the generous deadline, with the door's log.
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda door: door.start(timeout=START_S), (a, b)))
     api_a, api_b = Api(a.target), Api(b.target)
     try:
         mnist = shared_data / "mnist_tiny"

@@ -15,6 +15,7 @@ from fineserve.v1 import datasets_pb2, training_pb2
 from fineserve_client import Client
 from harness.launcher import ServerProcess
 from security.helpers import Pki, Stubs, image_folders, make_pki, png
+from security.object_store import BUCKET, ObjectStore, object_store
 from service.auth import hash_key, new_key, write_keys_file
 
 TENANTS = ("alice", "bob", "carol")
@@ -72,7 +73,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="session")
-def secure(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SecureServer]:
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """A real S3-compatible server (moto), reached through the AWS environment the front door inherits."""
+    with object_store(tmp_path_factory.mktemp("moto") / "moto.log") as store, pytest.MonkeyPatch.context() as mp:
+        for name, value in store.env.items():
+            mp.setenv(name, value)
+        yield store
+
+
+@pytest.fixture(scope="session")
+def secure(tmp_path_factory: pytest.TempPathFactory, pki: Pki, s3: ObjectStore) -> Iterator[SecureServer]:
     base = tmp_path_factory.mktemp("secure")
     keys = {t: new_key() for t in TENANTS}
     keys_file = base / "keys.json"
@@ -83,7 +93,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Secur
     audit_log = base / "audit.log"
     args = ["--api-keys-file", str(keys_file), "--tls-cert", str(pki.server_cert), "--tls-key",
             str(pki.server_key), "--tls-client-ca", str(pki.ca), "--audit-log", str(audit_log),
-            "--allowed-root", str(root)]
+            "--allowed-root", str(root), "--allowed-url-prefix", f"s3://{BUCKET}/{{tenant}}/"]
     for name, value in LIMITS.items():
         args += [f"--{name}", str(value)]
     proc = ServerProcess(base / "data", *args, credentials=pki.channel_credentials())

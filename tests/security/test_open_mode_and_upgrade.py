@@ -71,7 +71,7 @@ def upgraded(secure: SecureServer, alice_model: Trained, pki: Pki,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("open")
     alice = secure.client("alice")
-    model = alice.get_model("pets", 1)
+    model = alice.get_model("pets", 1).raw
     legacy_data_dir(base / "data", secure.proc.data_dir / "models" / "alice" / "pets" / "1", model)
     proc = ServerProcess(base / "data", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
                          credentials=pki.channel_credentials(client=False)).start()

@@ -1,4 +1,4 @@
-"""SQLite store of datasets, jobs, job events and the model registry (one file, WAL mode).
+"""The store of datasets, jobs, job events and the model registry, the same on every database.
 
 Rows keep the API's protobuf messages as blobs next to the columns the queries filter on, so what a caller
 reads after a restart is byte for byte what it read before.
@@ -8,74 +8,58 @@ Reads on behalf of a caller take the tenant and filter by it in SQL, so another 
 found. Job-by-id reads without a tenant (get_job, update_job, events) are for the job manager's own
 bookkeeping; servicers use the tenant-scoped view (for_tenant) instead.
 
-Schema versions (PRAGMA user_version): 0 = before tenancy (no tenant columns); 1 = tenant columns, model
-files still at models/<name>/<version>; 2 = model files at models/<tenant>/<name>/<version>; 3 = each job keeps
-the JobSpec it was created with (the spec column, JSON), so a re-queue never rebuilds it. An older data
-directory is migrated in place on open (1, the spec column) and by the registry (the files; see
-Registry.migrate_legacy_layout). Jobs stored before version 3 have no spec.
+The SQL here is what SQLite and PostgreSQL both accept ("?" placeholders; the PostgreSQL side rewrites them);
+a Database (sqlite.py, postgres.py) runs each method as one short transaction, and may run it again after a
+lost connection (Tx.retried): every write is written so that running it again after a commit whose answer was
+lost changes nothing.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.protobuf.message import Message as ProtoMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from control.store.migrations import SCHEMA_VERSION
+from control.store.sqlite import SQLiteDatabase
 from fineserve.v1 import datasets_pb2, models_pb2, training_pb2
 from fineserve_common.errors import ResourceExhausted
 from fineserve_common.spec import JobSpec
 
 DEFAULT_TENANT = "default"
 """The tenant of rows written before tenancy and of every caller of an open (keyless) service."""
-SCHEMA_VERSION = 3
-LAYOUT_VERSION = 2
-"""The first version with model files at models/<tenant>/<name>/<version>: the registry moves older trees."""
-TABLES = """
-CREATE TABLE IF NOT EXISTS datasets (
-  id TEXT PRIMARY KEY, created REAL NOT NULL, layout INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
-  tenant TEXT NOT NULL DEFAULT 'default');
-CREATE TABLE IF NOT EXISTS jobs (
-  id TEXT PRIMARY KEY, created REAL NOT NULL, state INTEGER NOT NULL, model_name TEXT NOT NULL,
-  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', spec TEXT,
-  UNIQUE (tenant, request_id));
-CREATE TABLE IF NOT EXISTS events (
-  job_id TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (job_id, seq));
-CREATE TABLE IF NOT EXISTS models (
-  name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
-  tenant TEXT NOT NULL DEFAULT 'default', PRIMARY KEY (tenant, name, version));
-"""
-INDEXES = """
-CREATE INDEX IF NOT EXISTS datasets_by_tenant ON datasets (tenant, created);
-CREATE INDEX IF NOT EXISTS jobs_by_tenant_state ON jobs (tenant, state);
-CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created);
-"""
-# Version 0 -> 1: the UNIQUE/PRIMARY KEY constraints change, so jobs and models are rebuilt (SQLite cannot
-# alter constraints); datasets only gain a column. One transaction: an interrupted migration leaves version 0.
-MIGRATE_0_TO_1 = [
-    "ALTER TABLE datasets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
-    """CREATE TABLE jobs_v1 (
-  id TEXT PRIMARY KEY, created REAL NOT NULL, state INTEGER NOT NULL, model_name TEXT NOT NULL,
-  request_id TEXT, body BLOB NOT NULL, tenant TEXT NOT NULL DEFAULT 'default', UNIQUE (tenant, request_id))""",
-    "INSERT INTO jobs_v1 (id, created, state, model_name, request_id, body) "
-    "SELECT id, created, state, model_name, request_id, body FROM jobs",
-    "DROP TABLE jobs",
-    "ALTER TABLE jobs_v1 RENAME TO jobs",
-    """CREATE TABLE models_v1 (
-  name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, body BLOB NOT NULL,
-  tenant TEXT NOT NULL DEFAULT 'default', PRIMARY KEY (tenant, name, version))""",
-    "INSERT INTO models_v1 (name, version, path, body) SELECT name, version, path, body FROM models",
-    "DROP TABLE models",
-    "ALTER TABLE models_v1 RENAME TO models",
-]
 ACTIVE = (training_pb2.QUEUED, training_pb2.RUNNING)
+JOB_COLUMNS = "body, tenant, created, id"
 Message = TypeVar("Message", bound=ProtoMessage)
+T = TypeVar("T")
+
+
+class Rows(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    """One transaction (or, for reads, one connection) of a Database."""
+
+    retried: bool
+    """True when an earlier run of the same method lost its connection: its commit may have happened."""
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> Rows: ...
+    def set_schema_version(self, version: int) -> None: ...
+
+
+class Database(Protocol):
+    def read(self, fn: Callable[[Tx], T]) -> T: ...
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        """fn in one transaction that no other writer interleaves with (the store's checks rely on it)."""
+        ...
+    def schema_version(self) -> int: ...
+    def close(self) -> None: ...
 
 
 def now_ts() -> Timestamp:
@@ -91,23 +75,26 @@ def _owned(message: Any, tenant: str) -> Any:
     return message
 
 
-def _job(db: sqlite3.Connection, row: tuple[bytes, str, float, str]) -> training_pb2.Job:
+def _job(tx: Tx, row: Sequence[Any]) -> training_pb2.Job:
     """A job row (body, tenant, created, id) with its queue position filled in (QUEUED jobs only)."""
-    job = _owned(training_pb2.Job.FromString(row[0]), row[1])
+    job = _owned(training_pb2.Job.FromString(bytes(row[0])), row[1])
     job.queue_position = 0
     if job.state == training_pb2.QUEUED:
-        (ahead,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state=? AND (created<? OR (created=? AND id<?))",
+        (ahead,) = tx.execute("SELECT COUNT(*) FROM jobs WHERE state=? AND (created<? OR (created=? AND id<?))",
                               (training_pb2.QUEUED, row[2], row[2], row[3])).fetchone()
         job.queue_position = int(ahead) + 1
     return job
 
 
-JOB_COLUMNS = "body, tenant, created, id"
+def _on_retry(tx: Tx) -> str:
+    """An insert's conflict clause: a retried insert may find its own row, committed by the lost attempt."""
+    return " ON CONFLICT DO NOTHING" if tx.retried else ""
 
 
 class Store:
-    """Thread-safe access to the SQLite file; every method is one short transaction.
+    """Thread-safe access to the job store; every method is one short transaction.
 
+    db: a Database, or the path of a SQLite file (the embedded default); see open_store for the setting.
     max_active_jobs: QUEUED+RUNNING jobs one tenant may have (0 = no limit); put_job refuses more with
     RESOURCE_EXHAUSTED, checked in the same transaction as the insert so concurrent creations cannot overshoot.
     on_models_changed, when set, is called after each committed change to the models table (the coordinator
@@ -116,60 +103,16 @@ class Store:
 
     on_models_changed: Callable[[], None] | None = None
 
-    def __init__(self, path: Path, max_active_jobs: int = 0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, db: Database | Path, max_active_jobs: int = 0) -> None:
+        self._db = SQLiteDatabase(db) if isinstance(db, Path) else db
         self.max_active_jobs = max_active_jobs
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._lock = threading.Lock()
-        self._migrate()
-
-    def _migrate(self) -> None:
-        db = self._db
-        existing = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if "datasets" not in existing:  # a new data directory starts at the current version
-            db.executescript(TABLES + INDEXES)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            return
-        db.executescript(TABLES)  # tables a previous version had not created yet
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if version == 0:
-                columns = {r[1] for r in db.execute("PRAGMA table_info(datasets)")}
-                for sql in MIGRATE_0_TO_1 if "tenant" not in columns else []:
-                    db.execute(sql)
-                db.execute("PRAGMA user_version=1")
-            if "spec" not in {r[1] for r in db.execute("PRAGMA table_info(jobs)")}:
-                db.execute("ALTER TABLE jobs ADD COLUMN spec TEXT")
-            if version == LAYOUT_VERSION:  # else the registry's file move, still to come, records version 3
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        db.executescript(INDEXES)
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self._db.schema_version()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._db.close()
 
     def for_tenant(self, tenant: str) -> TenantStore:
         return TenantStore(self, tenant)
@@ -181,21 +124,19 @@ class Store:
     # datasets
     def put_dataset(self, ds: datasets_pb2.Dataset, path: str) -> None:
         tenant = ds.tenant or DEFAULT_TENANT
-        with self._tx() as db:
-            db.execute("INSERT INTO datasets (id, created, layout, path, body, tenant) VALUES (?,?,?,?,?,?)",
-                       (ds.id, time.time(), ds.layout, path, ds.SerializeToString(), tenant))
+        self._db.write(lambda tx: tx.execute(
+            f"INSERT INTO datasets (id, created, layout, path, body, tenant) VALUES (?,?,?,?,?,?){_on_retry(tx)}",
+            (ds.id, time.time(), ds.layout, path, ds.SerializeToString(), tenant)))
 
     def get_dataset(self, ds_id: str, *, tenant: str) -> tuple[datasets_pb2.Dataset, str] | None:
-        with self._lock:
-            row = self._db.execute("SELECT body, path, tenant FROM datasets WHERE id=? AND tenant=?",
-                                   (ds_id, tenant)).fetchone()
-        return (_owned(datasets_pb2.Dataset.FromString(row[0]), row[2]), row[1]) if row else None
+        row = self._db.read(lambda tx: tx.execute("SELECT body, path, tenant FROM datasets WHERE id=? AND tenant=?",
+                                                  (ds_id, tenant)).fetchone())
+        return (_owned(datasets_pb2.Dataset.FromString(bytes(row[0])), row[2]), row[1]) if row else None
 
     def _owned_rows(self, message: type[Message], sql: str, args: tuple[object, ...]) -> list[Message]:
         """The (body, tenant) rows sql selects, as messages that name their tenant."""
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [_owned(message.FromString(r[0]), r[1]) for r in rows]
+        rows = self._db.read(lambda tx: tx.execute(sql, args).fetchall())
+        return [_owned(message.FromString(bytes(r[0])), r[1]) for r in rows]
 
     def list_datasets(self, layout: int, offset: int, limit: int, *, tenant: str) -> list[datasets_pb2.Dataset]:
         return self._owned_rows(datasets_pb2.Dataset, "SELECT body, tenant FROM datasets WHERE tenant=? AND "
@@ -203,53 +144,61 @@ class Store:
                                 (tenant, layout, layout, limit, offset))
 
     def delete_dataset(self, ds_id: str, *, tenant: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM datasets WHERE id=? AND tenant=?", (ds_id, tenant))
+        self._db.write(lambda tx: tx.execute("DELETE FROM datasets WHERE id=? AND tenant=?", (ds_id, tenant)))
 
     # jobs
     def put_job(self, job: training_pb2.Job, request_id: str | None, spec: JobSpec | None = None) -> training_pb2.Job:
         """Insert a job with the spec it runs; with a request_id the tenant already used, return that job instead."""
         tenant = job.tenant or DEFAULT_TENANT
-        with self._tx() as db:
+
+        def put(tx: Tx) -> training_pb2.Job:
+            if tx.retried and (row := tx.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job.id,)).fetchone()):
+                return _job(tx, row)  # the lost attempt's commit: its job counts in the tenant's active ones now
             if request_id:
-                row = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant=? AND request_id=?",
+                row = tx.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant=? AND request_id=?",
                                  (tenant, request_id)).fetchone()
                 if row:
-                    return _job(db, row)
+                    return _job(tx, row)
             if self.max_active_jobs > 0:
-                (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
+                (active,) = tx.execute("SELECT COUNT(*) FROM jobs WHERE tenant=? AND state IN (?,?)",
                                        (tenant, *ACTIVE)).fetchone()
                 if active >= self.max_active_jobs:
                     raise ResourceExhausted(f"tenant {tenant!r} already has {active} queued or running job(s): "
                                             f"max_concurrent_jobs_per_tenant={self.max_active_jobs}; wait for one "
                                             "to finish or cancel one")
-            db.execute("INSERT INTO jobs (id, created, state, model_name, request_id, body, tenant, spec) "
+            tx.execute("INSERT INTO jobs (id, created, state, model_name, request_id, body, tenant, spec) "
                        "VALUES (?,?,?,?,?,?,?,?)",
                        (job.id, time.time(), job.state, job.request.model_name, request_id or None,
                         job.SerializeToString(), tenant, spec.to_json() if spec is not None else None))
-            return _job(db, db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job.id,)).fetchone())
+            return _job(tx, tx.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job.id,)).fetchone())
+
+        return self._db.write(put)
 
     def update_job(self, job: training_pb2.Job) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE jobs SET state=?, body=? WHERE id=?", (job.state, job.SerializeToString(), job.id))
+        self._db.write(lambda tx: tx.execute("UPDATE jobs SET state=?, body=? WHERE id=?",
+                                             (job.state, job.SerializeToString(), job.id)))
+
+    def _one_job(self, sql: str, args: tuple[object, ...]) -> training_pb2.Job | None:
+        def one(tx: Tx) -> training_pb2.Job | None:
+            row = tx.execute(sql, args).fetchone()
+            return _job(tx, row) if row else None
+
+        return self._db.read(one)
+
+    def _jobs(self, sql: str, args: Sequence[object]) -> list[training_pb2.Job]:
+        return self._db.read(lambda tx: [_job(tx, r) for r in tx.execute(sql, args).fetchall()])
 
     def get_job(self, job_id: str) -> training_pb2.Job | None:
         """Any tenant's job: the job manager's own view. Servicers use for_tenant(t).get_job."""
-        with self._lock:
-            row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
-            return _job(self._db, row) if row else None
+        return self._one_job(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
 
     def job_spec(self, job_id: str) -> JobSpec | None:
         """The spec the job was created with; None for a job stored before specs were (schema < 3)."""
-        with self._lock:
-            row = self._db.execute("SELECT spec FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._db.read(lambda tx: tx.execute("SELECT spec FROM jobs WHERE id=?", (job_id,)).fetchone())
         return JobSpec.from_json(row[0]) if row and row[0] else None
 
     def get_tenant_job(self, job_id: str, *, tenant: str) -> training_pb2.Job | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=? AND tenant=?",
-                                   (job_id, tenant)).fetchone()
-            return _job(self._db, row) if row else None
+        return self._one_job(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=? AND tenant=?", (job_id, tenant))
 
     def list_jobs(self, states: list[int], model_name: str, offset: int, limit: int, *,
                   tenant: str) -> list[training_pb2.Job]:
@@ -260,46 +209,48 @@ class Store:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             args += states
         sql += " ORDER BY created DESC, id LIMIT ? OFFSET ?"
-        with self._lock:
-            rows = self._db.execute(sql, [*args, limit, offset]).fetchall()
-            return [_job(self._db, r) for r in rows]
+        return self._jobs(sql, [*args, limit, offset])
 
     def unfinished_jobs(self) -> list[training_pb2.Job]:
         """Jobs a previous run of the server left QUEUED or RUNNING, oldest first."""
-        with self._lock:
-            rows = self._db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?,?) ORDER BY created, id",
-                                    ACTIVE).fetchall()
-            return [_job(self._db, r) for r in rows]
+        return self._jobs(f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?,?) ORDER BY created, id", ACTIVE)
 
     # events
     def append_event(self, event: training_pb2.JobEvent) -> training_pb2.JobEvent:
         """Number the event (1, 2, ... per job) and store it."""
-        with self._tx() as db:
-            (last,) = db.execute("SELECT COALESCE(MAX(seq),0) FROM events WHERE job_id=?",
+
+        def append(tx: Tx) -> None:
+            (last,) = tx.execute("SELECT COALESCE(MAX(seq),0) FROM events WHERE job_id=?",
                                  (event.job_id,)).fetchone()
+            if tx.retried and last > 0:  # the lost attempt's commit stored this very event (its time included)?
+                event.sequence = last
+                (stored,) = tx.execute("SELECT body FROM events WHERE job_id=? AND seq=?",
+                                       (event.job_id, last)).fetchone()
+                if bytes(stored) == event.SerializeToString():
+                    return
             event.sequence = last + 1
-            db.execute("INSERT INTO events VALUES (?,?,?)", (event.job_id, event.sequence,
-                                                             event.SerializeToString()))
+            tx.execute("INSERT INTO events (job_id, seq, body) VALUES (?,?,?)",
+                       (event.job_id, event.sequence, event.SerializeToString()))
+
+        self._db.write(append)
         return event
 
     def events(self, job_id: str, from_seq: int) -> list[training_pb2.JobEvent]:
-        with self._lock:
-            rows = self._db.execute("SELECT body FROM events WHERE job_id=? AND seq>=? ORDER BY seq",
-                                    (job_id, from_seq)).fetchall()
-        return [training_pb2.JobEvent.FromString(r[0]) for r in rows]
+        rows = self._db.read(lambda tx: tx.execute("SELECT body FROM events WHERE job_id=? AND seq>=? ORDER BY seq",
+                                                   (job_id, from_seq)).fetchall())
+        return [training_pb2.JobEvent.FromString(bytes(r[0])) for r in rows]
 
     # models
     def next_model_version(self, name: str, *, tenant: str) -> int:
-        with self._lock:
-            (last,) = self._db.execute("SELECT COALESCE(MAX(version),0) FROM models WHERE tenant=? AND name=?",
-                                       (tenant, name)).fetchone()
-        return last + 1
+        (last,) = self._db.read(lambda tx: tx.execute(
+            "SELECT COALESCE(MAX(version),0) FROM models WHERE tenant=? AND name=?", (tenant, name)).fetchone())
+        return int(last) + 1
 
     def put_model(self, model: models_pb2.Model, path: str) -> None:
         tenant = model.tenant or DEFAULT_TENANT
-        with self._tx() as db:
-            db.execute("INSERT INTO models (name, version, path, body, tenant) VALUES (?,?,?,?,?)",
-                       (model.ref.name, model.ref.version, path, model.SerializeToString(), tenant))
+        self._db.write(lambda tx: tx.execute(
+            f"INSERT INTO models (name, version, path, body, tenant) VALUES (?,?,?,?,?){_on_retry(tx)}",
+            (model.ref.name, model.ref.version, path, model.SerializeToString(), tenant)))
         self._models_changed()
 
     def get_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
@@ -307,9 +258,8 @@ class Store:
         sql = ("SELECT body, path, tenant FROM models WHERE tenant=? AND name=? ORDER BY version DESC LIMIT 1"
                if version == 0 else "SELECT body, path, tenant FROM models WHERE tenant=? AND name=? AND version=?")
         args = (tenant, name) if version == 0 else (tenant, name, version)
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
-        return (_owned(models_pb2.Model.FromString(row[0]), row[2]), row[1]) if row else None
+        row = self._db.read(lambda tx: tx.execute(sql, args).fetchone())
+        return (_owned(models_pb2.Model.FromString(bytes(row[0])), row[2]), row[1]) if row else None
 
     def cached_model(self, name: str, version: int, *, tenant: str) -> tuple[models_pb2.Model, str] | None:
         """get_model's answer when it can be had without I/O: never here (RemoteStore keeps lookups in memory)."""
@@ -324,27 +274,36 @@ class Store:
         """Delete one version (or all with version 0); returns (version, path) of each deleted row."""
         where = "tenant=? AND name=?" + ("" if version == 0 else " AND version=?")
         args = (tenant, name) if version == 0 else (tenant, name, version)
-        with self._tx() as db:
-            rows = db.execute(f"SELECT version, path FROM models WHERE {where}", args).fetchall()
-            db.execute(f"DELETE FROM models WHERE {where}", args)
+        seen: list[tuple[int, str]] = []  # what a lost attempt deleted: its files must still go
+
+        def delete(tx: Tx) -> list[tuple[int, str]]:
+            rows = [(int(v), p) for v, p in tx.execute(f"SELECT version, path FROM models WHERE {where}",
+                                                       args).fetchall()]
+            tx.execute(f"DELETE FROM models WHERE {where}", args)
+            seen[:] = rows or seen
+            return seen
+
+        deleted = self._db.write(delete)
         self._models_changed()
-        return [(int(v), p) for v, p in rows]
+        return deleted
 
     # the version 1 -> 2 (-> 3) migration of the model files (driven by the registry)
     def model_paths(self) -> list[tuple[str, str, int, str]]:
         """(tenant, name, version, path) of every model."""
-        with self._lock:
-            rows = self._db.execute("SELECT tenant, name, version, path FROM models").fetchall()
+        rows = self._db.read(lambda tx: tx.execute("SELECT tenant, name, version, path FROM models").fetchall())
         return [(t, n, int(v), p) for t, n, v, p in rows]
 
     def finish_layout_migration(self, moved: list[tuple[str, str, int, str]]) -> None:
         """Record the models' new paths and the schema version in one transaction (the spec column is there
         since the store opened)."""
-        with self._tx() as db:
+
+        def finish(tx: Tx) -> None:
             for tenant, name, version, path in moved:
-                db.execute("UPDATE models SET path=? WHERE tenant=? AND name=? AND version=?",
+                tx.execute("UPDATE models SET path=? WHERE tenant=? AND name=? AND version=?",
                            (path, tenant, name, version))
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            tx.set_schema_version(SCHEMA_VERSION)
+
+        self._db.write(finish)
         self._models_changed()
 
 

@@ -1,0 +1,177 @@
+"""Data sets registered from object storage or a URL (s3://, gs://, https://): the URL is checked against the
+operator's allowed prefixes for the caller's tenant, then the data is copied into the store through fsspec.
+
+Credentials and endpoints come from the front door's environment (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3,
+GOOGLE_APPLICATION_CREDENTIALS, ...), never from the caller: the request carries a URL and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import botocore.exceptions
+import fsspec
+
+from fineserve_common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from fineserve_common.names import check_relative_path, check_text, clip
+
+if TYPE_CHECKING:
+    from service.config import Limits
+
+SCHEMES = ("s3", "gs", "https")
+"""URL schemes fetched through fsspec; file:// and plain paths stay registered in place (allowed roots)."""
+ARCHIVES = {".zip": "zip", ".tar": "tar", ".tgz": "tar", ".tar.gz": "tar", ".csv": "csv"}
+"""A URL ending so names one object, fetched whole and then extracted as an upload is; any other s3:// or gs://
+URL names a folder (a key prefix) whose objects are copied."""
+TENANT = "{tenant}"
+MAX_URL_CHARS = 2048
+CHUNK = 1 << 20
+S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 2, "mode": "standard"}}
+"""Bounded waits: an unreachable endpoint answers UNAVAILABLE in seconds rather than after botocore's retries."""
+
+
+def is_remote(uri: str) -> bool:
+    return urlsplit(uri).scheme.lower() in SCHEMES
+
+
+def check_prefix(prefix: str) -> str:
+    """An allowed URL prefix as configured (e.g. s3://bucket/{tenant}/), normalised to end with '/'; ValueError
+    naming the problem."""
+    parts = urlsplit(prefix)
+    if parts.scheme not in SCHEMES or not parts.netloc:
+        raise ValueError(f"allowed URL prefix {prefix!r} must start with s3://BUCKET, gs://BUCKET or https://HOST")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"allowed URL prefix {prefix!r} must not carry a query, a fragment or credentials")
+    return prefix if prefix.endswith("/") else prefix + "/"
+
+
+def check_url(uri: str, prefixes: tuple[str, ...], tenant: str) -> str:
+    """The URL, if it lies under one of the allowed prefixes ({tenant} standing for the caller's tenant) and
+    names nothing outside it ('..', credentials, a query); InvalidArgument saying what to change otherwise."""
+    check_text("uri", uri, MAX_URL_CHARS)
+    parts = urlsplit(uri)
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise InvalidArgument(f"uri {clip(uri)} must not carry a query, a fragment or credentials: the server "
+                              "reads object storage with its own credentials")
+    segments = unquote(parts.path).split("/")
+    if any(s in (".", "..") for s in segments) or "//" in parts.path.rstrip("/") or "\\" in parts.path:
+        raise InvalidArgument(f"uri {clip(uri)} must not contain '.', '..', '\\' or empty path segments")
+    allowed = [p.replace(TENANT, tenant) for p in prefixes]
+    if not any(uri.startswith(p) for p in allowed):
+        shown = ", ".join(allowed) or "none configured (--allowed-url-prefix)"
+        raise InvalidArgument(f"uri {clip(uri)} is outside the URL prefixes tenant {tenant!r} may register from "
+                              f"({shown}); ask the operator to allow it")
+    return uri
+
+
+def archive_format(uri: str) -> str | None:
+    name = PurePosixPath(urlsplit(uri).path).name.lower()
+    return next((fmt for suffix, fmt in ARCHIVES.items() if name.endswith(suffix)), None)
+
+
+def _filesystem(scheme: str, ca_file: Path | None) -> fsspec.AbstractFileSystem:
+    try:
+        if scheme == "s3":
+            return fsspec.filesystem("s3", config_kwargs=S3_CONFIG, skip_instance_cache=True)
+        if scheme == "https":
+            context = ssl.create_default_context()
+            if ca_file is not None:
+                context.load_verify_locations(cafile=str(ca_file))
+            return fsspec.filesystem("https", ssl=context, skip_instance_cache=True,
+                                     client_kwargs={"timeout": aiohttp.ClientTimeout(sock_connect=10, sock_read=60)})
+        return fsspec.filesystem("gs", skip_instance_cache=True)
+    except ImportError as e:
+        raise FailedPrecondition(f"{scheme}:// data sets need a package this server lacks ({e}); the operator "
+                                 "installs it (gs://: pip install 'fineserve[gcs]')") from None
+
+
+def _copy(src: BinaryIO, out: BinaryIO, total: int, limit: int, what: str, digest: Any = None) -> int:
+    """Copy src into out, counting bytes against limit (sizes a listing states are not trusted)."""
+    while chunk := src.read(CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise ResourceExhausted(f"{what} is larger than {limit} bytes; the limit is the server's "
+                                    "(--max-upload-bytes for one archive, --max-extracted-bytes for a folder)")
+        if digest is not None:
+            digest.update(chunk)
+        out.write(chunk)
+    return total
+
+
+def fetch_archive(uri: str, out: BinaryIO, limits: Limits, ca_file: Path | None) -> tuple[int, str]:
+    """One object (an archive or a CSV) into out; (bytes, sha256)."""
+    scheme = urlsplit(uri).scheme
+    fs = _filesystem(scheme, ca_file)
+    digest = hashlib.sha256()
+    # https: one streamed GET (block_size 0), so servers without Range support serve too.
+    with _translated(uri), fs.open(uri, "rb", block_size=0 if scheme == "https" else CHUNK) as src:
+        size = _copy(src, out, 0, limits.max_upload_bytes, f"the object {clip(uri)}", digest)
+    out.flush()
+    if size == 0:
+        raise InvalidArgument(f"uri {clip(uri)} is empty")
+    return size, digest.hexdigest()
+
+
+def fetch_folder(uri: str, dest: Path, limits: Limits) -> tuple[int, int]:
+    """Every object under a key prefix into dest (created here), keeping their relative paths; (files, bytes)."""
+    scheme = urlsplit(uri).scheme
+    if scheme == "https":
+        raise InvalidArgument(f"uri {clip(uri)}: an https:// URL must name an archive or a CSV file "
+                              f"({', '.join(ARCHIVES)}); folders can be registered from s3:// or gs://")
+    fs = _filesystem(scheme, None)
+    root = fs._strip_protocol(uri).rstrip("/")
+    dest.mkdir(parents=True)
+    files = total = 0
+    with _translated(uri):
+        for top, _, names in fs.walk(root, detail=False):
+            for name in names:
+                files += 1
+                if files > limits.max_archive_files:
+                    raise ResourceExhausted(f"uri {clip(uri)} holds more than max_archive_files="
+                                            f"{limits.max_archive_files} objects")
+                key = f"{top}/{name}"
+                rel = check_relative_path("object key", key[len(root) + 1:])
+                target = dest / rel
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    out = open(target, "xb")  # noqa: SIM115 - closed below
+                except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                    raise InvalidArgument(f"uri {clip(uri)}: object {clip(rel)} collides with a folder or an "
+                                          "object of the same name; a data set's files need distinct paths") from None
+                with out, fs.open(key, "rb", block_size=CHUNK) as src:
+                    total = _copy(src, out, total, limits.max_extracted_bytes, f"the folder {clip(uri)}")
+    if files == 0:
+        raise NotFound(f"uri {clip(uri)}: no objects under this prefix (a folder URL ends with '/'; an archive "
+                       f"ends with {', '.join(ARCHIVES)})")
+    return files, total
+
+
+class _translated:
+    """Turns the storage libraries' errors into statuses the caller can act on."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = clip(uri)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        if e is None or isinstance(e, InvalidArgument | ResourceExhausted | NotFound | FailedPrecondition):
+            return
+        if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
+            e = e.__cause__  # fsspec's https reports every failure to reach a file (TLS, connection) as not found
+        status = e.status if isinstance(e, aiohttp.ClientResponseError) else 0
+        if isinstance(e, FileNotFoundError) or status in (404, 410):
+            raise NotFound(f"uri {self.uri} does not exist (no such bucket, object or prefix)") from e
+        if isinstance(e, PermissionError | botocore.exceptions.NoCredentialsError) or status in (401, 403):
+            raise FailedPrecondition(f"the server's credentials may not read {self.uri} ({e}); the operator "
+                                     "grants them in the front door's environment") from e
+        if isinstance(e, OSError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError
+                      | botocore.exceptions.BotoCoreError):
+            raise Unavailable(f"cannot reach the storage of {self.uri} ({type(e).__name__}: {clip(str(e), 300)}); "
+                              "retry later, or ask the operator to check the endpoint") from e
