@@ -38,9 +38,9 @@ def test_classify_json(serve, tmp_path, capsys, inference_servicer):
     ]
 
 
-def test_not_found_exits_2(serve, capsys, monkeypatch, models_servicer):
+def test_not_found_exits_3(serve, capsys, monkeypatch, models_servicer):
     monkeypatch.setenv("FINESERVE_TARGET", serve(models_servicer))
-    assert main(["model", "nope/1"]) == 2
+    assert main(["model", "nope/1"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("error: NOT_FOUND: model nope not found")
 
@@ -53,8 +53,8 @@ def test_model_says_where_it_is_loaded(serve, capsys, models_servicer):
     assert "not loaded (the next call loads it)" in capsys.readouterr().out
 
 
-def test_unavailable_exits_1(capsys):
-    assert main(["--target", "127.0.0.1:1", "--timeout", "5", "jobs"]) == 1
+def test_unavailable_exits_5(capsys):
+    assert main(["--target", "127.0.0.1:1", "--timeout", "5", "jobs"]) == 5
     assert capsys.readouterr().err.startswith("error: UNAVAILABLE: ")
 
 
@@ -123,9 +123,9 @@ def test_train_asks_for_data_parallel_workers(serve, capsys):
     assert "resources" not in json.loads(capsys.readouterr().out)["request"]
 
 
-def test_train_waits_and_fails_with_exit_1(serve, capsys):
+def test_train_waits_and_fails_with_exit_6(serve, capsys):
     target = serve(Jobs(final=training_pb2.FAILED))
-    assert main(["--target", target, "--json", "train", "--dataset", "ds-1", "--model", "pets"]) == 1
+    assert main(["--target", target, "--json", "train", "--dataset", "ds-1", "--model", "pets"]) == 6
     captured = capsys.readouterr()
     assert json.loads(captured.out)["state"] == "FAILED"
     assert "error: job job-9 FAILED: boom" in captured.err

@@ -75,9 +75,9 @@ def test_explain_returns_grids_and_saves_overlays_next_to_inputs(serve, tmp_path
     with Client(serve(FakeInterpretation())) as client:
         results = client.explain("tags", [path, b"raw"], target="dog", save_overlays=True)
     assert results[0] == Heatmap(str(path), "dog", [[0, 0.5, 1], [0.25, 0.75, 0]], b"setyb gnp", "tags/3")
-    assert overlay_path(path) == tmp_path / "photo.gradcam.png"
-    assert (tmp_path / "photo.gradcam.png").read_bytes() == b"setyb gnp"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.gradcam.png", "photo.jpg"]
+    assert overlay_path(path, "dog") == tmp_path / "photo.dog.gradcam.png"
+    assert (tmp_path / "photo.dog.gradcam.png").read_bytes() == b"setyb gnp"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.dog.gradcam.png", "photo.jpg"]
     assert results[1].save_overlay(tmp_path / "raw.png").read_bytes() == b"war"
 
 
@@ -93,12 +93,12 @@ def test_cli_explain_writes_overlays_and_score_labels_prints(serve, tmp_path, ca
     b.write_bytes(b"BBB dog")
     assert main(["--target", target, "explain", "tags", str(a), str(b), "--class", "dog"]) == 0
     table = capsys.readouterr().out
-    assert "a.gradcam.png" in table and "b.gradcam.png" in table and "dog" in table
-    assert (tmp_path / "a.gradcam.png").read_bytes() == b"tac AAA"
-    assert (tmp_path / "b.gradcam.png").read_bytes() == b"god BBB"
+    assert "a.dog.gradcam.png" in table and "b.dog.gradcam.png" in table
+    assert (tmp_path / "a.dog.gradcam.png").read_bytes() == b"tac AAA"
+    assert (tmp_path / "b.dog.gradcam.png").read_bytes() == b"god BBB"
     assert main(["--target", target, "--json", "score-labels", "tags", str(a), "--threshold", "0.05"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == [
         {"file": str(a), "model": "tags/3", "scores": {"cat": 0.9, "dog": 0.1}, "predicted": ["cat", "dog"]}
     ]
-    assert main(["--target", target, "explain", "tags", str(a), "--class", "bird"]) == 2
+    assert main(["--target", target, "explain", "tags", str(a), "--class", "bird"]) == 4

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from fineserve.v1 import training_pb2, training_pb2_grpc
-from fineserve_client import Client, JobFailed, ProgressBar, errors, jobs
+from fineserve_client import Client, JobFailed, ProgressBar, errors, jobs, progress
 
 
 def _state(seq, state, reason=""):
@@ -131,15 +131,32 @@ def test_progress_without_tty_prints_a_line_per_epoch(serve):
     assert len(lines) == 4
 
 
-def test_progress_on_a_tty_redraws_the_bar():
+def test_progress_bars_use_tqdm_with_rate_and_eta():
+    pytest.importorskip("tqdm")  # the [progress] extra; installed by scripts/setup.sh
     stream = io.StringIO()
-    bar = ProgressBar(stream=stream, tty=True, min_interval=0, width=8)
+    bar = ProgressBar(stream=stream, bars=True, min_interval=0)
     for event in EVENTS[:3]:
         bar.event(event)
     bar.close()
     text = stream.getvalue()
-    assert "\rfrozen  epoch 1/2  batch 2/4 [####----]  loss 0.9000" in text
+    assert "frozen epoch 1/2" in text and "2/4" in text and "loss=0.9000" in text
+    assert "batch/s" in text and "<" in text  # tqdm's rate and elapsed<remaining
     assert "epoch 1/2  (frozen)  accuracy 0.8" in text
+
+
+def test_progress_without_tqdm_writes_lines_even_on_a_tty(monkeypatch):
+    monkeypatch.setattr(progress, "_tqdm", lambda: None)
+    stream = io.StringIO()
+    bar = ProgressBar(stream=stream, tty=True)
+    assert not bar.bars
+    for event in EVENTS:
+        bar.event(event)
+    bar.transfer(10, 10)
+    bar.close()
+    assert "\r" not in stream.getvalue()
+    assert stream.getvalue().splitlines()[-1] == "upload: 10 B sent"
+    with pytest.raises(ImportError, match=r"fineserve-client\[progress\]"):
+        ProgressBar(bars=True)
 
 
 def test_disabled_progress_is_silent():

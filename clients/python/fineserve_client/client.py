@@ -1,28 +1,38 @@
 """The fineserve SDK: :class:`Client` wraps the ``fineserve.v1`` gRPC services in plain Python calls, one
-module per area (``datasets``, ``training``, ``models``, ``inference``) over one ``connection``."""
+module per area (``datasets``, ``training``, ``models``, ``inference``) over one ``connection``; ``aio.py``
+puts the same areas over a ``grpc.aio`` channel (:class:`~fineserve_client.AsyncClient`)."""
 
 from __future__ import annotations
 
 from .arguments import parse_base, parse_model_ref
 from .connection import tls_credentials
-from .datasets import DatasetsMixin
-from .inference import InferenceMixin
+from .datasets import DatasetsArea
+from .following import Following
+from .inference import InferenceArea
 from .interpretation import Heatmap, LabelScores
-from .models import ModelsMixin
+from .models import ModelsArea
 from .results import Classification
-from .training import TrainingMixin
+from .training import TrainingArea
 
 __all__ = ["Classification", "Client", "Heatmap", "LabelScores", "parse_base", "parse_model_ref", "tls_credentials"]
 
 
-class Client(DatasetsMixin, TrainingMixin, ModelsMixin, InferenceMixin):
+class Client(DatasetsArea, TrainingArea, ModelsArea, InferenceArea, Following):
     """A connection to a fineserve server.
 
-    Unary calls use ``timeout`` seconds as their deadline (``None``: no deadline); streaming calls (uploads,
-    job watching) have no deadline unless one is passed to them. ``metadata`` (a mapping or pairs) is sent
-    with every call. Every method raises :class:`~fineserve_client.errors.FineserveError` subclasses for gRPC
-    errors (``Unauthenticated`` for a missing or unknown API key). Use as a context manager, or call
-    :meth:`close`.
+    Each setting comes from its argument, else from its ``FINESERVE_*`` environment variable, else its default
+    (:class:`~fineserve_client.connection.Settings`): ``target`` (``$FINESERVE_TARGET``, ``localhost:50051``),
+    ``api_key``, ``tls``, ``ca_file``, ``client_cert``, ``client_key``, ``server_name``, ``timeout`` and the
+    retries' ``max_attempts``; ``settings=`` passes them all at once (the environment is then not read).
+
+    Unary calls use ``timeout`` seconds as their deadline (``None``: no deadline; 60 by default); streaming
+    calls (uploads, job watching) have no deadline unless one is passed to them. Calls that are safe to repeat
+    (reads, inference, and creations that carry a ``request_id``) are retried after UNAVAILABLE or
+    RESOURCE_EXHAUSTED with exponential backoff and full jitter inside that deadline: ``retry`` is the number
+    of attempts or a :class:`~fineserve_client.retries.RetryPolicy` (``retry=1``: never).
+    ``metadata`` (a mapping or pairs) is sent with every call. Every method raises
+    :class:`~fineserve_client.errors.FineserveError` subclasses for gRPC errors (``Unauthenticated`` for a
+    missing or unknown API key). Use as a context manager, or call :meth:`close`.
 
     Security:
 

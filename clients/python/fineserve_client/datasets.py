@@ -1,5 +1,5 @@
-"""The datasets area of :class:`~fineserve_client.Client`: upload (a folder is zipped first), register, get,
-list and delete."""
+"""The datasets area of :class:`~fineserve_client.Client` and :class:`~fineserve_client.AsyncClient`: upload (a
+folder is zipped first), register, get, list and delete."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from fineserve.v1 import datasets_pb2
 
 from .arguments import enum_value
-from .connection import MAX_MESSAGE_BYTES, Connection, rpc_method
+from .connection import MAX_MESSAGE_BYTES, Blocking, Call, Plan, operation, paged
 from .progress import ProgressBar
+from .records import Dataset
 
 # Already-compressed files are stored in the upload zip as they are; deflating them again only costs time.
 _STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".zip", ".gz", ".bz2", ".xz"})
@@ -70,18 +72,46 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-class DatasetsMixin(Connection):
-    @rpc_method
+@dataclass(frozen=True)
+class _Archive:
+    path: Path
+    format: int
+    default_name: str
+    sha256: str
+    size: int
+    temporary: bool
+
+
+def _archive(src: Path) -> _Archive:
+    """The file to send for ``src``: a folder zipped into a temporary file, or the archive as it is."""
+    if src.is_dir():
+        fd, temp_name = tempfile.mkstemp(prefix="fineserve-upload-", suffix=".zip")
+        os.close(fd)
+        temp = Path(temp_name)
+        try:
+            if _zip_folder(src, temp) == 0:
+                raise ValueError(f"{src}: the folder holds no files")
+            return _Archive(temp, datasets_pb2.ZIP, src.resolve().name, *_sha256_file(temp), temporary=True)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    if src.is_file():
+        return _Archive(src, _archive_format(src), _default_name(src), *_sha256_file(src), temporary=False)
+    raise FileNotFoundError(f"{src}: no such file or folder")
+
+
+class DatasetsArea:
+    @operation
     def upload_dataset(
         self,
         path: str | os.PathLike[str],
         name: str | None = None,
         layout: str | int = "image_folders",
         chunk_size: int = 1 << 20,
-        progress: bool = False,
+        progress: bool | ProgressBar = False,
         *,
         timeout: float | None = None,
-    ) -> datasets_pb2.Dataset:
+    ) -> Plan[Dataset]:
         """Upload a dataset and return the server's record of it.
 
         ``path`` is a folder (zipped first, into a temporary file, with relative names and no links
@@ -89,73 +119,58 @@ class DatasetsMixin(Connection):
         folder or file name; ``layout`` is a ``DatasetLayout`` name such as ``"image_folders"``. The archive
         is sent in ``chunk_size`` pieces after a header carrying its sha256 and size; ``progress`` shows
         the bytes sent on stderr. ``timeout`` (seconds) bounds the whole upload; by default it has none.
+        An upload is not retried (it is not idempotent).
         """
         src = Path(path)
         layout_value = enum_value(datasets_pb2.DatasetLayout, layout, "layout")
         if not 0 < chunk_size <= _MAX_CHUNK:
             raise ValueError(f"chunk_size must be between 1 and {_MAX_CHUNK} bytes")
-        temp: Path | None = None
+        archive: _Archive = yield Blocking(lambda: _archive(src))
+        header = datasets_pb2.UploadHeader(name=name or archive.default_name, layout=layout_value,
+                                           format=archive.format, sha256=archive.sha256, size_bytes=archive.size)
+        bar = progress if isinstance(progress, ProgressBar) else ProgressBar(enabled=progress)
+
+        def requests() -> Iterator[datasets_pb2.UploadDatasetRequest]:
+            yield datasets_pb2.UploadDatasetRequest(header=header)
+            sent = 0
+            with open(archive.path, "rb") as f:
+                while chunk := f.read(chunk_size):
+                    sent += len(chunk)
+                    yield datasets_pb2.UploadDatasetRequest(chunk=chunk)
+                    bar.transfer(sent, archive.size)
+
         try:
-            if src.is_dir():
-                fd, temp_name = tempfile.mkstemp(prefix="fineserve-upload-", suffix=".zip")
-                os.close(fd)
-                temp = Path(temp_name)
-                if _zip_folder(src, temp) == 0:
-                    raise ValueError(f"{src}: the folder holds no files")
-                archive, fmt = temp, datasets_pb2.ZIP
-                default_name = src.resolve().name
-            elif src.is_file():
-                archive, fmt = src, _archive_format(src)
-                default_name = _default_name(src)
-            else:
-                raise FileNotFoundError(f"{src}: no such file or folder")
-            sha256, size = _sha256_file(archive)
-            header = datasets_pb2.UploadHeader(
-                name=name or default_name, layout=layout_value, format=fmt, sha256=sha256, size_bytes=size
-            )
-            bar = ProgressBar(enabled=progress)
-
-            def requests() -> Iterator[datasets_pb2.UploadDatasetRequest]:
-                yield datasets_pb2.UploadDatasetRequest(header=header)
-                sent = 0
-                with open(archive, "rb") as f:
-                    while chunk := f.read(chunk_size):
-                        sent += len(chunk)
-                        yield datasets_pb2.UploadDatasetRequest(chunk=chunk)
-                        bar.transfer(sent, size)
-
-            try:
-                return self._datasets.UploadDataset(requests(), timeout=timeout, metadata=self._metadata)
-            finally:
-                bar.close()
+            return Dataset.from_proto((yield Call("datasets", "UploadDataset", requests(), retry=False,
+                                                  timeout=timeout)))
         finally:
-            if temp is not None:
-                temp.unlink(missing_ok=True)
+            bar.close()
+            if archive.temporary:
+                archive.path.unlink(missing_ok=True)
 
-    @rpc_method
+    @operation
     def register_dataset(
         self, uri: str | os.PathLike[str], name: str, layout: str | int = "image_folders"
-    ) -> datasets_pb2.Dataset:
-        """Register a folder that already lies under one of the server's allowed roots (no copy)."""
+    ) -> Plan[Dataset]:
+        """Register a folder that already lies under one of the server's allowed roots (no copy; not retried)."""
         request = datasets_pb2.RegisterDatasetRequest(
             name=name, layout=enum_value(datasets_pb2.DatasetLayout, layout, "layout"), uri=os.fspath(uri)
         )
-        return self._call(self._datasets.RegisterDataset, request)
+        return Dataset.from_proto((yield Call("datasets", "RegisterDataset", request, retry=False)))
 
-    @rpc_method
-    def get_dataset(self, id: str) -> datasets_pb2.Dataset:
+    @operation
+    def get_dataset(self, id: str) -> Plan[Dataset]:
         """One dataset by id."""
-        return self._call(self._datasets.GetDataset, datasets_pb2.GetDatasetRequest(id=id))
+        return Dataset.from_proto((yield Call("datasets", "GetDataset", datasets_pb2.GetDatasetRequest(id=id))))
 
-    @rpc_method
-    def list_datasets(self, layout: str | int | None = None) -> list[datasets_pb2.Dataset]:
+    @operation
+    def list_datasets(self, layout: str | int | None = None) -> Plan[list[Dataset]]:
         """Every dataset (all pages), optionally only those with ``layout``."""
         request = datasets_pb2.ListDatasetsRequest()
         if layout is not None:
             request.layout = enum_value(datasets_pb2.DatasetLayout, layout, "layout")
-        return self._pages(self._datasets.ListDatasets, request, "datasets")
+        return [Dataset.from_proto(d) for d in (yield from paged("datasets", "ListDatasets", request, "datasets"))]
 
-    @rpc_method
-    def delete_dataset(self, id: str) -> None:
-        """Delete a dataset (and, for uploads, its files)."""
-        self._call(self._datasets.DeleteDataset, datasets_pb2.DeleteDatasetRequest(id=id))
+    @operation
+    def delete_dataset(self, id: str) -> Plan[None]:
+        """Delete a dataset (and, for uploads, its files); not retried (a repeat would answer NOT_FOUND)."""
+        yield Call("datasets", "DeleteDataset", datasets_pb2.DeleteDatasetRequest(id=id), retry=False)

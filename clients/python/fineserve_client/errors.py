@@ -18,6 +18,7 @@ __all__ = [
     "FineserveError",
     "Internal",
     "InvalidArgument",
+    "JobCancelled",
     "JobFailed",
     "NotFound",
     "PermissionDenied",
@@ -144,11 +145,14 @@ def _call_attr(error: grpc.RpcError, name: str) -> Any:
 
 
 class JobFailed(Exception):
-    """Raised by ``Client.wait(..., check=True)`` (and :func:`fineserve_client.jobs.check_job`) when a job
-    ended FAILED or CANCELLED. Not a gRPC error: the calls succeeded, the job did not.
+    """Raised by ``fine_tune`` (unless ``check=False``), ``wait(..., check=True)`` and
+    :func:`fineserve_client.jobs.check_job` when a job ended FAILED; :class:`JobCancelled`, a subclass, when it
+    ended CANCELLED. Not a gRPC error: the calls succeeded, the job did not.
 
     Attributes:
-        job: the final ``Job`` message; ``job.error`` says why.
+        job: the final :class:`~fineserve_client.Job`; ``job.error`` says why.
+        state: ``"FAILED"`` or ``"CANCELLED"``.
+        reason: the job's message (``job.error``).
     """
 
     def __init__(self, job: Any) -> None:
@@ -158,3 +162,7 @@ class JobFailed(Exception):
         self.state: str = training_pb2.JobState.Name(job.state)
         self.reason: str = job.error
         super().__init__(f"job {job.id} {self.state}" + (f": {job.error}" if job.error else ""))
+
+
+class JobCancelled(JobFailed):
+    """The job ended CANCELLED (someone called ``cancel_job``, or the service gave up on it)."""

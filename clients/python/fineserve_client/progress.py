@@ -1,12 +1,15 @@
-"""A tiny text progress bar on stderr, hand-written so that the SDK depends only on grpcio and protobuf."""
+"""Progress of jobs and uploads: tqdm's bars (``tqdm.auto``: rate, ETA, widgets in a notebook) when tqdm is
+installed (``pip install 'fineserve-client[progress]'``) and the output is a terminal or a notebook; plain
+lines otherwise (logs, pipes, and installs without tqdm), so the SDK itself depends only on grpcio and protobuf."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any, TextIO
 
 __all__ = ["ProgressBar"]
+
+INSTALL_HINT = "progress bars need tqdm: pip install 'fineserve-client[progress]'"
 
 
 def format_metrics(metrics: Any, sep: str = "  ") -> str:
@@ -23,35 +26,48 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
+def _tqdm() -> Any:
+    """``tqdm.auto.tqdm``, or None when tqdm is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def _in_notebook() -> bool:
+    return "ipykernel" in sys.modules
+
+
 class ProgressBar:
     """Shows job events (``fineserve.v1.JobEvent``) and byte transfers.
 
-    On a terminal the current line is redrawn in place (phase, epoch i/n, batch j/m, a bar, the last loss);
-    otherwise only whole lines are written: state changes, one line per epoch with its metrics, log
-    messages. Disabled, it writes nothing.
+    Always as whole lines: state changes, one line per epoch with its metrics, log messages, the end of an
+    upload. With ``bars`` (by default: when tqdm is installed and ``stream`` is a terminal or this runs in a
+    notebook), also a tqdm bar per epoch over its batches (rate, ETA, the last loss) and one over the bytes
+    of an upload, redrawn at most every ``min_interval`` seconds. Disabled, it writes nothing.
     """
 
-    def __init__(
-        self,
-        enabled: bool = True,
-        stream: TextIO | None = None,
-        *,
-        width: int = 24,
-        tty: bool | None = None,
-        min_interval: float = 0.1,
-    ) -> None:
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, *, tty: bool | None = None,
+                 bars: bool | None = None, min_interval: float = 0.1) -> None:
         self.enabled = enabled
+        self.min_interval = min_interval
         self.stream = stream if stream is not None else sys.stderr
         if tty is None:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty and isatty())
-        self.tty = tty
-        self.width = width
-        self.min_interval = min_interval
-        self._live = 0  # length of the line currently drawn in place (tty only)
-        self._last_draw = 0.0
-        self._loss: float | None = None
+        tqdm = _tqdm()
+        if bars and tqdm is None:
+            raise ImportError(INSTALL_HINT)
+        self._tqdm = tqdm if (bars if bars is not None else tqdm is not None and (tty or _in_notebook())) else None
+        self._bar: Any = None
+        self._bar_key: tuple[Any, ...] = ()
         self._transfer_done = False
+
+    @property
+    def bars(self) -> bool:
+        """Whether tqdm bars are drawn (else only lines)."""
+        return self._tqdm is not None
 
     # -- job events ---------------------------------------------------------------------------------
 
@@ -71,33 +87,28 @@ class ProgressBar:
                 parts.append(format_metrics(e.metrics))
             if e.seconds:
                 parts.append(f"{e.seconds:.1f}s")
+            self._end_bar()
             self.line("  ".join(parts))
         elif kind == "state":
             from fineserve.v1 import training_pb2
 
             state = training_pb2.JobState.Name(event.state.state)
             reason = f": {event.state.reason}" if event.state.reason else ""
+            self._end_bar()
             self.line(f"job {event.job_id} {state}{reason}")
         elif kind == "log":
             self.line(event.log.message)
         # checkpoint events are not shown
 
     def _batch(self, b: Any) -> None:
-        if b.loss or self._loss is None:
-            self._loss = b.loss
-        if not self.tty:
+        if self._tqdm is None or not b.batches:
             return
-        now = time.monotonic()
-        if now - self._last_draw < self.min_interval and b.batch < b.batches:
-            return
-        self._last_draw = now
-        frac = min(max(b.batch / b.batches, 0.0), 1.0) if b.batches else 0.0
-        filled = round(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        text = f"{b.phase or 'train'}  epoch {b.epoch}/{b.epochs}  batch {b.batch}/{b.batches} [{bar}]"
-        if self._loss is not None:
-            text += f"  loss {self._loss:.4f}"
-        self._draw(text)
+        bar = self._open_bar((b.phase, b.epoch), total=b.batches, unit="batch",
+                             desc=f"{b.phase or 'train'} epoch {b.epoch}/{b.epochs}")
+        if b.loss:
+            bar.set_postfix(loss=f"{b.loss:.4f}", refresh=False)
+        if b.batch > bar.n:
+            bar.update(b.batch - bar.n)
 
     # -- transfers ------------------------------------------------------------------------------------
 
@@ -105,46 +116,44 @@ class ProgressBar:
         """Show ``done`` of ``total`` bytes sent."""
         if not self.enabled:
             return
-        if self.tty:
-            now = time.monotonic()
-            if now - self._last_draw < self.min_interval and done < total:
-                return
-            self._last_draw = now
-            frac = min(done / total, 1.0) if total else 1.0
-            filled = round(frac * self.width)
-            bar = "#" * filled + "-" * (self.width - filled)
-            self._draw(f"{label} [{bar}] {format_bytes(done)} / {format_bytes(total)}")
-        elif done >= total and not self._transfer_done:
+        if self._tqdm is not None:
+            bar = self._open_bar((label,), total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024)
+            if done > bar.n:
+                bar.update(done - bar.n)
+        if done >= total and not self._transfer_done:
             self._transfer_done = True
+            self._end_bar()
             self.line(f"{label}: {format_bytes(total)} sent")
 
     # -- output ---------------------------------------------------------------------------------------
 
+    def _open_bar(self, key: tuple[Any, ...], **options: Any) -> Any:
+        """The bar for ``key`` (a new one when the key changed: a new epoch, phase or transfer)."""
+        if self._bar is None or key != self._bar_key:
+            self._end_bar()
+            self._bar = self._tqdm(file=self.stream, leave=False, dynamic_ncols=True, mininterval=self.min_interval,
+                                   **options)
+            self._bar_key = key
+        return self._bar
+
+    def _end_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
     def line(self, text: str) -> None:
-        """Write a whole line (clearing the bar drawn in place, if any)."""
+        """Write a whole line (above the bar, if one is drawn)."""
         if not self.enabled:
             return
-        self._clear()
-        self.stream.write(text + "\n")
+        if self._tqdm is not None:
+            self._tqdm.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        """End the line drawn in place, if any."""
-        if self.enabled and self.tty and self._live:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._live = 0
-
-    def _draw(self, text: str) -> None:
-        pad = max(self._live - len(text), 0)
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._live = len(text)
-
-    def _clear(self) -> None:
-        if self.tty and self._live:
-            self.stream.write("\r" + " " * self._live + "\r")
-            self._live = 0
+        """Remove the bar drawn, if any."""
+        self._end_bar()
 
     def __enter__(self) -> ProgressBar:
         return self

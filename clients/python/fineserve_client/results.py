@@ -30,6 +30,8 @@ class Classification:
     """``(label, probability)`` pairs."""
     model: str = ""
     """The model version that answered, as ``"name/version"``."""
+    raw: Any = field(default=None, repr=False, compare=False)
+    """The result message (``fineserve.v1.Classification`` or ``TextPrediction``)."""
 
     @property
     def label(self) -> str | None:

@@ -34,6 +34,8 @@ class Segmentation:
     """Per class, an 8-bit PNG of probability * 255 (only when asked for)."""
     model: str = ""
     """The model version that answered, as ``"name/version"``."""
+    raw: Any = field(default=None, repr=False, compare=False)
+    """The ``fineserve.v1.Segmentation`` message."""
 
     @classmethod
     def from_proto(cls, result: inference_pb2.Segmentation, classes: list[str], name: str, model: str) -> Segmentation:
@@ -46,6 +48,7 @@ class Segmentation:
             shares={s.label: s.share for s in result.shares},
             probabilities={p.label: p.png for p in result.probabilities},
             model=model,
+            raw=result,
         )
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:

@@ -1,10 +1,9 @@
-"""The training area of :class:`~fineserve_client.Client`: fine-tune and LR range test jobs, listing,
-cancelling, and following a job to its end across broken streams."""
+"""The training area of :class:`~fineserve_client.Client` and :class:`~fineserve_client.AsyncClient`: fine-tune
+and LR range test jobs, listing and cancelling; following a job to its end is in ``following.py``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fineserve.v1 import common_pb2, training_pb2
@@ -20,17 +19,12 @@ from .arguments import (
     set_options,
     trains_from_scratch,
 )
-from .connection import Connection, rpc_method
-from .errors import DeadlineExceeded, Unavailable
-from .jobs import check_job, is_terminal
-from .progress import ProgressBar
-
-_FIRST_RETRY_S = 0.25
-_MAX_RETRY_S = 5.0
+from .connection import Call, Plan, operation, paged
+from .records import Job
 
 
-class TrainingMixin(Connection):
-    @rpc_method
+class TrainingArea:
+    @operation
     def create_fine_tune_job(
         self,
         dataset_id: str,
@@ -51,7 +45,7 @@ class TrainingMixin(Connection):
         tabular: training_pb2.TabularOptions | Mapping[str, Any] | None = None,
         text: training_pb2.TextOptions | Mapping[str, Any] | None = None,
         **more_hyperparameters: Any,
-    ) -> training_pb2.Job:
+    ) -> Plan[Job]:
         """Queue a fine-tune job and return it (state QUEUED).
 
         ``base`` is parsed by :func:`parse_base`; left as ``None`` it is ``"imagenet"`` for image tasks.
@@ -60,7 +54,8 @@ class TrainingMixin(Connection):
         ``group_lrs``, ``stages``, ``label_smoothing``, ``mixup_alpha``, ``grad_clip``, ``early_stopping``,
         ``auto_lr``, ...) is accepted as a keyword; unknown names raise ``TypeError``. ``precision`` is ``"auto"``,
         ``"fp32"``, ``"bf16"`` or ``"fp16"``. ``resources`` is a ``Resources`` message or a mapping of its fields.
-        ``request_id`` makes the call idempotent.
+        ``request_id`` makes the call idempotent: the server answers a repeat with the job it created then, so
+        only a call with one is retried after UNAVAILABLE or RESOURCE_EXHAUSTED.
         For ``task="collaborative_filtering"`` (``arch`` ``"dot"`` or ``"neural"``) and ``task="tabular"``, ``base``
         is not sent and ``collab`` / ``tabular`` carry the options (``CollabOptions`` / ``TabularOptions`` or a
         mapping of their fields, e.g. ``tabular={"target": "salary", "categorical": ["workclass"]}``).
@@ -82,9 +77,9 @@ class TrainingMixin(Connection):
         if not trains_from_scratch(job) and (start := job_base(job, base)) is not None:
             request.base.CopyFrom(start)
         set_options(request, collab=collab, tabular=tabular, text=text, resources=resources)
-        return self._call(self._training.CreateFineTuneJob, request)
+        return Job.from_proto((yield Call("training", "CreateFineTuneJob", request, retry=bool(request_id))))
 
-    @rpc_method
+    @operation
     def find_learning_rate(
         self,
         dataset_id: str,
@@ -100,7 +95,7 @@ class TrainingMixin(Connection):
         resources: common_pb2.Resources | Mapping[str, Any] | None = None,
         text: training_pb2.TextOptions | Mapping[str, Any] | None = None,
         **hyperparameters: Any,
-    ) -> training_pb2.Job:
+    ) -> Plan[Job]:
         """Queue an LR range test (a job); ``wait`` for it, then read ``job.result.lr_finder`` or plot it with
         :func:`fineserve_client.plots.plot_lr_finder`. Text tasks take ``text`` and ``base`` as
         :meth:`create_fine_tune_job` does."""
@@ -119,110 +114,26 @@ class TrainingMixin(Connection):
         if freeze_to is not None:
             request.freeze_to = freeze_to
         set_options(request, text=text, resources=resources)
-        return self._call(self._training.FindLearningRate, request)
+        return Job.from_proto((yield Call("training", "FindLearningRate", request, retry=bool(request_id))))
 
-    @rpc_method
-    def get_job(self, id: str) -> training_pb2.Job:
+    @operation
+    def get_job(self, id: str) -> Plan[Job]:
         """One job by id."""
-        return self._call(self._training.GetJob, training_pb2.GetJobRequest(id=id))
+        return Job.from_proto((yield Call("training", "GetJob", training_pb2.GetJobRequest(id=id))))
 
-    @rpc_method
+    @operation
     def list_jobs(
         self, states: Iterable[str | int] | None = None, model_name: str | None = None
-    ) -> list[training_pb2.Job]:
+    ) -> Plan[list[Job]]:
         """Every job (all pages, newest first), optionally only in ``states`` or producing ``model_name``."""
         request = training_pb2.ListJobsRequest(model_name=model_name or "")
         if states is not None:
             if isinstance(states, (str, int)):
                 states = [states]
             request.states.extend(enum_value(training_pb2.JobState, s, "job state") for s in states)
-        return self._pages(self._training.ListJobs, request, "jobs")
+        return [Job.from_proto(j) for j in (yield from paged("training", "ListJobs", request, "jobs"))]
 
-    @rpc_method
-    def cancel_job(self, id: str) -> training_pb2.Job:
+    @operation
+    def cancel_job(self, id: str) -> Plan[Job]:
         """Ask a job to stop; returns the job (unchanged when it had already finished)."""
-        return self._call(self._training.CancelJob, training_pb2.CancelJobRequest(id=id))
-
-    @rpc_method
-    def watch_job(
-        self, id: str, from_sequence: int = 0, *, timeout: float | None = None
-    ) -> Iterator[training_pb2.JobEvent]:
-        """Yield the job's events from ``from_sequence`` on (0: from the first); the iterator ends after
-        the event that puts the job in a terminal state. No deadline unless ``timeout`` is given."""
-        call = self._training.WatchJob(
-            training_pb2.WatchJobRequest(id=id, from_sequence=from_sequence),
-            timeout=timeout,
-            metadata=self._metadata,
-        )
-        try:
-            yield from call
-        finally:
-            call.cancel()  # a no-op when the stream has ended; stops it when the caller stopped early
-
-    @rpc_method
-    def wait(
-        self,
-        id: str,
-        progress: bool | ProgressBar = True,
-        timeout: float | None = None,
-        *,
-        check: bool = False,
-        max_reconnects: int = 5,
-    ) -> training_pb2.Job:
-        """Follow the job until it is SUCCEEDED, FAILED or CANCELLED and return the final ``Job``.
-
-        The final job is returned whatever its state: a failed job is an outcome, not a failed call. Check
-        it with :mod:`fineserve_client.jobs` (``succeeded(job)``, ``check_job(job)``) or pass
-        ``check=True`` to raise :class:`~fineserve_client.errors.JobFailed` for FAILED and CANCELLED.
-
-        ``progress`` shows a progress bar on stderr. When the event stream breaks with UNAVAILABLE the
-        watch resumes from the event after the last one seen, up to ``max_reconnects`` times in a row.
-        ``timeout`` (seconds) bounds the whole wait (``DeadlineExceeded`` when it runs out).
-        """
-        bar = progress if isinstance(progress, ProgressBar) else ProgressBar(enabled=bool(progress))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        next_sequence = 0
-        failures = 0
-        try:
-            while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise DeadlineExceeded(f"job {id} did not finish within {timeout} s")
-                try:
-                    for event in self.watch_job(id, next_sequence, timeout=remaining):
-                        next_sequence = event.sequence + 1
-                        failures = 0
-                        bar.event(event)
-                        if event.WhichOneof("event") == "state" and is_terminal(event.state.state):
-                            break
-                    else:
-                        # The stream ended without a terminal event: trust the job record.
-                        if not is_terminal(self.get_job(id)):
-                            raise Unavailable(f"the event stream of job {id} ended before the job finished")
-                    break
-                except Unavailable:
-                    failures += 1
-                    if failures > max_reconnects:
-                        raise
-                    delay = min(_FIRST_RETRY_S * 2 ** (failures - 1), _MAX_RETRY_S)
-                    if deadline is not None:
-                        delay = min(delay, max(deadline - time.monotonic(), 0.0))
-                    time.sleep(delay)
-        finally:
-            bar.close()
-        job = self.get_job(id)
-        return check_job(job) if check else job
-
-    def fine_tune(
-        self,
-        dataset_id: str,
-        model_name: str,
-        *,
-        progress: bool | ProgressBar = True,
-        timeout: float | None = None,
-        check: bool = False,
-        **job_options: Any,
-    ) -> training_pb2.Job:
-        """:meth:`create_fine_tune_job` then :meth:`wait`; returns the final ``Job`` (see :meth:`wait`)."""
-        job = self.create_fine_tune_job(dataset_id, model_name, **job_options)
-        return self.wait(job.id, progress=progress, timeout=timeout, check=check)
+        return Job.from_proto((yield Call("training", "CancelJob", training_pb2.CancelJobRequest(id=id))))

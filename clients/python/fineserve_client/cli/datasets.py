@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from fineserve.v1 import datasets_pb2
 
 from ..progress import format_bytes
+from .choices import LAYOUTS, layout_choice
 from .output import AddCommand, details, emit, print_json, timestamp, write_table
 
 if TYPE_CHECKING:
@@ -66,10 +67,11 @@ def add_commands(command: AddCommand) -> None:
     p = command("upload", _upload, "upload a dataset folder or archive")
     p.add_argument("path", metavar="PATH", help="folder, .zip, .tar, .tar.gz or .tgz")
     p.add_argument("--name", help="dataset name (default: the folder or file name)")
-    p.add_argument("--layout", default="image_folders", help="dataset layout (default: image_folders)")
+    p.add_argument("--layout", default="image_folders", type=layout_choice,
+                   help=f"{', '.join(LAYOUTS)} (default: image_folders)")
 
     p = command("datasets", _datasets, "list datasets")
-    p.add_argument("--layout", help="only datasets with this layout")
+    p.add_argument("--layout", type=layout_choice, help="only datasets with this layout")
 
     p = command("delete-dataset", _delete_dataset, "delete a dataset")
     p.add_argument("dataset_id", metavar="DATASET_ID")

@@ -7,11 +7,13 @@ import argparse
 import csv
 import dataclasses
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..interpretation import overlay_path
 from ..results import Classification
-from .output import AddCommand, Handler, key_values, print_json, write_table
+from .choices import UsageError
+from .output import AddCommand, Handler, key_values, print_json, write_atomically, write_table
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -47,10 +49,30 @@ def _score_labels(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     return write_table(out, ["FILE", "PREDICTED", "SCORES"], rows)
 
 
+def _overlay_paths(files: list[str], folder: str | None, targets: list[str]) -> list[Path]:
+    """Where each input's overlay goes: next to it, named by target (photo.jpg -> photo.dog.gradcam.png), or into
+    ``folder``; two inputs that would share one overlay file are refused before the call."""
+    paths = [overlay_path(f, t) if folder is None else Path(folder) / overlay_path(f, t).name
+             for f, t in zip(files, targets, strict=True)]
+    seen: dict[Path, str] = {}
+    for file, path in zip(files, paths, strict=True):
+        if path in seen:
+            raise UsageError(f"{seen[path]} and {file} would both write {path}; explain them one at a time or "
+                             "with different --out folders")
+        seen[path] = file
+    return paths
+
+
 def _explain(c: Client, a: argparse.Namespace, out: TextIO) -> int:
-    """Writes each input's overlay next to it (photo.jpg -> photo.gradcam.png)."""
-    results = c.explain(a.model, a.files, target=a.class_name or "", save_overlays=True)
-    rows = [(r.name, r.target, str(overlay_path(r.name))) for r in results]
+    """Writes each input's overlay next to it, or into --out."""
+    _overlay_paths(a.files, a.out, [a.class_name or ""] * len(a.files))  # a clash refused before the call
+    results = c.explain(a.model, a.files, target=a.class_name or "")
+    paths = _overlay_paths(a.files, a.out, [r.target for r in results])
+    if a.out is not None:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+    for heatmap, path in zip(results, paths, strict=True):
+        write_atomically(path, heatmap.overlay_png)
+    rows = [(r.name, r.target, str(p)) for r, p in zip(results, paths, strict=True)]
     if a.json:
         print_json([{"file": f, "target": t, "overlay": o, "grid": r.grid}
                     for (f, t, o), r in zip(rows, results, strict=True)], out)
@@ -125,8 +147,9 @@ def add_commands(command: AddCommand) -> None:
                       files=True)
     p.add_argument("--threshold", type=float, help="one threshold for every label (default: the tuned ones)")
 
-    p = model_command("explain", _explain, "Grad-CAM heatmaps; writes FILE's overlay next to it as *.gradcam.png",
+    p = model_command("explain", _explain, "Grad-CAM heatmaps: each FILE's overlay as NAME.TARGET.gradcam.png",
                       files=True)
+    p.add_argument("--out", metavar="DIR", help="folder for the overlays (default: next to each FILE)")
     p.add_argument("--class", dest="class_name", metavar="NAME",
                    help="class or label to explain (default: each image's top prediction)")
 

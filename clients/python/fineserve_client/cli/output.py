@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 from collections.abc import Callable, Sequence
 from datetime import timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from google.protobuf.json_format import MessageToDict
@@ -30,6 +33,8 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 
 def print_json(value: Any, out: TextIO) -> None:
+    # The SDK's typed records (Job, Dataset, Model) carry their message as .raw: print the message's JSON.
+    value = [getattr(v, "raw", v) for v in value] if isinstance(value, list) else getattr(value, "raw", value)
     if isinstance(value, Message):
         value = to_dict(value)
     elif isinstance(value, list):
@@ -77,6 +82,29 @@ def metrics(values: Any) -> str:
 
 def task_name(value: int) -> str:
     return training_pb2.Task.Name(value).lower()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def again(a: argparse.Namespace, *command: str) -> str:
+    """The command line of another fineserve command against the same server: the connection options this one
+    was given (never the API key, which may sit in shell history), then ``command``."""
+    words = ["fineserve"]
+    for flag in ("target", "ca_file", "client_cert", "client_key", "server_name"):
+        value = getattr(a, flag, None)
+        if value:
+            words += ["--" + flag.replace("_", "-"), str(value)]
+    if getattr(a, "tls", False):
+        words.append("--tls")
+    return shlex.join([*words, *command])
 
 
 def key_values(pairs: Sequence[str] | None, what: str) -> dict[str, str]:

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fineserve.v1 import training_pb2
-from fineserve_common.tasks import COLLABORATIVE_FILTERING, PRECISIONS, TABULAR_MODEL, TASKS, TEXT, Task
+from fineserve_common.tasks import COLLABORATIVE_FILTERING, TABULAR_MODEL, TASKS, TEXT, Task
 
 from ..arguments import DEFAULT_ARCH, DEFAULT_BASE, DEFAULT_TASK, base_spec, job_task
 from ..jobs import check_job, is_terminal, state_name
 from ..progress import ProgressBar
+from .choices import UsageError, check_arch, check_base, precision_choice, state_choice, task_choice
+from .hyperparameters import (
+    SET_HELP,
+    check_applies,
+    check_bound,
+    check_config,
+    collect,
+    keywords,
+    option_values,
+    warnings,
+)
 from .output import (
     AddCommand,
+    again,
     details,
     emit,
     key_values,
@@ -84,33 +98,81 @@ def _finish_job(job: training_pb2.Job, a: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
-def _train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
-    task_id, task = job_task(a.task)
+@contextlib.contextmanager
+def _following(a: argparse.Namespace, job_id: str) -> Iterator[None]:
+    """Ctrl-C while the command follows a job stops the command, not the job: say so, and how to go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\ninterrupted: job {job_id} keeps running on the server.\n"
+                         f"  follow it: {again(a, 'watch', job_id)}\n"
+                         f"  stop it:   {again(a, 'cancel', job_id)}\n")
+        a.interrupt_explained = True
+        raise
+
+
+def _job_request(a: argparse.Namespace, *, find_lr: bool = False) -> tuple[Task, dict[str, Any], dict[str, Any]]:
+    """The task, the SDK's hyperparameter keywords and the typed job options of train and lr-find, checked as
+    the front door would check them (usage errors before any call); warns of what the request makes
+    meaningless."""
+    task = job_task(a.task)[1]
+    assert task is not None  # task_choice takes the task table's names only
+    a.arch = check_arch(task, a.arch)
+    check_base(a.base)
+    values = collect(a)
+    check_applies(task, values)
     keyword = _options_keyword(task)
-    options = key_values(a.option, "--option")
+    raw_options = key_values(a.option, "--option")
+    if raw_options and keyword is None:
+        users = ", ".join(t.name for t in TASKS if _options_keyword(t))
+        raise UsageError(f"--option applies to {users} jobs, not {task.name}")
+    options = option_values(keyword, raw_options) if keyword else {}
+    check_config(task, a.arch, a.base, values, options)
+    for warning in warnings(task, a.base, values, find_lr=find_lr):
+        sys.stderr.write(f"warning: {warning}\n")
+    return task, keywords(values, task), options
+
+
+def _train(c: Client, a: argparse.Namespace, out: TextIO) -> int:
+    task, hyper, options = _job_request(a)
+    keyword = _options_keyword(task)
     resources = {k: v for k, v in (("workers", a.workers), ("cpus_per_worker", a.cpus_per_worker),
                                    ("gpus_per_worker", a.gpus_per_worker)) if v is not None}
+    for name, value in resources.items():
+        check_bound(f"--{name.replace('_', '-')}", name, value)
+    if (a.workers or 0) > 1 and not task.data_parallel:
+        raise UsageError(f"--workers {a.workers}: {task.name} jobs run on one worker (data-parallel: "
+                         + ", ".join(t.name for t in TASKS if t.data_parallel) + ")")
+    if (a.workers or 0) > 1 and hyper.get("auto_lr") and "lr" not in hyper:
+        raise UsageError("--auto-lr runs the LR range test on one worker: run lr-find, then give --lr to a "
+                         "data-parallel job")
     job = c.create_fine_tune_job(
-        a.dataset, a.model, task=task_id, arch=a.arch, base=a.base, epochs=a.epochs, freeze_epochs=a.freeze_epochs,
-        lr=a.lr, batch_size=a.batch_size, image_size=a.image_size, precision=a.precision, request_id=a.request_id,
-        auto_lr=a.auto_lr or None, fbeta_beta=a.fbeta_beta, void_code=a.void_code, resources=resources or None,
-        **({keyword: options} if keyword else {}),
+        a.dataset, a.model, task=task.name, arch=a.arch or DEFAULT_ARCH, base=a.base, request_id=a.request_id,
+        resources=resources or None, **hyper, **({keyword: options} if keyword else {}),
     )
     if a.no_wait:
         emit(a, out, job, lambda j: f"{j.id} {state_name(j)}")
         return 0
     if not a.json:
         sys.stderr.write(f"job {job.id} {state_name(job)}\n")
-    return _finish_job(c.wait(job.id, progress=True), a, out)
+    with _following(a, job.id):
+        job = c.wait(job.id, progress=True)
+    return _finish_job(job, a, out)
 
 
 def _lr_find(c: Client, a: argparse.Namespace, out: TextIO) -> int:
-    task_id, task = job_task(a.task)
-    options = key_values(a.option, "--option")
-    job = c.find_learning_rate(a.dataset, arch=a.arch, task=task_id, base=a.base, num_batches=a.num_batches,
-                               text=options if _options_keyword(task) == "text" else None,
-                               batch_size=a.batch_size, image_size=a.image_size)
-    job = check_job(c.wait(job.id, progress=not a.json))
+    task, hyper, options = _job_request(a, find_lr=True)
+    if not task.find_lr:
+        raise UsageError(f"lr-find is not offered for {task.name} jobs (it is for "
+                         + ", ".join(t.name for t in TASKS if t.find_lr) + ")")
+    sweep = {name: check_bound(f"--{name.replace('_', '-')}", name, getattr(a, name))
+             for name in ("start_lr", "end_lr", "num_batches")}
+    if not sweep["start_lr"] < sweep["end_lr"]:
+        raise UsageError(f"--start-lr {a.start_lr:g} must be below --end-lr {a.end_lr:g}")
+    job = c.find_learning_rate(a.dataset, arch=a.arch or DEFAULT_ARCH, task=task.name, base=a.base,
+                               freeze_to=a.freeze_to, text=options or None, **sweep, **hyper)
+    with _following(a, job.id):
+        job = check_job(c.wait(job.id, progress=not a.json))
     if a.json:
         print_json(job.result.lr_finder, out)
     else:
@@ -134,14 +196,17 @@ def _plot(c: Client, a: argparse.Namespace, out: TextIO) -> int:
 
 def _watch(c: Client, a: argparse.Namespace, out: TextIO) -> int:
     if a.json:
-        for event in c.watch_job(a.job_id, a.from_sequence):
-            out.write(json.dumps(to_dict(event)) + "\n")
-            out.flush()
+        with _following(a, a.job_id):
+            for event in c.watch_job(a.job_id, a.from_sequence):
+                out.write(json.dumps(to_dict(event)) + "\n")
+                out.flush()
         job = c.get_job(a.job_id)
         if is_terminal(job):
             check_job(job)
         return 0
-    return _finish_job(c.wait(a.job_id, progress=ProgressBar(stream=out)), a, out)
+    with _following(a, a.job_id):
+        job = c.wait(a.job_id, progress=ProgressBar(stream=out))
+    return _finish_job(job, a, out)
 
 
 def _jobs(c: Client, a: argparse.Namespace, out: TextIO) -> int:
@@ -178,13 +243,14 @@ def _add_job_arguments(p: argparse.ArgumentParser, option_help: str, base_help: 
     p.add_argument("--dataset", required=True, metavar="ID", help="dataset id")
     if model:
         p.add_argument("--model", required=True, metavar="NAME", help="name of the model to produce")
-    p.add_argument("--task", default=DEFAULT_TASK,
+    p.add_argument("--task", default=DEFAULT_TASK, type=task_choice,
                    help=f"{', '.join(t.name for t in TASKS)} (default: {DEFAULT_TASK})")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help=option_help)
-    p.add_argument("--arch", default=DEFAULT_ARCH, help=_arch_help())
+    p.add_argument("--arch", help=_arch_help())
     p.add_argument("--base", help=base_help)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--image-size", type=int)
+    p.add_argument("--image-size", type=int, help="image tasks: input size in pixels")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
 
 
 def add_commands(command: AddCommand) -> None:
@@ -199,7 +265,7 @@ def add_commands(command: AddCommand) -> None:
     p.add_argument("--epochs", type=int, help="epochs after unfreezing")
     p.add_argument("--freeze-epochs", type=int, help="epochs training only the head")
     p.add_argument("--lr", type=float, help="top learning rate")
-    p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--precision", type=precision_choice, help="auto, fp32, bf16 or fp16 (default: auto)")
     p.add_argument("--request-id", help="idempotency key")
     p.add_argument("--auto-lr", action="store_true", help="let the service pick the LR (range test first)")
     p.add_argument("--workers", type=int,
@@ -212,8 +278,13 @@ def add_commands(command: AddCommand) -> None:
     _add_job_arguments(
         p, "language_model, text_classification: a TextOptions field (repeatable), e.g. --option bptt=30",
         f"as for train (default: {DEFAULT_BASE} for image tasks); text tasks: none or model:LM_NAME", model=False)
-    p.add_argument("--num-batches", type=int, default=100)
-    p.add_argument("--plot", metavar="PNG", help="save the loss/lr curve with the suggestions marked")
+    p.add_argument("--num-batches", type=int, default=100, help="most batches the test runs (default: 100)")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="the sweep's first rate (default: 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="the sweep's last rate (default: 10)")
+    p.add_argument("--freeze-to", type=int,
+                   help="layer groups before this index stay frozen (default: as the job's first stage)")
+    p.add_argument("--out", "--plot", dest="plot", metavar="PNG",
+                   help="save the loss/lr curve with the suggestions marked (default: no plot)")
 
     p = command("plot", _plot, "plot a job's LR, momentum and loss curves to a PNG")
     p.add_argument("job_id", metavar="JOB_ID")
@@ -224,7 +295,7 @@ def add_commands(command: AddCommand) -> None:
     p.add_argument("--from-sequence", type=int, default=0, help=argparse.SUPPRESS)
 
     p = command("jobs", _jobs, "list jobs")
-    p.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    p.add_argument("--state", action="append", type=state_choice, help="only jobs in this state (repeatable)")
     p.add_argument("--model", help="only jobs producing this model name")
 
     for name, handler, help in (("job", _job, "show a job"), ("cancel", _cancel, "cancel a job")):
