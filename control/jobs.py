@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from control.inputs import missing_input
-from control.job_events import job_progress, lr_finder_proto, progress_fields
+from control.job_events import job_progress, progress_fields, result_proto
 from control.job_queue import JobQueue
 from control.ray_jobs import RayJobs
 from control.registry import Registry
@@ -383,11 +383,7 @@ class JobManager:
         a cancel arriving from here on is too late, and CancelJob answers the finished job."""
         job = self.get(job_id)
         result = job.result
-        if outcome.lr_finder is not None:
-            result.lr_finder.CopyFrom(lr_finder_proto(outcome.lr_finder))
-        if outcome.chosen_lr is not None:
-            result.chosen_lr = outcome.chosen_lr
-        result.epochs_trained = outcome.epochs_trained
+        result.MergeFrom(result_proto(outcome))
         if job.kind == FINE_TUNE:
             if outcome.card is None:
                 self._set_state(job_id, training_pb2.FAILED, "the fine-tune ended without a model card")

@@ -66,8 +66,13 @@ class Heatmap:
     height: int
     width: int
     grid: list[float]
-    """The (height, width) map at the last stage's resolution, row-major, in [0, 1]."""
+    """The (height, width) map at its stage's resolution, row-major, in [0, 1]."""
     overlay_png: bytes
+    probability: float = 0.0
+    """The target's served probability (segmentation: its share of the pixels)."""
+    layer: str = ""
+    """The ResNet stage the map was taken at (an earlier one than layer4 for small inputs)."""
+    warning: str = ""
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,59 @@ class LrFinderResult:
 
 
 @dataclass(frozen=True)
+class ClassMetrics:
+    """One class's (or label's) validation numbers; the fields a task does not measure stay 0."""
+
+    name: str
+    precision: float
+    recall: float
+    f_score: float
+    """F1, or F-beta for multi-label."""
+    support: int
+    """Validation images (pixels, for segmentation) of this true class or label."""
+    iou: float = 0.0
+    threshold: float = 0.0
+    """Multi-label: the served threshold."""
+
+
+@dataclass(frozen=True)
+class TopLoss:
+    item: str
+    """The image's path relative to the data set's root."""
+    actual: str
+    predicted: str
+    loss: float
+    probability: float
+    """The served probability of the actual class."""
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """fast.ai's ClassificationInterpretation of a finished image job, measured on the validation set with the
+    model as served: what a user needs to trust (or not) a model without writing code."""
+
+    task: str
+    classes: list[str]
+    confusion: list[list[int]] = field(default_factory=list)
+    """confusion[actual][predicted] counts (images, or non-void pixels); [] for multi-label or too many classes."""
+    per_class: list[ClassMetrics] = field(default_factory=list)
+    most_confused: list[tuple[str, str, int]] = field(default_factory=list)
+    """(actual, predicted, count), largest first."""
+    top_losses: list[TopLoss] = field(default_factory=list)
+    """Highest loss first."""
+    beta: float = 0.0
+    items: int = 0
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
 class JobResult:
     """What a finished job hands back: a fine-tune's model card and metrics, a range test's curve."""
 
     metrics: dict[str, float] = field(default_factory=dict)
+    """A fine-tune's: the stored model's validation metrics measured as served (the serving precision, a
+    multi-label model's tuned thresholds) and the kept epoch's train_loss; the card's training_metrics are the
+    kept epoch's as training measured them."""
     card: dict[str, Any] | None = None
     """The written model's card (fine-tunes)."""
     epochs_trained: int = 0
@@ -88,6 +137,8 @@ class JobResult:
     """FindLearningRate's result, or the range test auto_lr ran."""
     chosen_lr: float | None = None
     """auto_lr's choice."""
+    interpretation: Interpretation | None = None
+    """The stored model's validation interpretation (image fine-tunes)."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServicer):
         offset, limit = page_bounds(request.page.page_size, request.page.page_token)
         jobs = await asyncio.to_thread(self._store.list_jobs, list(request.states), request.model_name, offset, limit,
                                        tenant=current_tenant())
+        for job in jobs:  # GetJob's alone: a page of 500 jobs with their confusion matrices may not fit a message
+            if job.result.HasField("interpretation"):
+                job.result.ClearField("interpretation")
         return training_pb2.ListJobsResponse(jobs=jobs, next_page_token=next_token(offset, limit, len(jobs)))
 
     @rpc

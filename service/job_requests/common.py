@@ -14,7 +14,7 @@ from control.store import TenantStore
 from fineserve.v1 import datasets_pb2, training_pb2
 from fineserve_common.bounds import BOUNDS, check, check_choice
 from fineserve_common.configs import BaseWeights, Stage
-from fineserve_common.configs.recipe import EARLY_STOPPING_METRICS
+from fineserve_common.configs.recipe import EARLY_STOPPING_METRICS, KEEP_CHOICES
 from fineserve_common.errors import InvalidArgument, NotFound, Unimplemented
 from fineserve_common.names import check_id, check_text, clip
 from fineserve_common.spec import LrRange
@@ -177,22 +177,28 @@ def precision(hp: training_pb2.Hyperparameters) -> str:
     return PRECISION_ENUMS[training_pb2.Precision.Name(hp.precision)]
 
 
+def keep(hp: training_pb2.Hyperparameters) -> dict[str, str]:
+    """Which epoch's weights a job stores (every family): "best" or "last"; unset = the config's default."""
+    if not hp.HasField("keep"):
+        return {}
+    return {"keep": check_choice("keep", hp.keep, KEEP_CHOICES, "hyperparameters")}
+
+
 def recipe(hp: training_pb2.Hyperparameters, names: Iterable[str]) -> dict[str, Any]:
     """The transfer-learning recipe's config fields that image and text jobs share: the named numbers,
-    precision, early stopping and auto_lr (an explicit lr wins over it)."""
-    values = bounded(hp, names, "hyperparameters") | {"precision": precision(hp)}
+    precision, early stopping, keep and auto_lr (an explicit lr wins over it)."""
+    values = bounded(hp, names, "hyperparameters") | {"precision": precision(hp)} | keep(hp)
     es = hp.early_stopping
     # checked even without a metric: a NaN min_delta must not pass silently
     check("min_delta", es.min_delta, "early_stopping", bound="early_stopping_min_delta")
-    if es.patience:
-        check("patience", es.patience, "early_stopping", bound="early_stopping_patience")
+    # proto3 reads an unset patience as 0, which no caller means: 0 takes the config's default
+    patience = check("patience", es.patience, "early_stopping", bound="early_stopping_patience") if es.patience else 0
     if es.metric:
         metrics = tuple(m for m in EARLY_STOPPING_METRICS if m)
         values |= {"early_stopping_metric": check_choice("metric", es.metric, metrics, "early_stopping"),
-                   "early_stopping_patience": check("patience", es.patience, "early_stopping",
-                                                    bound="early_stopping_patience"),
                    "early_stopping_min_delta": check("min_delta", es.min_delta, "early_stopping",
                                                      bound="early_stopping_min_delta")}
+        values |= {"early_stopping_patience": patience} if patience else {}
     if hp.auto_lr and not hp.HasField("lr"):
         values["auto_lr"] = True
     return values

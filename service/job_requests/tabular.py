@@ -22,6 +22,7 @@ from service.job_requests.common import (
     check_resources,
     dataset_of,
     device,
+    keep,
     numbers,
     precision,
     refused,
@@ -41,8 +42,8 @@ def tabular_config(req: Request, task: Task, store: TenantStore,
     wrong = refused(hp, config)
     if wrong:
         raise InvalidArgument(f"hyperparameters {', '.join(wrong)} do not apply to embedding models (they use "
-                              f"{', '.join(takes)}, precision)")
-    values = bounded(hp, takes, "hyperparameters") | {"device": device(req)}
+                              f"{', '.join(takes)}, precision, keep)")
+    values = bounded(hp, takes, "hyperparameters") | {"device": device(req)} | keep(hp)
     if hp.precision != training_pb2.PRECISION_AUTO:  # these configs default to fp32, not auto
         values["precision"] = precision(hp)
     root = Path(dataset_dir)

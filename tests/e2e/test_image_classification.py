@@ -54,6 +54,39 @@ def test_fine_tune_then_classify_accuracy(api: Api, trained: training_pb2.Job,
     assert model.metrics["accuracy"] >= 0.9 and model.job_id == trained.id
 
 
+def test_get_job_returns_the_interpretation_of_the_served_model(api: Api, trained: training_pb2.Job,
+                                                                 mnist: Path) -> None:
+    """Issue 25: the confusion matrix matches a hand count of Classify's answers; each top loss names a
+    validation file, its served prediction and the served probability of its class."""
+    found = api.training.GetJob(training_pb2.GetJobRequest(id=trained.id)).result.interpretation
+    files = sorted((mnist / "valid").glob("*/*.png"))
+    hand = {(a, p): 0 for a in ("3", "7") for p in ("3", "7")}
+    served: dict[str, tuple[str, float]] = {}
+    for i in range(0, len(files), 64):
+        chunk = files[i:i + 64]
+        for file, r in zip(chunk, classify(api, "digits", [f.read_bytes() for f in chunk]).results, strict=True):
+            hand[file.parent.name, r.top[0].label] += 1
+            served[file.relative_to(mnist).as_posix()] = (
+                r.top[0].label, next(s.probability for s in r.top if s.label == file.parent.name))
+    assert list(found.classes) == ["3", "7"] and found.items == len(files) and found.precision == "fp32"
+    assert list(found.confusion) == [hand["3", "3"], hand["3", "7"], hand["7", "3"], hand["7", "7"]]
+    assert [m.support for m in found.per_class] == [hand["3", "3"] + hand["3", "7"], hand["7", "3"] + hand["7", "7"]]
+    losses = [t.loss for t in found.top_losses]
+    assert len(losses) == 16 and losses == sorted(losses, reverse=True)
+    for top in found.top_losses:
+        predicted, probability = served[top.item]
+        assert top.actual == top.item.split("/")[1] and top.predicted == predicted
+        assert top.probability == pytest.approx(probability, abs=1e-5)
+    assert all((c.actual, c.predicted) in (("3", "7"), ("7", "3")) for c in found.most_confused)
+
+
+def test_list_jobs_leaves_the_interpretation_to_get_job(api: Api, trained: training_pb2.Job) -> None:
+    """A page holds up to 500 jobs: with their confusion matrices it might not fit one message."""
+    listed = api.training.ListJobs(training_pb2.ListJobsRequest(model_name="digits"), timeout=30).jobs
+    job = next(j for j in listed if j.id == trained.id)
+    assert job.result.model.name == "digits" and not job.result.HasField("interpretation")
+
+
 def test_events_stream_and_resume(api: Api, trained: training_pb2.Job) -> None:
     events = list(api.training.WatchJob(training_pb2.WatchJobRequest(id=trained.id), timeout=30))
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))

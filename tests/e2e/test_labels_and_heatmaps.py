@@ -19,7 +19,7 @@ from fineserve.v1 import common_pb2, datasets_pb2, inference_pb2, inference_pb2_
 from harness.launcher import ServerProcess
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
-HYPER = training_pb2.Hyperparameters(epochs=1, image_size=64, batch_size=8, lr=5e-3, flip=False)
+HYPER = training_pb2.Hyperparameters(epochs=1, image_size=64, batch_size=8, lr=5e-3, lr_mult=100, flip=False)
 
 
 def squares(tags: list[str], seed: int, size: tuple[int, int] = (48, 40)) -> bytes:
@@ -116,7 +116,8 @@ def test_multi_label_model_card_and_metrics(models: dict[str, models_pb2.Model])
     assert model.task == training_pb2.MULTI_LABEL_CLASSIFICATION and list(model.classes) == ["blue", "green", "red"]
     assert card["fbeta_beta"] == 2.0 and len(card["thresholds"]) == 3
     assert all(0 < t < 1 for t in card["thresholds"])
-    assert {"accuracy", "fbeta", "fbeta_tuned", "valid_loss"} <= set(model.metrics)
+    assert {"accuracy", "fbeta", "valid_loss"} <= set(model.metrics)  # as served: fbeta at the thresholds
+    assert {"fbeta", "fbeta_tuned"} <= set(card["training_metrics"])
 
 
 def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2.Model]) -> None:
@@ -133,7 +134,7 @@ def test_score_labels_one_and_many_images(api: Api, models: dict[str, models_pb2
             == [(s.label, s.score) for s in many.results[0].scores])
     for result in many.results:
         scores = {s.label: s.score for s in result.scores}
-        assert list(scores) == ["blue", "green", "red"] and all(0 < v < 1 for v in scores.values())
+        assert list(scores) == ["blue", "green", "red"] and all(0 <= v <= 1 for v in scores.values())
         assert set(result.predicted) == {label for label, v in scores.items() if v > thresholds[label]}
     # The stored per-label thresholds decide, deterministically: on images of every colour combination the same
     # request answers the same twice, each label is on exactly when its score is over its stored threshold, and
@@ -172,14 +173,18 @@ def test_explain_single_label_by_name_and_top_prediction(api: Api, models: dict[
     images = [squares(["red"], 8000, (48, 40)), squares(["blue"], 8001, (30, 70))]
     named = explain(api, "shapes", images, "blue")
     top = explain(api, "shapes", images)
-    predicted = [r.top[0].label for r in classify(api, "shapes", images).results]
+    answers = classify(api, "shapes", images).results
+    predicted = [r.top[0].label for r in answers]
     assert [h.target for h in named.results] == ["blue", "blue"]
     assert [h.target for h in top.results] == predicted
     for response in (named, top):
-        for heatmap, size in zip(response.results, [(48, 40), (30, 70)], strict=True):
-            assert (heatmap.grid_width, heatmap.grid_height) == (2, 2)  # 64 px input / ResNet's stride 32
-            assert len(heatmap.grid) == 4 and all(0.0 <= v <= 1.0 for v in heatmap.grid)
+        for heatmap, size, answer in zip(response.results, [(48, 40), (30, 70)], answers, strict=True):
+            # 64 px: layer4's grid would be 2x2, so the map comes from layer3 (issue 25)
+            assert (heatmap.grid_width, heatmap.grid_height, heatmap.layer, heatmap.warning) == (4, 4, "layer3", "")
+            assert len(heatmap.grid) == 16 and all(0.0 <= v <= 1.0 for v in heatmap.grid)
             assert overlay_size(heatmap) == size
+            served = next(c.probability for c in answer.top if c.label == heatmap.target)
+            assert heatmap.probability == pytest.approx(served, abs=1e-5)  # Classify's probability
 
 
 def test_explain_a_large_photo(server: ServerProcess, models: dict[str, models_pb2.Model], shared_data: Path) -> None:
@@ -195,12 +200,15 @@ def test_explain_a_large_photo(server: ServerProcess, models: dict[str, models_p
 
 
 def test_explain_multi_label_by_label(api: Api, models: dict[str, models_pb2.Model]) -> None:
-    response = explain(api, "colours", [squares(["green"], 9000), squares(["red", "blue"], 9001)], "green")
+    images = [squares(["green"], 9000), squares(["red", "blue"], 9001)]
+    response = explain(api, "colours", images, "green")
+    scores = [next(c.score for c in r.scores if c.label == "green") for r in score(api, images).results]
+    assert [h.probability for h in response.results] == pytest.approx(scores, abs=1e-5)  # ScoreLabels' score
     assert [h.target for h in response.results] == ["green", "green"] and [h.name for h in response.results] == [
         "im0",
         "im1",
     ]
-    assert all(len(h.grid) == h.grid_width * h.grid_height == 4 for h in response.results)
+    assert all(len(h.grid) == h.grid_width * h.grid_height == 16 and h.layer == "layer3" for h in response.results)
     assert overlay_size(response.results[1]) == (48, 40)
 
 

@@ -42,7 +42,8 @@ def test_defaults_of_the_1cycle_knobs() -> None:
 def test_derived_stages_are_the_fine_tune_recipe() -> None:
     assert FineTuneConfig(lr=4e-3, freeze_epochs=2, epochs=3, image_size=64).resolved_stages() == (
         Stage(2, 2, 64, 4e-3), Stage(3, 0, 64, 2e-3))
-    assert FineTuneConfig(base=BaseWeights("none"), epochs=2, lr=4e-3).resolved_stages() == (Stage(2, 0, 224, 2e-3),)
+    # a random body: no head-only stage before, so no halving (lr_spread: one rate for every group)
+    assert FineTuneConfig(base=BaseWeights("none"), epochs=2, lr=4e-3).resolved_stages() == (Stage(2, 0, 224, 4e-3),)
     assert FineTuneConfig(freeze_epochs=1, epochs=0).resolved_stages() == (Stage(1, 2, 224, 2e-3),)
 
 
@@ -57,7 +58,7 @@ def test_explicit_stages_fill_in_size_and_lr_by_the_default_rule() -> None:
 
 def test_stages_replace_the_epoch_fields() -> None:
     cfg = FineTuneConfig(base=BaseWeights("none"), freeze_epochs=0, epochs=0, stages=(Stage(2, 0),))
-    assert cfg.resolved_stages() == (Stage(2, 0, 224, 1e-3),)
+    assert cfg.resolved_stages() == (Stage(2, 0, 224, 2e-3),)
 
 
 def test_base_none_skips_the_frozen_phase() -> None:

@@ -79,7 +79,7 @@ def test_explain_serves_maps_and_overlays_at_the_input_size(tiny_model: Path) ->
     assert [e.target for e in top] == [model.classes[i] for i in model.predict_proba(images).argmax(dim=1)]
     assert [e.target for e in named] == ["horizontal", "horizontal"]
     for e, size in zip(top, [(24, 24), (40, 24)], strict=True):
-        assert e.grid.shape == (1, 1) and 0.0 <= float(e.grid.min()) <= float(e.grid.max()) <= 1.0
+        assert e.grid.shape == (4, 4) and 0.0 <= float(e.grid.min()) <= float(e.grid.max()) <= 1.0  # layer2
         with Image.open(io.BytesIO(e.overlay_png)) as overlay:
             assert overlay.format == "PNG" and overlay.size == size
 
@@ -93,7 +93,7 @@ def test_overlay_colours_the_seen_square_where_the_map_is_hot() -> None:
         assert rgb.size == (60, 40)
         assert rgb.getpixel((2, 20)) == (128, 128, 128)  # outside what the model saw: untouched
         hot, cold = rgb.getpixel((45, 5)), rgb.getpixel((12, 35))
-        assert hot[0] > hot[2] and cold[2] > cold[0]  # red where the map is 1, blue where it is 0
+        assert hot[0] > hot[2] and cold[2] > cold[0]  # yellow where the map is 1, purple where it is 0
     x, y = heat_peak(grid, 60, 40)
     assert x >= 30 and y < 20  # in the hot quarter of the seen square
 

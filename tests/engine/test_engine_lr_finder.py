@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from fineserve_common.events import Batch, Event, Log
-from worker.engine import BaseWeights, FineTuneConfig, find_lr, fine_tune, lr_range_test, runner
-from worker.engine.lr_finder import suggest_lrs
+from worker.engine import BaseWeights, FineTuneConfig, find_lr, fine_tune, lr_range_test
+from worker.engine.lr_finder import AUTO_LR_MIN_BATCHES, auto_lr_batches, auto_lr_pick, suggest_lrs
+from worker.engine.train_loop import LoopSettings
 
 from .synthetic_images import TINY
 
@@ -112,15 +113,62 @@ def test_find_lr_starts_from_the_first_stage(tiny_dataset: Path, seeded_torch_ho
     assert len(result.points) <= 5 and set(result.suggestions) == {"valley", "steepest", "minimum_div_10"}
 
 
-def test_auto_lr_trains_with_the_valley_suggestion(tiny_dataset: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(runner.AUTO_LR_RANGE, "num_batches", 30)  # the plumbing is under test, not the curve
+def test_auto_lr_on_a_random_body_trains_at_a_tenth_of_the_minimum(tiny_dataset: Path, tmp_path: Path) -> None:
     events: list[Event] = []
     result = fine_tune(FineTuneConfig(**{**TINY, "auto_lr": True}), tiny_dataset, tmp_path, events.append)
     chosen = result.chosen_lr
-    assert chosen == result.lr_finder.suggestions["valley"]
+    assert chosen == result.lr_finder.suggestions["minimum_div_10"]
     assert result.card["hyperparameters"]["lr"] == chosen and result.card["hyperparameters"]["auto_lr"]
+    logs = [e.message for e in events if isinstance(e, Log)]
+    assert any(m.startswith("random-initialised body: no head-only stage, lr_mult 1") for m in logs)
+    # The data set holds 3 batches an epoch: the range test runs the floor of 16 (not find_lr's 100).
+    assert any("over up to 16 batches" in m for m in logs)
     phases = [e.phase for e in events if isinstance(e, Batch)]
-    assert phases[0] == "lr_find" and phases[-1] == "stage-0" and phases.count("lr_find") <= 30
-    head_peak = max(e.lr for e in events if isinstance(e, Batch) and e.phase == "stage-0")
-    assert head_peak == pytest.approx(chosen / 2, rel=0.05)  # the unfrozen stage peaks at lr / 2
+    assert phases[0] == "lr_find" and phases[-1] == "stage-0" and phases.count("lr_find") <= AUTO_LR_MIN_BATCHES
+    stage = [e for e in events if isinstance(e, Batch) and e.phase == "stage-0"]
+    # A random body has no head-only stage before the unfrozen one, which so peaks at lr, not lr / 2, and one
+    # rate for every layer group (lr_mult 1).
+    assert max(e.lr for e in stage) == pytest.approx(chosen, rel=0.05)
+    assert all(len(set(e.group_lrs)) == 1 for e in stage)
+
+
+def test_auto_lr_range_size_and_pick() -> None:
+    # at most an epoch's batches, at least 16, at most find_lr's 100
+    assert [auto_lr_batches(n, 100) for n in (3, 16, 40, 500)] == [16, 16, 40, 100]
+    assert auto_lr_pick(random_image_body=False) == "valley"
+
+
+def test_the_range_test_stops_once_the_smoothed_loss_passes_4x_its_best() -> None:
+    # One weight fitting y = 0 from w = 1: the loss w^2 falls while the rate is small; once AdamW's steps (about
+    # lr each) overshoot zero by more than w started from, it grows, so the test must stop before its 60 batches.
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.ones_(model.weight)
+    batches = [(torch.ones(4, 1), torch.zeros(4, 1))]
+    settings = LoopSettings(torch.device("cpu"), loss_fn=nn.MSELoss())
+    result = lr_range_test(model, batches, settings=settings, start_lr=1e-4, end_lr=100.0, num_batches=60)
+    smoothed = [loss for _, loss in result.points]
+    assert result.diverged and len(smoothed) < 60
+    assert smoothed[-1] > 4 * min(smoothed[:-1])  # the stopping point ...
+    assert all(smoothed[i] <= 4 * min(smoothed[:i + 1]) for i in range(len(smoothed) - 1))  # ... and the first
+
+
+def test_steepest_and_minimum_as_fast_ai_reads_them() -> None:
+    # Kept points 0..80 (10^-7 .. 10^1): a zigzag of +-0.05 on a slow fall, one adjacent drop of 0.3 from point
+    # 40 to 41 (the steepest pair: fast.ai answers its left point, 40; a difference across +-8 points would tie
+    # over 33..48), and the lowest point at 79, in the curve's last twentieth (of 90 points: kept points 77..80),
+    # which is left out as fast.ai leaves out its last 5: the lowest point left is 76.
+    losses = [2.0 - 0.005 * i + 0.05 * (i % 2) - (0.3 if i > 40 else 0.0) for i in range(81)]
+    losses[79] = 0.1
+    assert min(range(77), key=losses.__getitem__) == 76
+    found = suggest_lrs(_curve(losses))
+    assert found["steepest"] == pytest.approx(_kept_lr(40), rel=1e-9)
+    assert found["minimum_div_10"] == pytest.approx(_kept_lr(76) / 10, rel=1e-9)
+
+
+def test_a_random_body_gets_one_rate_for_every_group_unless_asked() -> None:
+    none = BaseWeights("none")
+    assert FineTuneConfig(base=none).lr_spread == 1.0 and FineTuneConfig().lr_spread == 100.0
+    assert FineTuneConfig(base=none, lr_mult=10.0).lr_spread == 10.0
+    assert "lr_mult 1" in FineTuneConfig(base=none).applied_defaults() and FineTuneConfig().applied_defaults() == ""
+    assert "lr_mult 1" not in FineTuneConfig(base=none, lr_mult=10.0).applied_defaults()

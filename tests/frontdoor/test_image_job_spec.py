@@ -60,6 +60,18 @@ def test_a_stored_base_of_the_same_arch(store: TenantStore, tmp_path: Path) -> N
         _spec(store, tmp_path, base=base)
 
 
+def test_early_stopping_without_a_patience_takes_the_configs_default(store: TenantStore, tmp_path: Path) -> None:
+    """proto3 reads an unset patience as 0: a metric alone stops after the config's default patience (3)."""
+    es = training_pb2.EarlyStopping
+    cfg = _spec(store, tmp_path, hyperparameters=HP(early_stopping=es(metric="accuracy"))).config
+    assert (cfg.early_stopping_metric, cfg.early_stopping_patience) == ("accuracy", 3)
+    assert FineTuneConfig().early_stopping_patience == 3
+    cfg = _spec(store, tmp_path, hyperparameters=HP(early_stopping=es(metric="valid_loss", patience=5))).config
+    assert (cfg.early_stopping_metric, cfg.early_stopping_patience) == ("valid_loss", 5)
+    with pytest.raises(FineserveError, match=r"early_stopping\.patience=-1 is outside \[1, 1000\]"):
+        _spec(store, tmp_path, hyperparameters=HP(early_stopping=es(metric="accuracy", patience=-1)))
+
+
 @pytest.mark.parametrize(("fields", "status", "message"), [
     ({"task": training_pb2.TASK_UNSPECIFIED}, "INVALID_ARGUMENT", "task is required"),
     ({"model_name": "Bad Name"}, "INVALID_ARGUMENT", "model_name"),

@@ -134,9 +134,9 @@ def spec_of(job_id: str, tmp_path: Path, kind: str = FINE_TUNE, base: BaseWeight
 
 class Harness:
     def __init__(self, tmp_path: Path, queue: JobQueue, lease_s: float = 60.0,
-                 roots: tuple[Path, ...] | None = None) -> None:
+                 roots: tuple[Path, ...] | None = None, store: Store | None = None) -> None:
         self.tmp_path = tmp_path
-        self.store = Store(tmp_path / "f.db")
+        self.store = store or Store(tmp_path / "f.db")
         self.backend = ScriptedBackend()
         self.models = Models()
         self.jobs = JobManager(self.store, self.backend, self.models, queue, lease_s,  # type: ignore[arg-type]

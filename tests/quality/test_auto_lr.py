@@ -1,6 +1,7 @@
-"""auto_lr is worth using: on mnist_tiny (ResNet-18 from random weights, 32 px, 3 epochs, one rate for every
-layer group), a job that trains at the LR range test's valley reaches nearly the accuracy of the same job at a
-rate known to train well (3e-3), on average over SEEDS."""
+"""auto_lr is worth using: on mnist_tiny (ResNet-18 from random weights, 32 px, 3 epochs, the defaults for a
+random body), a job that trains at the rate auto_lr picks reaches at least SHARE of the accuracy of the same job
+at the best of the fixed rates in GRID, on average over SEEDS (the bar of issue 25; benchmarks/auto_lr_grid.py
+runs the same comparison through gRPC on three data sets)."""
 
 from __future__ import annotations
 
@@ -13,29 +14,30 @@ from worker.engine import BaseWeights, FineTuneConfig, fine_tune
 
 pytestmark = pytest.mark.quality
 
-JOB = {"base": BaseWeights("none"), "image_size": 32, "batch_size": 64, "freeze_epochs": 0, "epochs": 3,
-       "lr_mult": 1.0, "precision": "fp32", "device": "cpu"}
-GOOD_LR = 3e-3
+JOB = {"base": BaseWeights("none"), "image_size": 32, "batch_size": 64, "epochs": 3, "precision": "fp32",
+       "device": "cpu"}
+GRID = (1e-3, 3e-3, 1e-2)
 SEEDS = (0, 1, 2)
-SHARE = 0.97
-"""auto_lr's mean accuracy must reach this share of the fixed good rate's. Measured (2-core CPU), seeds 0, 1, 2:
-auto_lr chose 1.32e-3, 1.32e-3, 1.59e-3 and reached 0.9800, 0.9871, 0.9871 (mean 0.9847); lr 3e-3 reached 0.9928,
-0.9814, 0.9843 (mean 0.9862): a share of 0.998. With batch augmentation (f519be9): valleys 1.1e-3, 5.2e-4, 6.3e-4,
-auto_lr 0.9785, 0.9657, 0.9771 (mean 0.9738) against 0.9900, 0.9828, 0.9742 (mean 0.9824): 0.991. 3-8 minutes."""
+SHARE = 0.98
+"""auto_lr's mean accuracy must reach this share of the mean, over the seeds, of the best fixed rate's (issue 25's
+bar). Measured (2-core CPU, fp32): auto_lr chose 2.15e-3 (minimum_div_10) on each seed and reached 0.9785, 0.9814,
+0.9943 (mean 0.9847); the best of the grid 0.9800 (1e-3), 0.9886 (3e-3), 0.9886 (1e-3, 1e-2) (mean 0.9857): a share
+of 0.999. At the valley (4.6e-5 on seed 0) the same job reached 0.877. 4-5 minutes."""
 
 
-def test_auto_lr_trains_nearly_as_well_as_a_good_fixed_rate(shared_data: Path, tmp_path: Path) -> None:
-    accuracy: dict[str, list[float]] = {"auto_lr": [], f"lr {GOOD_LR:g}": []}
+def test_auto_lr_reaches_the_best_fixed_rate(shared_data: Path, tmp_path: Path) -> None:
+    auto: list[float] = []
+    best: list[float] = []
     for seed in SEEDS:
-        auto = fine_tune(FineTuneConfig(**JOB, auto_lr=True, seed=seed), shared_data / "mnist_tiny",
-                         tmp_path / f"auto-{seed}")
-        fixed = fine_tune(FineTuneConfig(**JOB, lr=GOOD_LR, seed=seed), shared_data / "mnist_tiny",
-                          tmp_path / f"fixed-{seed}")
-        accuracy["auto_lr"].append(auto.metrics["accuracy"])
-        accuracy[f"lr {GOOD_LR:g}"].append(fixed.metrics["accuracy"])
-        print(f"\nseed {seed}: auto_lr chose {auto.chosen_lr:.3g} ({auto.lr_finder.suggestions}) and reached "
-              f"{auto.metrics['accuracy']:.4f}; lr {GOOD_LR:g} reached {fixed.metrics['accuracy']:.4f}", flush=True)
-    auto_mean, fixed_mean = statistics.mean(accuracy["auto_lr"]), statistics.mean(accuracy[f"lr {GOOD_LR:g}"])
-    summary = f"mean validation accuracy over seeds {SEEDS}: auto_lr {auto_mean:.4f}, lr {GOOD_LR:g} {fixed_mean:.4f}"
+        result = fine_tune(FineTuneConfig(**JOB, auto_lr=True, seed=seed), shared_data / "mnist_tiny",
+                           tmp_path / f"auto-{seed}")
+        fixed = {lr: fine_tune(FineTuneConfig(**JOB, lr=lr, seed=seed), shared_data / "mnist_tiny",
+                               tmp_path / f"{lr:g}-{seed}").metrics["accuracy"] for lr in GRID}
+        auto.append(result.metrics["accuracy"])
+        best.append(max(fixed.values()))
+        print(f"\nseed {seed}: auto_lr chose {result.chosen_lr:.3g} ({result.lr_finder.suggestions}) and reached "
+              f"{auto[-1]:.4f}; " + ", ".join(f"lr {lr:g} {a:.4f}" for lr, a in fixed.items()), flush=True)
+    summary = (f"mean validation accuracy over seeds {SEEDS}: auto_lr {statistics.mean(auto):.4f}, best fixed rate "
+               f"{statistics.mean(best):.4f}")
     print(summary)
-    assert auto_mean >= SHARE * fixed_mean, summary
+    assert statistics.mean(auto) >= SHARE * statistics.mean(best), summary

@@ -51,6 +51,10 @@ class TrainingState:
     """torch's CPU generator state ("cpu") and, on GPU jobs, the device's ("cuda")."""
     lr_finder: LrFinderResult | None = None
     """The auto_lr range test's result, so a resumed job does not run it again."""
+    best: dict[str, Any] | None = None
+    """The epoch the job keeps so far (early_stopping.BestEpoch's state)."""
+    best_model: dict[str, torch.Tensor] | None = None
+    """That epoch's weights when it is not this one (None: `model` is the kept epoch's)."""
 
 
 def job_fingerprint(cfg: JobConfig, classes: Any) -> str:
@@ -103,13 +107,14 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 def _write(directory: Path, state: TrainingState, fingerprint: str) -> None:
     opt_tensors, opt_meta = _flatten_optimizer(state.optimizer)
     tensors = {**{f"model.{k}": v for k, v in state.model.items()}, **opt_tensors,
-               **{f"rng.{k}": v for k, v in state.rng.items()}}
+               **{f"rng.{k}": v for k, v in state.rng.items()},
+               **{f"best.{k}": v for k, v in (state.best_model or {}).items()}}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     safetensors.torch.save_file(tensors, directory / TENSORS_FILE)
     meta = {"version": VERSION, "fingerprint": fingerprint, "stage": state.stage, "epoch": state.epoch,
             "optimizer": opt_meta, "scheduler": state.scheduler, "scaler": state.scaler,
             "early_stopping": state.early_stopping, "history": state.history,
-            "lr_finder": dataclasses.asdict(state.lr_finder) if state.lr_finder else None}
+            "lr_finder": dataclasses.asdict(state.lr_finder) if state.lr_finder else None, "best": state.best}
     (directory / STATE_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
 
@@ -141,7 +146,8 @@ def _read(directory: Path, fingerprint: str) -> TrainingState:
         optimizer=_unflatten_optimizer(tensors, meta["optimizer"]), scheduler=meta["scheduler"],
         scaler=meta["scaler"], early_stopping=meta["early_stopping"], history=meta["history"],
         rng={k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")},
-        lr_finder=_lr_finder(meta["lr_finder"]))
+        lr_finder=_lr_finder(meta["lr_finder"]), best=meta.get("best"),
+        best_model={k.removeprefix("best."): v for k, v in tensors.items() if k.startswith("best.")} or None)
 
 
 def _lr_finder(data: dict[str, Any] | None) -> LrFinderResult | None:

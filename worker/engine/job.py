@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fineserve_common.configs import FineTuneConfig, JobConfig, Stage, TextConfig
+from fineserve_common.events import Interpretation
 
 from .early_stopping import EarlyStopping
 from .train_loop import Batches, LoopSettings, OnEvent, ShouldStop
@@ -91,6 +92,18 @@ class TaskJob(ABC):
     @abstractmethod
     def card_fields(self, model: nn.Module, metrics: dict[str, float]) -> dict[str, Any]:
         """The card's task fields (they may override the common ones: a multi-label job's tuned metrics)."""
+
+    def served_metrics(self, served: Any) -> dict[str, float]:
+        """The validation metrics of `served` (the stored model as a replica loads it: served_eval.py), the
+        epoch metrics' names measured at the serving precision with the served decisions; the card's and the
+        result's headline metrics. Tasks whose models are served implement it or served_pass."""
+        raise NotImplementedError(f"{self.task} models are not served")
+
+    def served_pass(self, served: Any) -> tuple[dict[str, float], Interpretation | None]:
+        """(served_metrics, interpretation) from one pass of `served` over the validation set, called on every
+        rank; the interpretation (what the model gets right and wrong) is None where the task has none and on
+        every rank but the main one."""
+        return self.served_metrics(served), None
 
     def stage_note(self, stage: Stage) -> str:
         """Extra words for a stage's log line."""

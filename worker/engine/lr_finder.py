@@ -19,9 +19,32 @@ from .precision import grad_scaler
 from .train_loop import Batch, LoopSettings, OnEvent, ignore_event, never_stop, train_step
 
 SMOOTH_BETA = 0.98
+"""fast.ai's smoothing over its 100-batch test: the average reaches back about 50 batches (half the test)."""
 DIVERGE_FACTOR = 4.0
 AUTO_LR_RANGE: dict[str, Any] = {"start_lr": 1e-7, "end_lr": 10.0, "num_batches": 100, "freeze_to": None}
-"""The range test auto_lr runs: find_lr's defaults."""
+"""The range test auto_lr runs: find_lr's defaults, num_batches being the most (auto_lr_batches)."""
+AUTO_LR_MIN_BATCHES = 16
+"""The fewest batches auto_lr's range test runs: half a decade of lr a batch over 1e-7..10."""
+
+
+def auto_lr_pick(random_image_body: bool) -> str:
+    """The suggestion auto_lr trains at: fast.ai's valley for pretrained weights; a tenth of the lowest loss's
+    rate (Smith's rule, fast.ai v1's lr_min) for a ResNet from random weights, whose BatchNorm layers take rates
+    the valley, placed in a long slow descent, undershoots by 5-50x (measured: benchmarks/auto_lr_grid.py)."""
+    return "minimum_div_10" if random_image_body else "valley"
+
+
+def auto_lr_batches(epoch_batches: int, most: int) -> int:
+    """auto_lr's range test on a small data set: at most an epoch's batches (and at most `most`), at least
+    AUTO_LR_MIN_BATCHES, so that the test costs a fraction of the fine-tune it prepares, not a second one."""
+    return min(most, max(AUTO_LR_MIN_BATCHES, epoch_batches))
+
+
+def smoothing(num_batches: int) -> float:
+    """The moving average's beta for a test of num_batches: fast.ai's 0.98 at 100 batches or more; a shorter
+    test averages over the same share of itself (1 - 2/n), or its average would still hold the first batches
+    when the loss turns."""
+    return min(SMOOTH_BETA, 1 - 2 / num_batches)
 
 
 def _cycle(batches: Iterable[Batch]) -> Iterator[Batch]:
@@ -52,18 +75,21 @@ def _valley(lrs: list[float], losses: list[float]) -> float:
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float:
-    """Where d(loss)/d(log lr) is most negative, by differences across +-w points (w = a tenth of the curve, at
-    least 1): early on the average holds few batches, and a narrower difference can pick their noise. The w
-    points at either end have no such difference."""
-    w = max(1, len(lrs) // 10)
+    """fast.ai's "steep": the left point of the adjacent pair across which the loss falls fastest against
+    log(lr)."""
     logs = [math.log(lr) for lr in lrs]
-    slopes = {i: (losses[i + w] - losses[i - w]) / (logs[i + w] - logs[i - w]) for i in range(w, len(lrs) - w)}
-    return lrs[min(slopes, key=slopes.__getitem__)]
+    slopes = [(losses[i + 1] - losses[i]) / (logs[i + 1] - logs[i]) for i in range(len(lrs) - 1)]
+    return lrs[min(range(len(slopes)), key=slopes.__getitem__)]
+
+
+SKIP_END = 20
+"""The curve's last twentieth is left out before suggesting (where a stopped test's loss blows up): fast.ai leaves
+out the last 5 points of its 100-batch test; a 16-batch test keeps all of its points."""
 
 
 def suggest_lrs(points: Sequence[Sequence[float]]) -> dict[str, float]:
-    """Suggestions from [lr, smoothed loss] points (increasing lr). The first tenth of the points is skipped:
-    there the moving average has seen few batches.
+    """Suggestions from [lr, smoothed loss] points (increasing lr), as fast.ai's lr_find makes them: the first
+    tenth of the points (the moving average has seen few batches there) and the last twentieth are left out.
 
     - "valley": about half way into the window of the longest decreasing run (fast.ai's default; robust);
     - "steepest": the lr where the loss falls fastest against log(lr);
@@ -71,7 +97,7 @@ def suggest_lrs(points: Sequence[Sequence[float]]) -> dict[str, float]:
     """
     if not points:
         raise ValueError("no points to suggest a learning rate from")
-    kept = points[len(points) // 10:]
+    kept = points[len(points) // 10:len(points) - len(points) // SKIP_END]
     lrs, losses = [p[0] for p in kept], [p[1] for p in kept]
     lowest = lrs[min(range(len(losses)), key=losses.__getitem__)]
     if len(kept) < 3:
@@ -103,8 +129,9 @@ def lr_range_test(model: nn.Module, batches: Iterable[Batch],
 
     make_optimizer builds a fresh optimizer over the parameters to train (default: AdamW over every trainable
     parameter); its LRs are overwritten. The loss is smoothed by an exponential moving average with bias
-    correction (beta 0.98); the test stops early, diverged, when the smoothed loss exceeds 4x the best one or
-    the loss is not finite. Emits batch events with phase "lr_find" (epoch and epochs 0: not an epoch).
+    correction (beta: smoothing(num_batches), 0.98 at 100 batches); the test stops early, diverged, when the
+    smoothed loss exceeds 4x the best one or the loss is not finite. Emits batch events with phase "lr_find"
+    (epoch and epochs 0: not an epoch).
     Returns the (lr, smoothed loss) points, suggest_lrs(points) and whether the test diverged.
     """
     check_range(start_lr, end_lr, num_batches)
@@ -129,6 +156,7 @@ def _run(model: nn.Module, batches: Iterable[Batch], opt: torch.optim.Optimizer,
          settings: LoopSettings, num_batches: int, on_event: OnEvent,
          should_stop: Callable[[], bool]) -> LrFinderResult:
     scaler = grad_scaler(settings.device, settings.precision)
+    beta = smoothing(num_batches)
     model.train()
     points: list[tuple[float, float]] = []
     average, best, diverged = 0.0, math.inf, False
@@ -143,8 +171,8 @@ def _run(model: nn.Module, batches: Iterable[Batch], opt: torch.optim.Optimizer,
         if not math.isfinite(loss):
             diverged = True
             break
-        average = SMOOTH_BETA * average + (1 - SMOOTH_BETA) * loss
-        smoothed = average / (1 - SMOOTH_BETA**b)
+        average = beta * average + (1 - beta) * loss
+        smoothed = average / (1 - beta**b)
         points.append((lr, smoothed))
         best = min(best, smoothed)
         on_event(events.Batch(phase="lr_find", epoch=0, epochs=0, batch=b, batches=num_batches, loss=loss, lr=lr,

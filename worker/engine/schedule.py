@@ -19,7 +19,7 @@ OneCycleRecipe = FineTuneConfig | TextConfig | EmbeddingRecipe
 """Every config: the recipe fields AdamW and 1cycle read (lr, weight_decay, pct_start, div_factor,
 final_div_factor, moms_max, moms_min)."""
 SpreadRecipe = FineTuneConfig | TextConfig
-"""The transfer-learning configs: also lr_mult and group_lrs, the discriminative rates across layer groups."""
+"""The transfer-learning configs: also lr_spread and group_lrs, the discriminative rates across layer groups."""
 
 
 def even_mults(start: float, stop: float, n: int) -> list[float]:
@@ -34,12 +34,13 @@ def group_max_lrs(cfg: SpreadRecipe, stage: Stage, n_groups: int) -> list[float]
     """Peak LR per layer group, earliest first, for a resolved stage.
 
     Unfrozen stages use cfg.group_lrs when given. Otherwise trainable groups get their place in the geometric
-    spread stage.lr/lr_mult .. stage.lr, and frozen groups (whose BatchNorm alone trains) get stage.lr, so the
-    head-only stage trains exactly as fast.ai's frozen phase did in the first slice.
+    spread stage.lr/lr_spread .. stage.lr (lr_mult, or its default for the base), and frozen groups (whose
+    BatchNorm alone trains) get stage.lr, so the head-only stage trains exactly as fast.ai's frozen phase did in
+    the first slice.
     """
     if stage.freeze_to == 0 and cfg.group_lrs:
         return list(cfg.group_lrs)
-    spread = even_mults(stage.lr / cfg.lr_mult, stage.lr, n_groups)
+    spread = even_mults(stage.lr / cfg.lr_spread, stage.lr, n_groups)
     return [stage.lr if i < stage.freeze_to else lr for i, lr in enumerate(spread)]
 
 

@@ -17,6 +17,7 @@ from ..tasks import PRECISIONS
 
 BASE_KINDS = ("torchvision", "file", "store", "none")
 EARLY_STOPPING_METRICS = ("", "valid_loss", "accuracy")
+KEEP_CHOICES = ("best", "last")
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 C = TypeVar("C")
@@ -88,10 +89,15 @@ class OneCycle:
     """AdamW's beta1 at the start and end of each 1cycle; it falls to moms_min while the LR warms up."""
     moms_min: float = 0.85
     """AdamW's beta1 at the LR peak: less momentum while the LR is high (fast.ai's moms=(0.95, 0.85, 0.95))."""
+    keep: str = "best"
+    """Which epoch's weights the job stores: "best" (by the validation metric it optimises: the early-stopping
+    metric when set, else fbeta, accuracy or valid_loss, the first the task reports) or "last". Every family's
+    config inherits it with the 1cycle fields, since every job runs epochs."""
 
     def check_one_cycle(self) -> None:
         check_fields(self, ("pct_start", "div_factor", "final_div_factor"))
         check_momentum(self)
+        check_choice("keep", self.keep, KEEP_CHOICES)
 
 
 def check_run(cfg: Any) -> None:

@@ -124,6 +124,11 @@ class TextConfig(OneCycle):
         return self.group_lr_ratio ** (self.n_groups - 1)
 
     @property
+    def lr_spread(self) -> float:
+        """The spread in effect (the image config's name for it): lr_mult."""
+        return self.lr_mult
+
+    @property
     def group_lrs(self) -> tuple[float, ...]:
         """Explicit per-group rates: text jobs always use the spread."""
         return ()

@@ -50,11 +50,13 @@ class FineTuneConfig(OneCycle):
     epochs: int = 3
     """Epochs after unfreezing, with discriminative learning rates. Unused with stages."""
     lr: float = 2e-3
-    """Top learning rate: stages with frozen groups peak at lr, unfrozen ones at lr/2 for the head group (unless
-    a stage sets its own). With auto_lr it is replaced by the LR range test's suggestion."""
-    lr_mult: float = 100.0
+    """Top learning rate: stages with frozen groups peak at lr, unfrozen ones at lr/2 for the head group (lr
+    itself on a random body, which has no head-only stage before; unless a stage sets its own). With auto_lr it
+    is replaced by the LR range test's suggestion."""
+    lr_mult: float | None = None
     """Ratio between the head's and the first group's rate: group i peaks at a geometric spread from
-    stage_lr/lr_mult (first group) to stage_lr (head), fast.ai's slice(stage_lr/lr_mult, stage_lr)."""
+    stage_lr/lr_mult (first group) to stage_lr (head), fast.ai's slice(stage_lr/lr_mult, stage_lr). None = by the
+    base (lr_spread): 100 for pretrained weights, 1 for a random body, which has no general features to protect."""
     weight_decay: float = 0.01
     """AdamW's decoupled weight decay."""
     group_lrs: tuple[float, ...] = ()
@@ -78,8 +80,9 @@ class FineTuneConfig(OneCycle):
     early_stopping_min_delta: float = 0.0
     """Smallest change of the metric that counts as an improvement."""
     auto_lr: bool = False
-    """Run the LR range test (find_lr's defaults) first and use its "valley" suggestion as lr; stages with their
-    own lr and group_lrs keep their rates."""
+    """Run the LR range test first (find_lr's range over at most an epoch's batches, at least 16) and use its
+    "valley" suggestion as lr ("minimum_div_10" on a random body); stages with their own lr and group_lrs keep
+    their rates."""
     precision: str = "auto"
     """auto (bf16 where the device supports it, else fp16 with loss scaling on GPU, else fp32), fp32, bf16 or
     fp16 (GPU only)."""
@@ -136,7 +139,9 @@ class FineTuneConfig(OneCycle):
                 fail("epochs", "must be >= 1 when base.kind is 'none' (a random body has to train)", self.epochs)
             if self.freeze_epochs + self.epochs < 1:
                 fail("epochs", "freeze_epochs + epochs must be >= 1", self.epochs)
-        check_fields(self, ("lr", "lr_mult", "weight_decay"))
+        check_fields(self, ("lr", "weight_decay"))
+        if self.lr_mult is not None:
+            check("lr_mult", self.lr_mult)
         self.check_one_cycle()
         self._validate_schedule()
         check_fields(self, ("label_smoothing", "mixup_alpha", "grad_clip"))
@@ -183,7 +188,28 @@ class FineTuneConfig(OneCycle):
     def _default_lr(self, stage: Stage) -> float:
         if stage.freeze_to:
             return self.lr
-        return self.group_lrs[-1] if self.group_lrs else self.lr / 2
+        if self.group_lrs:
+            return self.group_lrs[-1]
+        return self.lr if self.base.kind == "none" else self.lr / 2
+
+    @property
+    def lr_spread(self) -> float:
+        """The lr_mult in effect: the caller's, else 100 on pretrained weights (fast.ai's fine_tune) and 1 on a
+        random body, whose early layers learn from nothing and gain nothing from a 100x slower rate."""
+        if self.lr_mult is not None:
+            return self.lr_mult
+        return 1.0 if self.base.kind == "none" else 100.0
+
+    def applied_defaults(self) -> str:
+        """What the defaults chose for this base and why, for the job's log ("" when the base is pretrained)."""
+        if self.base.kind != "none":
+            return ""
+        chosen = [] if self.stages else ["no head-only stage"]
+        if self.lr_mult is None:
+            chosen.append("lr_mult 1 (one rate for every layer group)")
+        chosen.append("unfrozen stages peak at lr, not lr/2")
+        return ("random-initialised body: " + ", ".join(chosen) + "; those defaults protect pretrained features, "
+                "which a random body does not have (set stages or lr_mult to choose otherwise)")
 
     def to_dict(self) -> dict[str, Any]:
         return as_dict(self)

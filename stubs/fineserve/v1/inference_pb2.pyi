@@ -253,20 +253,26 @@ class ExplainRequest(_message.Message):
     def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., target: _Optional[str] = ...) -> None: ...
 
 class Heatmap(_message.Message):
-    __slots__ = ("name", "target", "grid_width", "grid_height", "grid", "overlay_png")
+    __slots__ = ("name", "target", "grid_width", "grid_height", "grid", "overlay_png", "probability", "layer", "warning")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     GRID_WIDTH_FIELD_NUMBER: _ClassVar[int]
     GRID_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     GRID_FIELD_NUMBER: _ClassVar[int]
     OVERLAY_PNG_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    LAYER_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
     name: str
     target: str
     grid_width: int
     grid_height: int
     grid: _containers.RepeatedScalarFieldContainer[float]
     overlay_png: bytes
-    def __init__(self, name: _Optional[str] = ..., target: _Optional[str] = ..., grid_width: _Optional[int] = ..., grid_height: _Optional[int] = ..., grid: _Optional[_Iterable[float]] = ..., overlay_png: _Optional[bytes] = ...) -> None: ...
+    probability: float
+    layer: str
+    warning: str
+    def __init__(self, name: _Optional[str] = ..., target: _Optional[str] = ..., grid_width: _Optional[int] = ..., grid_height: _Optional[int] = ..., grid: _Optional[_Iterable[float]] = ..., overlay_png: _Optional[bytes] = ..., probability: _Optional[float] = ..., layer: _Optional[str] = ..., warning: _Optional[str] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("model", "results")

@@ -75,7 +75,7 @@ class BaseModel(_message.Message):
     def __init__(self, torchvision: _Optional[_Union[TorchvisionWeights, _Mapping]] = ..., weights_file: _Optional[str] = ..., stored_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., random_init: _Optional[bool] = ...) -> None: ...
 
 class Hyperparameters(_message.Message):
-    __slots__ = ("freeze_epochs", "epochs", "lr", "lr_mult", "weight_decay", "pct_start", "batch_size", "image_size", "precision", "valid_pct", "seed", "flip", "div_factor", "final_div_factor", "moms_max", "moms_min", "group_lrs", "stages", "label_smoothing", "mixup_alpha", "grad_clip", "early_stopping", "auto_lr", "threshold", "fbeta_beta", "void_code")
+    __slots__ = ("freeze_epochs", "epochs", "lr", "lr_mult", "weight_decay", "pct_start", "batch_size", "image_size", "precision", "valid_pct", "seed", "flip", "div_factor", "final_div_factor", "moms_max", "moms_min", "group_lrs", "stages", "label_smoothing", "mixup_alpha", "grad_clip", "early_stopping", "auto_lr", "threshold", "fbeta_beta", "void_code", "keep")
     FREEZE_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     LR_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Hyperparameters(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FBETA_BETA_FIELD_NUMBER: _ClassVar[int]
     VOID_CODE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
     freeze_epochs: int
     epochs: int
     lr: float
@@ -128,7 +129,8 @@ class Hyperparameters(_message.Message):
     threshold: float
     fbeta_beta: float
     void_code: str
-    def __init__(self, freeze_epochs: _Optional[int] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., lr_mult: _Optional[float] = ..., weight_decay: _Optional[float] = ..., pct_start: _Optional[float] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., precision: _Optional[_Union[Precision, str]] = ..., valid_pct: _Optional[float] = ..., seed: _Optional[int] = ..., flip: _Optional[bool] = ..., div_factor: _Optional[float] = ..., final_div_factor: _Optional[float] = ..., moms_max: _Optional[float] = ..., moms_min: _Optional[float] = ..., group_lrs: _Optional[_Iterable[float]] = ..., stages: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., label_smoothing: _Optional[float] = ..., mixup_alpha: _Optional[float] = ..., grad_clip: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., auto_lr: _Optional[bool] = ..., threshold: _Optional[float] = ..., fbeta_beta: _Optional[float] = ..., void_code: _Optional[str] = ...) -> None: ...
+    keep: str
+    def __init__(self, freeze_epochs: _Optional[int] = ..., epochs: _Optional[int] = ..., lr: _Optional[float] = ..., lr_mult: _Optional[float] = ..., weight_decay: _Optional[float] = ..., pct_start: _Optional[float] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., precision: _Optional[_Union[Precision, str]] = ..., valid_pct: _Optional[float] = ..., seed: _Optional[int] = ..., flip: _Optional[bool] = ..., div_factor: _Optional[float] = ..., final_div_factor: _Optional[float] = ..., moms_max: _Optional[float] = ..., moms_min: _Optional[float] = ..., group_lrs: _Optional[_Iterable[float]] = ..., stages: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., label_smoothing: _Optional[float] = ..., mixup_alpha: _Optional[float] = ..., grad_clip: _Optional[float] = ..., early_stopping: _Optional[_Union[EarlyStopping, _Mapping]] = ..., auto_lr: _Optional[bool] = ..., threshold: _Optional[float] = ..., fbeta_beta: _Optional[float] = ..., void_code: _Optional[str] = ..., keep: _Optional[str] = ...) -> None: ...
 
 class TextOptions(_message.Message):
     __slots__ = ("emb_size", "hidden_size", "n_layers", "max_vocab", "min_freq", "bptt", "max_len", "drop_mult", "group_lr_ratio")
@@ -306,7 +308,7 @@ class LrFinderResult(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[LrPoint, _Mapping]]] = ..., suggestions: _Optional[_Mapping[str, float]] = ..., diverged: _Optional[bool] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("model", "metrics", "lr_finder", "chosen_lr", "epochs_trained")
+    __slots__ = ("model", "metrics", "lr_finder", "chosen_lr", "epochs_trained", "interpretation")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -319,12 +321,78 @@ class JobResult(_message.Message):
     LR_FINDER_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_LR_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_TRAINED_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETATION_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
     metrics: _containers.ScalarMap[str, float]
     lr_finder: LrFinderResult
     chosen_lr: float
     epochs_trained: int
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lr_finder: _Optional[_Union[LrFinderResult, _Mapping]] = ..., chosen_lr: _Optional[float] = ..., epochs_trained: _Optional[int] = ...) -> None: ...
+    interpretation: Interpretation
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., lr_finder: _Optional[_Union[LrFinderResult, _Mapping]] = ..., chosen_lr: _Optional[float] = ..., epochs_trained: _Optional[int] = ..., interpretation: _Optional[_Union[Interpretation, _Mapping]] = ...) -> None: ...
+
+class ClassMetrics(_message.Message):
+    __slots__ = ("name", "precision", "recall", "f_score", "support", "iou", "threshold")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    precision: float
+    recall: float
+    f_score: float
+    support: int
+    iou: float
+    threshold: float
+    def __init__(self, name: _Optional[str] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f_score: _Optional[float] = ..., support: _Optional[int] = ..., iou: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ConfusedPair(_message.Message):
+    __slots__ = ("actual", "predicted", "count")
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    actual: str
+    predicted: str
+    count: int
+    def __init__(self, actual: _Optional[str] = ..., predicted: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class TopLoss(_message.Message):
+    __slots__ = ("item", "actual", "predicted", "loss", "probability")
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    item: str
+    actual: str
+    predicted: str
+    loss: float
+    probability: float
+    def __init__(self, item: _Optional[str] = ..., actual: _Optional[str] = ..., predicted: _Optional[str] = ..., loss: _Optional[float] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class Interpretation(_message.Message):
+    __slots__ = ("task", "classes", "confusion", "per_class", "most_confused", "top_losses", "beta", "items", "precision")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    MOST_CONFUSED_FIELD_NUMBER: _ClassVar[int]
+    TOP_LOSSES_FIELD_NUMBER: _ClassVar[int]
+    BETA_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    confusion: _containers.RepeatedScalarFieldContainer[int]
+    per_class: _containers.RepeatedCompositeFieldContainer[ClassMetrics]
+    most_confused: _containers.RepeatedCompositeFieldContainer[ConfusedPair]
+    top_losses: _containers.RepeatedCompositeFieldContainer[TopLoss]
+    beta: float
+    items: int
+    precision: str
+    def __init__(self, task: _Optional[str] = ..., classes: _Optional[_Iterable[str]] = ..., confusion: _Optional[_Iterable[int]] = ..., per_class: _Optional[_Iterable[_Union[ClassMetrics, _Mapping]]] = ..., most_confused: _Optional[_Iterable[_Union[ConfusedPair, _Mapping]]] = ..., top_losses: _Optional[_Iterable[_Union[TopLoss, _Mapping]]] = ..., beta: _Optional[float] = ..., items: _Optional[int] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
     __slots__ = ("epoch", "epochs", "batch", "batches", "phase")

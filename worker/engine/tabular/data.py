@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import DatasetError, EngineError
-from .delimited import is_number, read_rows
+from .delimited import IS_VALID, is_number, read_rows
 from .ratings import inside
 
 UNKNOWN = "#unknown"
@@ -127,9 +127,12 @@ def fit_schema(header: list[str], rows: list[list[str]], target: str, categorica
     missing = [c for c in (target, *categorical, *continuous) if c not in header]
     if missing:
         raise DatasetError(f"column(s) {', '.join(missing)} not in the table; columns are {', '.join(header)}")
+    if IS_VALID in (target, *categorical, *continuous):
+        raise DatasetError(f"{IS_VALID} is the column that splits the rows into training and validation; it "
+                           "cannot be the target or a feature")
     col = {name: [row[header.index(name)] for row in rows] for name in header}
     if not categorical and not continuous:
-        features = [c for c in header if c != target]
+        features = [c for c in header if c not in (target, IS_VALID)]
         continuous = [c for c in features if all(v == "" or is_number(v) for v in col[c])]
         categorical = [c for c in features if c not in continuous]
     vocabularies = {c: [UNKNOWN, *sorted(set(col[c]))] for c in categorical}
@@ -164,8 +167,9 @@ def fit_schema(header: list[str], rows: list[list[str]], target: str, categorica
 
 
 def check_row_keys(schema: TabularSchema, rows: Sequence[Mapping[str, str]]) -> None:
-    """Keys must be feature columns (the target is tolerated and ignored), so a typo is not silently 'missing'."""
-    known = {*schema.categorical, *schema.continuous, schema.target}
+    """Keys must be feature columns (the target and is_valid, so a training row can be sent as it is, are
+    tolerated and ignored), so a typo is not silently 'missing'."""
+    known = {*schema.categorical, *schema.continuous, schema.target, IS_VALID}
     for r, row in enumerate(rows):
         unknown = sorted(set(row) - known)
         if unknown:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DatasetError
 
 SEPARATORS = (",", "\t", ";", "|")
@@ -60,3 +62,24 @@ def column_index(spec: str, header: list[str] | None, default: int, what: str, w
         return int(spec)
     names = f"; columns are {', '.join(header)}" if header else " (the file has no header: use a 0-based position)"
     raise DatasetError(f"{what} {spec!r} is not a column of the file{names}")
+
+
+IS_VALID = "is_valid"
+"""The optional column of the CSV layouts that marks the validation rows, as the image and text layouts' does:
+with it the split is the data set's own (valid_pct and a ratings job's split are not used); never a feature."""
+VALID_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def valid_flags(values: list[str], where: str) -> np.ndarray:
+    """The is_valid column as booleans: each value true/false or 1/0 (any case), at least one row of each."""
+    flags = []
+    for n, value in enumerate(values, 1):
+        flag = VALID_FLAGS.get(value.strip().lower())
+        if flag is None:
+            raise DatasetError(f"{where} data row {n}: {IS_VALID} must be true/false or 1/0, got {value[:40]!r}")
+        flags.append(flag)
+    marked = np.array(flags, dtype=bool)
+    if marked.all() or not marked.any():
+        raise DatasetError(f"{where}: the {IS_VALID} column marks {'every' if marked.all() else 'no'} row as "
+                           "validation; it needs training and validation rows")
+    return marked

@@ -25,10 +25,11 @@ from ..errors import DatasetError
 from ..job import TaskJob
 from ..precision import resolve_device, resolve_precision
 from ..schedule import make_optimizer
-from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop
+from ..train_loop import Batches, LoopSettings, OnEvent, ShouldStop, never_stop
 from .batches import TensorBatches, one_cpu_thread, predict, rmse
 from .collab_models import DotProductBias, build_collab_model
 from .data import fit_schema, read_table
+from .delimited import IS_VALID, valid_flags
 from .model import TabularModel, embedding_size
 from .ratings import Ratings, read_ratings, split_ratings
 
@@ -82,6 +83,11 @@ class EmbeddingJob(TaskJob):
         train.epoch = epoch
         return train
 
+    def served_metrics(self, served: Any) -> dict[str, float]:
+        """The epoch metrics of the stored model as served on the same encoded validation rows (a replica
+        encodes a row by the card's schema or vocabularies, as training encoded the file)."""
+        return self.epoch_metrics(served.model, self.valid_xy, never_stop)
+
     def compute(self) -> AbstractContextManager[None]:
         return one_cpu_thread(self.device)
 
@@ -122,7 +128,8 @@ class CollabJob(EmbeddingJob):
         self.y_range = tuple(cfg.y_range) if cfg.y_range else y_range_for(data.ratings)
         on_event(Log(f"ratings {dataset_dir}: {len(data)} ratings of {len(data.item_ids)} items by "
                      f"{len(data.user_ids)} users; {len(self.train_idx)} train / {len(self.valid_idx)} valid "
-                     f"({cfg.split} split); {len(data.titles)} titles; y_range {self.y_range}"))
+                     f"({'the is_valid column' if data.is_valid is not None else cfg.split} split); "
+                     f"{len(data.titles)} titles; y_range {self.y_range}"))
         pairs = torch.from_numpy(np.stack([data.users, data.items], axis=1))
         target = torch.from_numpy(data.ratings)
         self.train_xy = pairs[self.train_idx], target[self.train_idx]
@@ -164,18 +171,14 @@ class TabularJob(EmbeddingJob):
             raise DatasetError(f"target {cfg.target!r} is not a column; columns are {', '.join(header)}")
         t = header.index(cfg.target)
         rows = [row for row in rows if row[t] != ""]
-        order = np.random.default_rng(cfg.seed).permutation(len(rows))
-        n_valid = max(1, round(len(rows) * cfg.valid_pct))
-        if n_valid >= len(rows):
-            raise DatasetError(f"{len(rows)} row(s) are too few to hold {cfg.valid_pct:.0%} out for validation")
-        train_rows = [rows[i] for i in np.sort(order[: len(rows) - n_valid])]
-        valid_rows = [rows[i] for i in np.sort(order[len(rows) - n_valid:])]
+        train_rows, valid_rows = _split_rows(header, rows, cfg.valid_pct, cfg.seed)
         schema = self.schema = fit_schema(header, train_rows, cfg.target, cfg.categorical, cfg.continuous,
                                           cfg.regression)
         sizes = ", ".join(f"{c} {n}->{embedding_size(n)}" for c, n in zip(schema.categorical, schema.cardinalities,
                                                                             strict=True))
         on_event(Log(
-            f"table {dataset_dir}: {len(train_rows)} train / {len(valid_rows)} valid rows; target {cfg.target!r} "
+            f"table {dataset_dir}: {len(train_rows)} train / {len(valid_rows)} valid rows "
+            f"({'the is_valid column' if IS_VALID in header else 'random'} split); target {cfg.target!r} "
             f"({'regression' if schema.regression else f'{len(schema.classes)} classes'}); embeddings "
             f"{sizes or 'none'}; continuous {', '.join(schema.continuous) or 'none'}; "
             f"is-missing flags {', '.join(schema.missing_flags) or 'none'}"))
@@ -210,6 +213,24 @@ class TabularJob(EmbeddingJob):
         return {"arch": "tabular_mlp", "schema": self.schema.to_dict(), "classes": self.schema.classes,
                 "layers": list(cfg.layers), "dropout": cfg.dropout, "embedding_dropout": cfg.embedding_dropout,
                 "dataset": self.n_rows, **super().card_fields(model, metrics)}
+
+
+def _split_rows(header: list[str], rows: list[list[str]], valid_pct: float,
+                seed: int) -> tuple[list[list[str]], list[list[str]]]:
+    """(train, valid) rows in file order: by the is_valid column when the table has one, else a seeded random
+    valid_pct share."""
+    if IS_VALID in header:
+        parts: dict[bool, list[list[str]]] = {False: [], True: []}
+        flags = valid_flags([row[header.index(IS_VALID)] for row in rows], "the table")
+        for row, flag in zip(rows, flags.tolist(), strict=True):
+            parts[flag].append(row)
+        return parts[False], parts[True]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    n_valid = max(1, round(len(rows) * valid_pct))
+    if n_valid >= len(rows):
+        raise DatasetError(f"{len(rows)} row(s) are too few to hold {valid_pct:.0%} out for validation")
+    return ([rows[i] for i in np.sort(order[: len(rows) - n_valid])],
+            [rows[i] for i in np.sort(order[len(rows) - n_valid:])])
 
 
 def _regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

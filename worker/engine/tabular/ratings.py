@@ -14,7 +14,7 @@ import numpy as np
 from fineserve_common.configs import RatingsFormat
 
 from ..errors import DatasetError
-from .delimited import column_index, is_number, read_rows
+from .delimited import IS_VALID, column_index, is_number, read_rows, valid_flags
 
 RATINGS_SUFFIXES = (".csv", ".tsv", ".data", ".txt")
 """A dataset whose ratings_file is not named must hold exactly one file with one of these suffixes."""
@@ -33,6 +33,8 @@ class Ratings:
     timestamps: np.ndarray | None
     titles: dict[str, str]
     """Item id -> title, for the items the metadata file names."""
+    is_valid: np.ndarray | None = None
+    """bool per rating: the file's is_valid column (a header names it), the split it asks for."""
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -72,6 +74,13 @@ def read_ratings(dataset_dir: str | Path, fmt: RatingsFormat) -> Ratings:
     cols = [column_index(spec, header, default, name, width) for spec, default, name in (
         (fmt.user_column, 0, "user_column"), (fmt.item_column, 1, "item_column"),
         (fmt.rating_column, 2, "rating_column"), (fmt.timestamp_column, 3, "timestamp_column"))]
+    if header and IS_VALID in header:  # the split column: never a timestamp by default, never a rating
+        split_col = header.index(IS_VALID)
+        if cols[3] == split_col and not fmt.timestamp_column:
+            cols[3] = -1
+        if split_col in cols:
+            raise DatasetError(f"{path.name}: {IS_VALID} splits the ratings into training and validation; it "
+                               "cannot be the user, item, rating or timestamp column")
     short = next((n for n, row in enumerate(body) if len(row) <= max(cols)), None)
     if short is not None:
         raise DatasetError(f"{path.name} row {short + 1 + bool(header)} has {len(body[short])} fields, "
@@ -88,8 +97,9 @@ def read_ratings(dataset_dir: str | Path, fmt: RatingsFormat) -> Ratings:
     item_ids, items = np.unique(table[:, cols[1]].astype(str), return_inverse=True)
     item_list = [str(i) for i in item_ids]
     titles = read_titles(root, fmt, set(item_list)) if fmt.items_file else {}
+    is_valid = valid_flags(list(table[:, header.index(IS_VALID)]), path.name) if header and IS_VALID in header else None
     return Ratings([str(u) for u in user_ids], item_list, users.astype(np.int64), items.astype(np.int64),
-                   ratings, timestamps, titles)
+                   ratings, timestamps, titles, is_valid)
 
 
 def read_titles(root: Path, fmt: RatingsFormat, known: set[str]) -> dict[str, str]:
@@ -105,7 +115,10 @@ def read_titles(root: Path, fmt: RatingsFormat, known: set[str]) -> dict[str, st
 
 
 def split_ratings(data: Ratings, valid_pct: float, seed: int, by_time: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(train, valid) row indices: a seeded random share, or the latest valid_pct of the ratings by time."""
+    """(train, valid) row indices: the file's is_valid column when it has one, else a seeded random share or the
+    latest valid_pct of the ratings by time."""
+    if data.is_valid is not None:
+        return np.flatnonzero(~data.is_valid), np.flatnonzero(data.is_valid)
     n = len(data)
     n_valid = max(1, round(n * valid_pct))
     if n_valid >= n:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from fineserve_common.configs import FineTuneConfig, Stage
-from fineserve_common.events import Log
+from fineserve_common.events import Interpretation, Log
 from fineserve_common.tasks import MULTI_LABEL, RESNET_GROUPS, SEGMENTATION
 from fineserve_common.tasks import task as task_entry
 
@@ -30,6 +30,7 @@ from .device_data import DeviceImages, fits
 from .loaders import epoch_seed, reseed_for_epoch, train_loader, valid_loader
 from .masks import input_hw
 from .resnet import LayerGroupModel
+from .served_metrics import served_pass
 from .tasks import Task, task_for
 from .transforms import presize
 
@@ -66,6 +67,7 @@ class VisionJob(TaskJob):
         self.precision = resolve_precision(cfg.precision, self.device)
         self.recipe: Task = task_for(cfg)
         self.data = self.recipe.scan(cfg, dataset_dir)
+        self.dataset_dir = dataset_dir
         self.fingerprint_of = self.data.classes
         self.settings = LoopSettings(self.device, self.precision, cfg.label_smoothing, cfg.mixup_alpha,
                                      cfg.grad_clip, channels_last=prefers_channels_last(self.device),
@@ -153,6 +155,11 @@ class VisionJob(TaskJob):
         model.freeze_to(stage.freeze_to)
         size = stage.image_size
         return TrainBatches(self._train_source(size), self._train_hw(size), self).for_epoch(0)
+
+    def served_pass(self, served: Any) -> tuple[dict[str, float], Interpretation | None]:
+        """On the validation images at the last stage's size, as the served model preprocesses them."""
+        return served_pass(self.cfg, self.data, self._loaded_base(), self.stages()[-1].image_size, self.settings,
+                           served, self.dataset_dir)
 
     def card_fields(self, model: nn.Module, metrics: dict[str, float]) -> dict[str, Any]:
         """Everything needed to rebuild, serve and explain the model beyond the common fields."""
