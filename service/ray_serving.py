@@ -8,9 +8,13 @@ engine only inside Ray workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 from ray import serve
 
@@ -42,6 +46,45 @@ def receive_answers_up_to(size: int) -> None:
     setattr(replica_wrapper, GRPC_LIMIT_ENV, size)
 
 
+def serving_version(*config: Any) -> str:
+    """The serving app's version: its settings and the replicas' code. Ray Serve gives an app deployed without
+    one a random version, so each front door joining a cluster replaced every replica (on a GPU each one's
+    warm-up again, the doors' starts waiting on each other's); with this, a door deploying what already runs
+    changes nothing, and another setting or release still rolls the replicas."""
+    from fineserve_common import errors
+    from worker import serving
+
+    digest = hashlib.sha256(repr(config).encode())
+    for module in (serving, errors):  # by a module of each package (a test run may see a namespace package)
+        for path in sorted(Path(module.__file__ or "").parent.rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+LOCAL_RAY_STARTS = 3
+"""Tries at starting the embedded Ray: on a busy small machine its head sometimes misses its own start-up deadline
+("The current node timed out during startup"), and a second try then succeeds."""
+
+
+def start_local_ray(options: dict[str, Any]) -> None:
+    """A new local Ray instance (address="local": never a `ray start` cluster this machine happens to run)."""
+    for attempt in range(1, LOCAL_RAY_STARTS + 1):
+        before = {c.pid for c in psutil.Process().children(recursive=True)}
+        try:
+            ray.init(address="local", namespace="fineserve", **options)
+            return
+        except Exception as e:  # Ray raises a bare Exception for a head that missed its start-up deadline
+            if attempt == LOCAL_RAY_STARTS or "timed out during startup" not in str(e):
+                raise
+            log.warning("local Ray did not start (%s); trying again (%d of %d)", e, attempt + 1, LOCAL_RAY_STARTS)
+            ray.shutdown()
+            # the failed head's processes (its GCS, raylet, ...) are not the shutdown's to stop: it never had a node
+            for child in psutil.Process().children(recursive=True):
+                if child.pid not in before:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
+
+
 class RayBackend:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -57,8 +100,7 @@ class RayBackend:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self._settings.local_ray_cpus:
                 kw["num_cpus"] = self._settings.local_ray_cpus
-            # address="local": always a new instance, never a `ray start` cluster this machine happens to run.
-            ray.init(address="local", namespace="fineserve", **kw)
+            start_local_ray(kw)
             log.info("started a local Ray instance (embedded mode)")
         else:
             ray.init(address=self._settings.ray_address, namespace="fineserve", log_to_driver=False)
@@ -68,9 +110,14 @@ class RayBackend:
                                                       lifetime="detached", get_if_exists=True).remote()
         receive_answers_up_to(self.message_limit())
         serve.start(http_options={"location": "NoServer"})
-        self.handle = serve.run(self.serving_app(), name=SERVE_APP, route_prefix=None, blocking=False)
+        try:  # what already runs (another door deployed it) is left running
+            self.handle = serve.run(self.serving_app(), name=SERVE_APP, route_prefix=None, blocking=False)
+        except RuntimeError as e:  # an app that failed before this door came: its replicas start afresh
+            log.warning("the serving app is failing (%s); deploying it afresh", e)
+            self.handle = serve.run(self.serving_app(keep_version=False), name=SERVE_APP, route_prefix=None,
+                                    blocking=False)
 
-    def serving_app(self) -> Any:
+    def serving_app(self, keep_version: bool = True) -> Any:
         """The ModelServer deployment shaped by the settings: replica resources, replica count or autoscaling,
         request limits (Ray Serve rejects calls past max_queued_requests at once: BackPressureError), batching. No
         access log line per request on replicas: the front door's metrics count calls, and at a GPU's call rate
@@ -83,13 +130,18 @@ class RayBackend:
             {"num_replicas": c.min_replicas} if c.min_replicas == c.max_replicas else
             {"autoscaling_config": {"min_replicas": c.min_replicas, "max_replicas": c.max_replicas,
                                     "target_ongoing_requests": c.target_ongoing_requests}})
-        deployment = ModelServer.options(
+        options = dict(
             ray_actor_options={"num_cpus": c.replica_cpus, "num_gpus": c.replica_gpus,
                                "runtime_env": {"env_vars": self.replica_env()}},
             max_ongoing_requests=c.max_ongoing_requests, max_queued_requests=c.max_queued_requests,
             logging_config={"enable_access_log": False}, **scaling)
-        return deployment.bind(str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels,
-                               max_batch_size=c.max_batch_size, batch_wait_s=c.batch_wait_s, precision=c.precision)
+        args = (str(s.data_dir / "models"), s.models_per_replica, s.limits.max_image_pixels)
+        kwargs = {"max_batch_size": c.max_batch_size, "batch_wait_s": c.batch_wait_s, "precision": c.precision}
+        deployment = ModelServer.options(**options)
+        if keep_version:  # options() takes no version any more, and Ray Serve gives an app deployed from Python
+            # a random one unless the deployment carries its own (serve/_private/client.py reads this attribute)
+            deployment._version = serving_version(options, args, kwargs)
+        return deployment.bind(*args, **kwargs)
 
     def message_limit(self) -> int:
         """The largest message between the front door and a replica, either way: the configured

@@ -34,6 +34,7 @@ from fineserve_common.answers import (
 )
 from fineserve_common.errors import InvalidArgument
 from worker import interpretation
+from worker.interpretation import LabelCut
 from worker.pass_merging import Call, MergedPasses
 from worker.serving_stats import REPORT_S, STATS_ACTOR, STATS_NAMESPACE
 
@@ -64,6 +65,25 @@ def _preprocess_each(model: Any, calls: list[list[bytes]]) -> list[Any]:
         except InvalidImage as e:
             out.append(Refused.of(InvalidArgument(str(e))))  # "image N: why", as InvalidImage words it
     return out
+
+
+def forward_calls(calls: list[Call], record: Callable[[int], None]) -> list[list[Any]]:
+    """One forward pass per model over every caller's preprocessed images (record(images) of each); each
+    call's rows answered by its option (image_answers): Classify's and ScoreLabels' calls share passes."""
+    import torch
+
+    answers: list[list[Any]] = [[] for _ in calls]
+    by_model: dict[int, list[int]] = {}
+    for i, (model, *_) in enumerate(calls):
+        by_model.setdefault(id(model), []).append(i)
+    for group in by_model.values():
+        model = calls[group[0]][0]
+        probs = model.predict_tensor(torch.cat([calls[i][1] for i in group]))
+        record(len(probs))
+        for i in group:
+            part, probs = probs[: len(calls[i][1])], probs[len(calls[i][1]):]
+            answers[i] = interpretation.image_answers(model, part, calls[i][2])
+    return answers
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -101,7 +121,7 @@ class ModelServer:
         for batcher in (self._classify_batch, self._segment_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_s)
-        self._classify_passes: MergedPasses[list[TopClasses]] = MergedPasses(max_batch_size)
+        self._classify_passes: MergedPasses[list[Any]] = MergedPasses(max_batch_size)
         self._segment_passes: MergedPasses[list[Segmentation]] = MergedPasses(max_batch_size)
         from worker.engine.images import set_pixel_limit
         from worker.engine.precision import resolve_device
@@ -257,21 +277,28 @@ class ModelServer:
 
     async def classify_calls(self, calls: list[tuple[list[bytes], int]]) -> list[list[TopClasses] | Refused]:
         """classify of several callers' calls (merged by the front door: service/call_merging.py), each
-        answered apart: a bad image refuses its own call only. The images are decoded here, in one thread
-        for the request, apart from other requests': the shared forward pass gets tensors, so a small call that
-        joins it never waits for another caller's large images to decode."""
+        answered apart: a bad image refuses its own call only."""
+        return await self._image_calls(await self._model(), calls)
+
+    async def score_labels_calls(self, calls: list[tuple[list[bytes], float | None]]
+                                 ) -> list[list[LabelScores] | Refused]:
+        """Multi-label scores of several callers' ScoreLabels calls (merged by the front door, each with its
+        threshold), through Classify's decoding and forward passes."""
         model = await self._model()
+        if refused := interpretation.not_multi_label(model):
+            return [refused] * len(calls)
+        return await self._image_calls(model, [(images, LabelCut(threshold)) for images, threshold in calls])
+
+    async def _image_calls(self, model: Any, calls: list[tuple[list[bytes], Any]]) -> list[Any]:
+        """Each call's answers (image_answers of its option), or its Refused. The images are decoded here, in
+        one thread of the tenant's for the request, apart from other requests': the shared forward pass gets
+        tensors, so a small call that joins it never waits for another caller's large images to decode."""
         batches = await self._tenant_thread(_preprocess_each, model, [images for images, _ in calls])
         answers = await asyncio.gather(*(
-            self._in_batches(self._classify_batch, model, batch, top_k)
-            for batch, (_, top_k) in zip(batches, calls, strict=True) if not isinstance(batch, Refused)))
+            self._in_batches(self._classify_batch, model, batch, option)
+            for batch, (_, option) in zip(batches, calls, strict=True) if not isinstance(batch, Refused)))
         done = iter(answers)
         return [batch if isinstance(batch, Refused) else next(done) for batch in batches]
-
-    async def score_labels(self, images: list[bytes], threshold: float | None) -> list[LabelScores] | Refused:
-        """Multi-label scores of a request's images, computed as Classify computes probabilities."""
-        model = await self._model()
-        return await self._tenant_thread(interpretation.score_labels, model, images, threshold)
 
     async def explain(self, images: list[bytes], target: str) -> list[Heatmap] | Refused:
         """Grad-CAM heatmaps of a request's images (one forward and backward pass for them all)."""
@@ -291,25 +318,11 @@ class ModelServer:
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S, batch_size_fn=_images_in,
                  max_concurrent_batches=MAX_WAITING_BATCHES)
-    async def _classify_batch(self, calls: list[Call]) -> list[list[TopClasses]]:
+    async def _classify_batch(self, calls: list[Call]) -> list[list[Any]]:
         return await self._classify_passes.run(calls, self._classify_calls)
 
-    def _classify_calls(self, calls: list[Call]) -> list[list[TopClasses]]:
-        """One forward pass per model over every caller's preprocessed images."""
-        import torch
-
-        answers: list[list[TopClasses]] = [[] for _ in calls]
-        by_model: dict[int, list[int]] = {}
-        for i, (model, *_) in enumerate(calls):
-            by_model.setdefault(id(model), []).append(i)
-        for group in by_model.values():
-            model = calls[group[0]][0]
-            probs = model.predict_tensor(torch.cat([calls[i][1] for i in group]))
-            self._record_pass("classify", len(probs))
-            for i in group:
-                part, probs = probs[: len(calls[i][1])], probs[len(calls[i][1]):]
-                answers[i] = [TopClasses(top) for top in model.top_k(part, calls[i][2])]
-        return answers
+    def _classify_calls(self, calls: list[Call]) -> list[list[Any]]:
+        return forward_calls(calls, lambda images: self._record_pass("classify", images))
 
     async def segment(self, images: list[bytes], probabilities: bool) -> list[Segmentation] | Refused:
         """A segmentation per image (see segment_calls), or a Refused for input the model cannot take. Decoded

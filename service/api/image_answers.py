@@ -54,6 +54,7 @@ def heatmaps_response(model: models_pb2.Model, images: Sequence[common_pb2.Image
                       results: list[Heatmap]) -> inference_pb2.ExplainResponse:
     def make(image: common_pb2.Image, r: Heatmap) -> inference_pb2.Heatmap:
         return inference_pb2.Heatmap(name=image.name, target=r.target, grid_width=r.width,
-                                     grid_height=r.height, grid=r.grid, overlay_png=r.overlay_png)
+                                     grid_height=r.height, grid=r.grid, overlay_png=r.overlay_png,
+                                     probability=r.probability, layer=r.layer, warning=r.warning)
 
     return inference_pb2.ExplainResponse(model=model.ref, results=per_image(images, results, make))

@@ -39,13 +39,18 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self._serving_id = serving_id
         set_pixel_limit(limits.max_image_pixels)
         serving = serving or ServingConfig()
-        self._classify = MergedCalls(self._classify_calls, max_images=serving.max_batch_size,
-                                     max_bytes=limits.max_message_bytes, max_waiting=serving.max_queued_requests)
+        self._classify = self._merged("classify_calls", serving)
+        self._score_labels = self._merged("score_labels_calls", serving)
 
-    async def _classify_calls(self, model_id: str, calls: list[tuple[list[bytes], int]]) -> list[Any]:
-        """Several callers' Classify calls as one replica request (service/call_merging.py)."""
-        replicas = self._handle.options(multiplexed_model_id=model_id, _by_reference=False)
-        return await self._ask(replicas.classify_calls.remote(calls))
+    def _merged(self, method: str, serving: ServingConfig) -> MergedCalls[Any]:
+        """Concurrent calls for one model as one request to the replicas' method (service/call_merging.py),
+        which answers each call apart."""
+        async def send(model_id: str, calls: list[tuple[list[bytes], Any]]) -> list[Any]:
+            replicas = self._handle.options(multiplexed_model_id=model_id, _by_reference=False)
+            return await self._ask(getattr(replicas, method).remote(calls))
+
+        return MergedCalls(send, max_images=serving.max_batch_size, max_bytes=self._limits.max_message_bytes,
+                           max_waiting=serving.max_queued_requests)
 
     async def _ask(self, response: Any) -> Any:
         return await ask(response, self._limits.max_message_bytes)
@@ -65,6 +70,15 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         model, path = await resolve_model_for(self._store, ref, rpc_name, tasks)
         return model, self._replicas(path)
 
+    async def _merged_call(self, request: Any, tasks: tuple[int, ...], rpc_name: str, merged: MergedCalls[Any],
+                           option: Callable[[Any], Any]) -> tuple[models_pb2.Model, Any]:
+        """(model, this call's answer) for an image request whose concurrent calls share replica requests;
+        option(request) is its checked option for the replicas. A refusal of this call's images is raised."""
+        model, path = await resolve_model_for(self._store, request.model, rpc_name, tasks)
+        check_images(request.images, self._limits)
+        answer = await merged.call(self._serving_id(path), _data(request), option(request))
+        return model, replica_answer(answer)
+
     async def _image_model(self, request: Any, tasks: tuple[int, ...], rpc_name: str) -> tuple[models_pb2.Model, Any]:
         """_replica_for an image request, its images within limits."""
         found = await self._replica_for(request.model, tasks, rpc_name)
@@ -74,20 +88,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     @rpc
     async def Classify(self, request: inference_pb2.ClassifyRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.ClassifyResponse:
-        model, path = await resolve_model_for(self._store, request.model, "Classify",
-                                              (training_pb2.IMAGE_CLASSIFICATION,))
-        check_images(request.images, self._limits)
-        if request.top_k < 0:
-            raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
-        answer = await self._classify.call(self._serving_id(path), _data(request), request.top_k or 5)
-        return self._fit(classify_response(model, request.images, replica_answer(answer)))
+        model, answer = await self._merged_call(request, (training_pb2.IMAGE_CLASSIFICATION,), "Classify",
+                                                self._classify, _top_k)
+        return self._fit(classify_response(model, request.images, answer))
 
     @rpc
     async def ScoreLabels(self, request: inference_pb2.ScoreLabelsRequest,
                           context: grpc.aio.ServicerContext) -> inference_pb2.ScoreLabelsResponse:
-        model, replicas = await self._image_model(request, (training_pb2.MULTI_LABEL_CLASSIFICATION,), "ScoreLabels")
-        results = await self._ask(replicas.score_labels.remote(_data(request), label_threshold(request)))
-        return self._fit(label_scores_response(model, request.images, results))
+        model, answer = await self._merged_call(request, (training_pb2.MULTI_LABEL_CLASSIFICATION,), "ScoreLabels",
+                                                self._score_labels, label_threshold)
+        return self._fit(label_scores_response(model, request.images, answer))
 
     @rpc
     async def Segment(self, request: inference_pb2.SegmentRequest,
@@ -130,6 +140,12 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         results: list[TopClasses] = await self._ask(replicas.predict_text.remote(list(request.texts), request.top_k))
         return self._fit(inference_pb2.PredictTextResponse(model=model.ref, results=[
             inference_pb2.TextPrediction(top=scores(r.top)) for r in results]))
+
+
+def _top_k(request: inference_pb2.ClassifyRequest) -> int:
+    if request.top_k < 0:
+        raise InvalidArgument("top_k must be >= 0 (0 = default 5)")
+    return request.top_k or 5
 
 
 def _data(request: Any) -> list[bytes]:
