@@ -146,7 +146,7 @@ def test_gradual_unfreezing_changes_only_the_unfrozen_groups(reviews: Path, tmp_
     monkeypatch.setattr(ClassifierJob, "build", spy)
     cfg = TextConfig(task="text_classification", emb_size=TINY.emb_size, hidden_size=TINY.hidden_size,
                      n_layers=TINY.n_layers, min_freq=1, batch_size=4, device="cpu", precision="fp32",
-                     stages=(Stage(1, 3), Stage(1, 2)), lr=1e-2)
+                     stages=(Stage(1, 3), Stage(1, 2)), lr=1e-2, keep="last")
     result = fine_tune(cfg, reviews, tmp_path)
     assert result.epochs_trained == 2
     model, before = built[0]

@@ -62,7 +62,11 @@ class Vocab:
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], max_size: int = 60000, min_freq: int = 2) -> Vocab:
         """Tokens seen at least min_freq times, the max_size most frequent (specials included in the count)."""
-        counts = Counter(t for tokens in token_lists for t in tokens)
+        return cls.from_counts(Counter(t for tokens in token_lists for t in tokens), max_size, min_freq)
+
+    @classmethod
+    def from_counts(cls, counts: Counter[str], max_size: int = 60000, min_freq: int = 2) -> Vocab:
+        """build's rule from token counts (what a cached corpus holds)."""
         kept = [t for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 if n >= min_freq and t not in SPECIALS]
         return cls(SPECIALS + tuple(kept[: max(0, max_size - len(SPECIALS))]))
