@@ -12,7 +12,9 @@ from PIL import Image
 
 from worker.engine import InvalidImage
 from worker.engine.images import decode_image, decode_jpegs, decode_tensors, resize_batch
+from worker.engine.vision import explanations
 from worker.engine.vision.classifier import ImageClassifier
+from worker.engine.vision.explanations import explain
 from worker.engine.vision.forward import forward_logits
 from worker.engine.vision.resnet import ResNetClassifier
 from worker.engine.vision.segmenter import ImageSegmenter
@@ -89,26 +91,30 @@ def _photos(shared_data: Path) -> list[bytes]:
 
 
 
-def test_served_answers_of_the_device_path_agree_with_pil_on_real_photos(shared_data: Path) -> None:
-    """Classify's functions (preprocess, predict_tensor) with JPEGs decoded by decode_jpeg and resized as a
-    batch (as on a CUDA replica, here on CPU tensors) against PIL's path: the same top-1 on >= 99 % of the
-    153 validation photos (sizes up to 2592 px), probabilities within 0.02. Deterministic random weights, the
-    last layer centred and scaled on these photos so that the classes split them (an untrained net gives one
-    class to every image, which would agree trivially)."""
+def _spread_classifier(datas: list[bytes]) -> ImageClassifier:
+    """A ResNet-18 of deterministic random weights whose last layer is centred and scaled on these photos, so that
+    the classes split them (an untrained net gives one class to every image, which would agree trivially)."""
     torch.manual_seed(0)
     net = ResNetClassifier("resnet18", 10).eval()
     card = {"classes": [f"c{i}" for i in range(10)], "image_size": 128, "arch": "resnet18",
             "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}}
     model = ImageClassifier(net, card, CPU)
-    datas = _photos(shared_data)
-    batch = model.preprocess(datas)
-    logits = forward_logits(net, batch, CPU)
+    logits = forward_logits(net, model.preprocess(datas), CPU)
     fc = net.head[-1]
     with torch.no_grad():
         scale = 2 / logits.std()
         fc.weight *= scale
         fc.bias.copy_(scale * (fc.bias - logits.mean(0)))
-    pil = model.predict_tensor(batch)
+    return model
+
+
+def test_served_answers_of_the_device_path_agree_with_pil_on_real_photos(shared_data: Path) -> None:
+    """Classify's functions (preprocess, predict_tensor) with JPEGs decoded by decode_jpeg and resized as a
+    batch (as on a CUDA replica, here on CPU tensors) against PIL's path: the same top-1 on >= 99 % of the
+    153 validation photos (sizes up to 2592 px), probabilities within 0.02 (_spread_classifier's weights)."""
+    datas = _photos(shared_data)
+    model = _spread_classifier(datas)
+    pil = model.predict_tensor(model.preprocess(datas))
     model.decode_device = CPU
     device = model.predict_tensor(model.preprocess(datas))
     assert len(datas) == 153 and len(set(pil.argmax(1).tolist())) >= 5
@@ -128,3 +134,23 @@ def test_segment_inputs_of_the_device_path_match_pil() -> None:
     on_device, device_sizes = model.preprocess(datas)
     assert sizes == device_sizes == [(48, 64), (36, 48), (40, 80)]
     assert on_device.shape == batch.shape == (3, 3, 24, 32) and (on_device - batch).abs().mean() < 0.02
+
+
+def test_explain_decodes_as_classify_does_and_agrees_with_pil(shared_data: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explain on a replica that decodes on the device (here CPU tensors): the same targets and probabilities as
+    PIL's path within Classify's bounds, maps alike, and overlays drawn on the upright photo at its own size."""
+    datas = _photos(shared_data)[::8]
+    model = _spread_classifier(datas)
+    pil = explain(model, datas)
+    model.decode_device = CPU
+    monkeypatch.setattr(explanations, "decode_all", None)  # the device path must not decode with PIL
+    device = explain(model, datas)
+    assert len(device) == len(pil) == 20
+    assert sum(a.target == b.target for a, b in zip(pil, device, strict=True)) >= 19
+    for a, b, data in zip(pil, device, datas, strict=True):
+        if a.target == b.target:
+            assert abs(a.probability - b.probability) <= 0.02
+        assert a.layer == b.layer and (a.grid - b.grid).abs().mean() < 0.05
+        sizes = {Image.open(io.BytesIO(e.overlay_png)).size for e in (a, b)}
+        assert sizes == {decode_image(data).size}

@@ -51,9 +51,13 @@ class ImageClassifier(ServedImageModel):
         if not images:
             return torch.empty(0, 3, size, size)
         if self.decode_device is not None:
-            norm = self.card["normalization"]
-            return resize_batch(decode_tensors(images, self.decode_device), size, size, norm["mean"], norm["std"])
+            return self.input_of(decode_tensors(images, self.decode_device))
         return torch.stack(decode_all(images, self.transform))
+
+    def input_of(self, decoded: list[torch.Tensor]) -> torch.Tensor:
+        """The short side resized to image_size, then the centre square: valid_transform on the device."""
+        size, norm = self.card["image_size"], self.card["normalization"]
+        return resize_batch(decoded, size, size, norm["mean"], norm["std"])
 
     @staticmethod
     def activate(logits: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 from torch import nn
 
-from ..images import decode_all
+from ..images import decode_all, decode_tensors
 from .classifier import ImageClassifier
 from .grad_cam import class_score, grad_cam, region_score
 from .heatmaps import overlay_png
@@ -75,17 +76,17 @@ def explain(model: ImageClassifier | ImageSegmenter, images: list[bytes], target
     """One batched forward and backward pass for every image; InvalidImage names an undecodable image and
     ValueError an unknown target. A segmentation target is the class's predicted region (region_score)."""
     index = target_index(model.classes, target)
-    decoded = decode_all(images, lambda image: (image, model.transform(image)))
-    if not decoded:
+    if not images:
         return []
-    batch = torch.stack([x for _, x in decoded]).to(model.device)
-    indices = torch.full((len(decoded),), index)
+    pictures, batch = _decoded(model, images)
+    batch = batch.to(model.device)
+    indices = torch.full((len(images),), index)
     segmenting = isinstance(model, ImageSegmenter)
     score = region_score(indices) if segmenting else class_score(indices)
     layer_name, layer, warning = cam_layer(model.model.body, *batch.shape[-2:])
     maps, output = grad_cam(model.model, layer, batch, score)
     if index >= 0:
-        chosen = torch.full((len(decoded),), index)
+        chosen = torch.full((len(images),), index)
     elif segmenting:
         chosen = torch.mode(output.argmax(dim=1).flatten(1), dim=1).values
     else:
@@ -99,5 +100,15 @@ def explain(model: ImageClassifier | ImageSegmenter, images: list[bytes], target
     return [
         Explanation(model.classes[c], grid, overlay_png(image, grid, (0, 0, *image.size) if segmenting else None),
                     float(p), layer_name, warning)
-        for c, p, grid, (image, _) in zip(chosen.tolist(), probability.tolist(), maps, decoded, strict=True)
+        for c, p, grid, image in zip(chosen.tolist(), probability.tolist(), maps, pictures, strict=True)
     ]
+
+
+def _decoded(model: ImageClassifier | ImageSegmenter, images: list[bytes]) -> tuple[list[Image.Image], torch.Tensor]:
+    """(the pictures the overlays are drawn on, the model's input batch), decoded as the model's Classify or
+    Segment calls are: on decode_device when set (decode_jpeg on a CUDA replica), else by PIL on this thread."""
+    if model.decode_device is None:
+        decoded = decode_all(images, lambda image: (image, model.transform(image)))
+        return [image for image, _ in decoded], torch.stack([x for _, x in decoded])
+    tensors = decode_tensors(images, model.decode_device)
+    return [Image.fromarray(x.permute(1, 2, 0).cpu().numpy()) for x in tensors], model.input_of(tensors)

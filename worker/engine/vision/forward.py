@@ -26,6 +26,11 @@ class ServedImageModel:
         self.classes: list[str] = list(card["classes"])
         self.device = device
 
+    def input_of(self, decoded: list[torch.Tensor]) -> torch.Tensor:
+        """(N, 3, h, w) model input of uint8 (3, H, W) images decoded on decode_device, as the PIL path's
+        transform makes it (every subclass says how: resized and cropped, or the whole image)."""
+        raise NotImplementedError
+
 
 def padded_size(n: int, device: torch.device) -> int:
     """The batch size a pass of n inputs runs at: on CUDA the next power of two.

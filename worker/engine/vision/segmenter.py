@@ -74,10 +74,13 @@ class ImageSegmenter(ServedImageModel):
             return torch.empty(0, 3, *self.input_hw), []
         if self.decode_device is not None:
             decoded = decode_tensors(images, self.decode_device)
-            sizes = [(int(x.shape[1]), int(x.shape[2])) for x in decoded]
-            return resize_batch(decoded, tuple(self.input_hw), None, self.mean, self.std), sizes
+            return self.input_of(decoded), [(int(x.shape[1]), int(x.shape[2])) for x in decoded]
         prepared = decode_all(images, lambda image: (self.transform(image), (image.height, image.width)))
         return torch.stack([x for x, _ in prepared]), [size for _, size in prepared]
+
+    def input_of(self, decoded: list[torch.Tensor]) -> torch.Tensor:
+        """The whole image resized to the model's input size: transform on the device."""
+        return resize_batch(decoded, tuple(self.input_hw), None, self.mean, self.std)
 
     def transform(self, image: Image.Image) -> torch.Tensor:
         """(3, h, w) model input of a decoded image: the whole image, resized to the model's input size."""
