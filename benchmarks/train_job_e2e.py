@@ -8,8 +8,9 @@ The job starts from random weights (base none, so no download) and trains 2 epoc
 (the Epoch event's seconds: training and validation) gives train images / s. The first epoch pays for start-up
 (and, on a GPU, for decoding the data set onto the card once).
 
-    python benchmarks/train_job_e2e.py --device cpu --images 400 --arch resnet18 --image-size 64 --batch-size 32
-    python benchmarks/train_job_e2e.py --device cuda --images 20000     # ResNet-50, 224 px, batch 128, bf16
+    python benchmarks/train_job_e2e.py --device cpu --images 400 --arch resnet18 --image-size 64
+    python benchmarks/train_job_e2e.py --device cuda --images 20000     # ResNet-50, 224 px, bf16
+(the job's batch: the engine's default for the device, 32 on CPU and 128 on CUDA, unless --batch-size is set)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image, ImageEnhance, ImageOps
 from train_throughput import Case, plain_rate
 
 from fineserve_client import Client
+from fineserve_common.configs import FineTuneConfig
 from harness.launcher import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +112,7 @@ def run_job(data: Path, args: argparse.Namespace) -> tuple[float, float, int]:
             final = client.get_job(job.id)
             if len(epochs) < 2:
                 raise SystemExit(f"the job ended {final.state} without two epochs: {final.error}")
-            images = batches * args.batch_size
+            images = batches * args.batch
             return images / epochs[2], epochs[1], images
         finally:
             server.stop()
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, help="images generated (default: 20000 on cuda, 400 on cpu)")
     parser.add_argument("--arch", help="default: resnet50 on cuda, resnet18 on cpu")
     parser.add_argument("--image-size", type=int, help="default: 224 on cuda, 64 on cpu")
-    parser.add_argument("--batch-size", type=int, help="default: 128 on cuda, 32 on cpu")
+    parser.add_argument("--batch-size", type=int, help="default: unset, the engine's default for the device")
     parser.add_argument("--precision", help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help="the hymenoptera folder (train/, val/)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fineserve-e2e-images",
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     args.images = args.images or (20_000 if cuda else 400)
     args.arch = args.arch or ("resnet50" if cuda else "resnet18")
     args.image_size = args.image_size or (224 if cuda else 64)
-    args.batch_size = args.batch_size or (128 if cuda else 32)
+    args.batch = FineTuneConfig(image_size=args.image_size, batch_size=args.batch_size).batch_for(args.device)
     args.precision = args.precision or ("bf16" if cuda else "fp32")
     start = time.perf_counter()
     data = make_dataset(args.photos, args.work, args.images)
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     job_rate, first_s, images = run_job(data, args)
     if cuda:
         torch.backends.cudnn.benchmark = True
-    case = Case(args.device, args.arch, args.image_size, args.precision, args.batch_size, channels_last=cuda)
+    case = Case(args.device, args.arch, args.image_size, args.precision, args.batch, channels_last=cuda)
     plain = plain_rate(case, batches=8 if cuda else 3, rounds=5 if cuda else 3)
     header = f"{'config':<44} {'job img/s':>10} {'plain img/s':>12} {'ratio':>6}"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"

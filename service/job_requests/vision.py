@@ -46,9 +46,11 @@ def vision_config(req: Request, task: Task, store: TenantStore,
                          stages=stages(hp, sized=True), device=device(req), **values)
     workers = req.resources.workers
     if isinstance(req, training_pb2.CreateFineTuneJobRequest) and workers > 1:
-        if cfg.batch_size < 2 * workers:
-            raise InvalidArgument(f"hyperparameters.batch_size={cfg.batch_size} is the global batch: {workers} "
-                                  f"workers need at least {2 * workers} (2 per worker)")
+        batch = cfg.batch_for("cpu")  # unset: the smallest default a worker's device may pick
+        if batch < 2 * workers:
+            named = f"{batch} (the default)" if cfg.batch_size is None else f"{batch}"
+            raise InvalidArgument(f"hyperparameters.batch_size={named} is the global batch: {workers} workers need "
+                                  f"at least {2 * workers} (2 per worker)")
         if cfg.auto_lr:
             raise InvalidArgument("auto_lr runs the LR range test on one worker: run FindLearningRate, then set "
                                   "hyperparameters.lr for a data-parallel job")

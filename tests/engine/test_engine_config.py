@@ -16,6 +16,17 @@ def test_defaults_round_trip_through_json() -> None:
     assert FineTuneConfig.from_dict(data) == cfg
 
 
+def test_an_unset_batch_size_is_chosen_by_the_device() -> None:
+    """32 on a CPU, 128 on CUDA (issue 20's measurement), halved until the largest stage fits pixels_per_batch;
+    a set batch_size is kept on every device."""
+    assert FineTuneConfig().batch_size is None
+    assert (FineTuneConfig().batch_for("cpu"), FineTuneConfig().batch_for("cuda")) == (32, 128)
+    assert FineTuneConfig(batch_size=48).batch_for("cuda") == 48
+    big = FineTuneConfig(stages=[Stage(1, 2, image_size=224), Stage(1, 0, image_size=2048)])
+    assert (big.batch_for("cpu"), big.batch_for("cuda")) == (8, 8)  # 8 x 2048^2 = 2^25
+    assert FineTuneConfig(image_size=1024).batch_for("cuda") == 32
+
+
 def test_from_dict_fills_defaults_and_converts_ints_for_float_fields() -> None:
     cfg = FineTuneConfig.from_dict({"arch": "resnet34", "lr": 1, "base": {"kind": "none"}})
     assert cfg.arch == "resnet34" and cfg.base == BaseWeights("none") and cfg.image_size == 224

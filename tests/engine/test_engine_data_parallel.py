@@ -80,7 +80,7 @@ def test_two_ranks_match_one_process_on_mnist_tiny(shared_data: Path, tmp_path: 
     assert [e["epoch"] for e in events if e["type"] == "epoch"] == list(range(1, cfg.epochs + 1))
     assert sum(e["type"] == "checkpoint" for e in events) == cfg.epochs
     batches = [e for e in events if e["type"] == "batch"]
-    assert batches[-1]["batches"] == (709 // 2) // (cfg.batch_size // 2)  # each rank: its half, 16 per step
+    assert batches[-1]["batches"] == (709 // 2) // (32 // 2)  # the CPU default: each rank 16 per step of its half
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == ["card.json", "model.safetensors"]
     card = json.loads((tmp_path / "ddp" / "card.json").read_text())
     assert card["metrics"]["accuracy"] == two and card["dataset"]["valid_images"] == 699

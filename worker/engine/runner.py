@@ -183,12 +183,12 @@ def fine_tune(cfg: JobConfig, dataset_dir: str | Path, out_dir: str | Path, on_e
     out = Path(out_dir)
     if not is_main():
         on_event = ignore_event
-    if world_size() > 1:
-        if isinstance(cfg, FineTuneConfig | TextConfig) and cfg.auto_lr:
-            raise ValueError("auto_lr runs the LR range test on one worker: run FindLearningRate first and set lr")
-        on_event(Log(f"data-parallel training on {world_size()} workers: global batch {cfg.batch_size}, "
-                     f"{per_rank_batch(cfg.batch_size)} per worker per step; lr not scaled"))
+    if world_size() > 1 and isinstance(cfg, FineTuneConfig | TextConfig) and cfg.auto_lr:
+        raise ValueError("auto_lr runs the LR range test on one worker: run FindLearningRate first and set lr")
     job = open_job(cfg, Path(dataset_dir), on_event)
+    if world_size() > 1:
+        on_event(Log(f"data-parallel training on {world_size()} workers: global batch {job.cfg.batch_size}, "
+                     f"{per_rank_batch(job.cfg.batch_size)} per worker per step; lr not scaled"))
     if isinstance(cfg, FineTuneConfig) and cfg.applied_defaults():
         on_event(Log(cfg.applied_defaults()))
     fingerprint = job_fingerprint(cfg, job.fingerprint_of)

@@ -61,9 +61,10 @@ class VisionJob(TaskJob):
         """Everything that can fail on the request alone, checked before any model is built."""
         if cfg.base.kind == "torchvision":
             torchvision_weights(cfg.base, cfg.arch)
+        self.device = resolve_device(cfg.device)
+        cfg = replace(cfg, batch_size=cfg.batch_for(self.device.type))  # the card records the batch that ran
         self.cfg: FineTuneConfig = cfg
         self.task, self.auto_lr = cfg.task, cfg.auto_lr
-        self.device = resolve_device(cfg.device)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.recipe: Task = task_for(cfg)
         self.data = self.recipe.scan(cfg, dataset_dir)
@@ -79,7 +80,8 @@ class VisionJob(TaskJob):
         skipped = f", {len(data.skipped)} files skipped (unreadable or over the image limits)" if data.skipped else ""
         on_event(Log(f"data set {dataset_dir}: {len(data.classes)} {task_entry(cfg.task).label_noun}, "
                      f"{len(data.train)} training and {len(data.valid)} validation images{skipped}"))
-        on_event(Log(f"device {self.device}, precision {self.precision} (requested {cfg.precision})"))
+        on_event(Log(f"device {self.device}, precision {self.precision} (requested {cfg.precision}), "
+                     f"batch {cfg.batch_size}"))
 
     @classmethod
     def layer_groups(cls, cfg: Any) -> int | None:
