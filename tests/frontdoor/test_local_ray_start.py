@@ -1,13 +1,17 @@
-"""The embedded Ray is started again when its head misses its own start-up deadline, and only then."""
+"""The embedded Ray is started again when its head misses its own start-up deadline, and only then: in the server
+(start_local_ray) and, as a new process, by the launcher the tests, the demo and the benchmarks use."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import launcher
 from service import ray_serving
 
 TIMED_OUT = Exception("The current node timed out during startup. This could happen because some of the raylet "
@@ -67,3 +71,47 @@ def test_other_errors_are_not_retried(flaky: FlakyInit) -> None:
     with pytest.raises(ValueError):
         ray_serving.start_local_ray({})
     assert len(flaky.calls) == 1 and flaky.shutdowns == 0
+
+
+POPEN = subprocess.Popen
+
+
+class FakeServers:
+    """subprocess.Popen for harness.launcher: each start runs the next script in place of `python -m service`."""
+
+    def __init__(self, scripts: list[str]) -> None:
+        self.scripts = scripts
+        self.starts = 0
+
+    def popen(self, args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        script = self.scripts[min(self.starts, len(self.scripts) - 1)]
+        self.starts += 1
+        return POPEN([sys.executable, "-c", script], **kw)
+
+
+MISSED = f"import sys; print({str(TIMED_OUT)!r}); sys.exit(1)"
+LISTENS = "import time; print('fineserve listening on 127.0.0.1:4321', flush=True); time.sleep(60)"
+
+
+@pytest.mark.parametrize(("scripts", "starts", "listens"), [
+    ([MISSED, MISSED, LISTENS], 3, True),
+    ([MISSED] * 3, 3, False),
+    (["import sys; print('--port: bad'); sys.exit(2)", LISTENS], 1, False),
+])
+def test_the_launcher_starts_a_new_process_when_ray_missed_its_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scripts: list[str], starts: int, listens: bool) -> None:
+    """In-process tries can fail alike (the failed Ray stays behind in the process); a new process is clean.
+    Only Ray's deadline is tried again, at most PROCESS_STARTS times."""
+    fake = FakeServers(scripts)
+    monkeypatch.setattr(launcher.subprocess, "Popen", fake.popen)
+    server = launcher.ServerProcess(tmp_path / "data")
+    try:
+        if listens:
+            assert server.start(timeout=30).target == "127.0.0.1:4321"
+        else:
+            with pytest.raises(launcher.ServerExited):
+                server.start(timeout=30)
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+    assert fake.starts == starts
