@@ -466,7 +466,7 @@ def test_a_restart_fails_only_the_jobs_whose_inputs_are_gone(tmp_path: Path) -> 
         (tmp_path / "models" / "base" / "1").rmdir()
         weights.unlink()
         with sqlite3.connect(tmp_path / "f.db") as db:  # a bound this version tightened, say
-            db.execute("UPDATE jobs SET spec=replace(spec, '\"batch_size\": 32', '\"batch_size\": -1') "
+            db.execute("UPDATE jobs SET spec=replace(spec, '\"batch_size\": null', '\"batch_size\": -1') "
                        "WHERE id='job-spec'")
 
         again = Harness(tmp_path, JobQueue(max_running=1))
