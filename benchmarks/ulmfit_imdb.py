@@ -6,7 +6,9 @@ stratified draw, each smaller set inside the larger) from the LM's encoder and f
 each --schedules entry:
 - ulmfit: gradual unfreezing (head, then one more group per epoch, then all), rates halved per stage, each group
   /2.6 of the next (ULMFiT's);
-- flat: every layer trains from the first epoch at one rate, the same for every group.
+- flat: every layer trains from the first epoch at one rate, the same for every group;
+- discriminative: every layer trains from the first epoch, each group /2.6 of the next (ULMFiT's rates without
+  the gradual unfreezing).
 Accuracy is measured on the test reviews (--test of the 25,000, a fixed seeded draw; 0 = all), batched by length
 with no gradients; the jobs' own per-epoch validation reads the first 200 of them (keep "last": no epoch is
 selected on them).
@@ -41,8 +43,10 @@ from worker.engine.text.family import windowed
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imdb"
 SIZES = {"small": {"emb_size": 32, "hidden_size": 64, "n_layers": 2, "max_vocab": 2000},
+         "mid": {"emb_size": 64, "hidden_size": 256, "n_layers": 2, "max_vocab": 8000},
          "medium": {"emb_size": 200, "hidden_size": 400, "n_layers": 3, "max_vocab": 20000},
          "published": {"emb_size": 400, "hidden_size": 1152, "n_layers": 3, "max_vocab": 60000}}
+SCHEDULES = ["ulmfit", "flat", "discriminative"]
 MONITOR = 200
 """Test reviews the jobs validate on after each epoch (reported only; the last epoch's weights are kept)."""
 
@@ -79,11 +83,12 @@ def write_csv(folder: Path, rows: list[tuple[str, str, bool]]) -> Path:
 def schedules(size: str, epochs: int) -> dict[str, dict]:
     """Classifier settings of each schedule; both train `epochs` epochs in all."""
     n_groups = SIZES[size]["n_layers"] + 2
-    small = size == "small"
+    small = size in ("small", "mid")
     common = {"max_len": 150 if small else 400, "drop_mult": 0.3 if small else 0.5, "batch_size": 32}
     return {"ulmfit": {**common, "lr": 2e-2, "stages": (*(Stage(1, f) for f in range(n_groups - 1, 0, -1)),
                                                        Stage(epochs - (n_groups - 1), 0))},
-            "flat": {**common, "lr": 2e-2 if small else 5e-3, "group_lr_ratio": 1.0, "stages": (Stage(epochs, 0),)}}
+            "flat": {**common, "lr": 2e-2 if small else 5e-3, "group_lr_ratio": 1.0, "stages": (Stage(epochs, 0),)},
+            "discriminative": {**common, "lr": 2e-2 if small else 5e-3, "stages": (Stage(epochs, 0),)}}
 
 
 def accuracy(model_dir: Path, test: list[tuple[str, str]], batch: int = 256) -> float:
@@ -129,11 +134,14 @@ def main() -> None:
     parser.add_argument("--clas-epochs", type=int, default=8, help="classifier epochs in all (either schedule) "
                         "on the smallest labelled set")
     parser.add_argument("--large-epochs", type=int, default=4, help="the same on the larger labelled sets")
-    parser.add_argument("--schedules", nargs="+", choices=["ulmfit", "flat"], default=["ulmfit", "flat"],
+    parser.add_argument("--schedules", nargs="+", choices=SCHEDULES, default=["ulmfit", "flat"],
                         help="the LM encoder's schedules on the smallest labelled set")
-    parser.add_argument("--random-schedules", nargs="+", choices=["ulmfit", "flat"], default=None,
+    parser.add_argument("--random-schedules", nargs="+", choices=SCHEDULES, default=None,
                         help="the random encoder's (default: --schedules)")
     parser.add_argument("--clas-batch", type=int, default=32)
+    parser.add_argument("--clas-lr", type=float, help="the classifiers' top rate (default: each schedule's)")
+    parser.add_argument("--random-only", action="store_true",
+                        help="no language model: the random encoder's classifiers alone (a rate sweep for its best)")
     parser.add_argument("--all-schedules", action="store_true", help="every schedule on every labelled set")
     parser.add_argument("--test", type=int, default=5000, help="test reviews measured (0 = all 25,000)")
     parser.add_argument("--threads", type=int, default=2)
@@ -161,20 +169,22 @@ def main() -> None:
                 for n in args.labels}
         best: dict[str, str] = {}
         lm_base = None
-        for lm_round in range(1, args.lm_rounds + 1):
+        for lm_round in range(1, 2 if args.random_only else args.lm_rounds + 1):
             t0 = time.perf_counter()
             lm_cfg = TextConfig(task="language_model", **common, bptt=70, lr=1e-2 if args.size != "small" else 3e-2,
                                 drop_mult=0.1 if args.size == "small" else 0.3, batch_size=64, freeze_epochs=0,
                                 epochs=args.lm_epochs, group_lr_ratio=1.0, valid_pct=0.02,
                                 base=lm_base or BaseWeights("none"))
-            lm = fine_tune(lm_cfg, lm_data, tmp / f"lm-{lm_round}", progress)
-            lm_base = BaseWeights("store", path=str(tmp / f"lm-{lm_round}"))
             lm_text = f"{len(lm_texts)} x {lm_round * args.lm_epochs}"
-            row("language model", lm_text, "", "", "", f"perplexity {lm.metrics['perplexity']:.1f}",
-                f"{time.perf_counter() - t0:.0f}")
+            if not args.random_only:
+                lm = fine_tune(lm_cfg, lm_data, tmp / f"lm-{lm_round}", progress)
+                lm_base = BaseWeights("store", path=str(tmp / f"lm-{lm_round}"))
+                row("language model", lm_text, "", "", "", f"perplexity {lm.metrics['perplexity']:.1f}",
+                    f"{time.perf_counter() - t0:.0f}")
             first = lm_round == 1
             for n in (args.labels if first else args.labels[:1]):
-                arms = [("LM", lm_base), *([("random", BaseWeights("none"))] if first else [])]
+                arms = [*([] if args.random_only else [("LM", lm_base)]),
+                        *([("random", BaseWeights("none"))] if first else [])]
                 for encoder, base in arms:
                     epochs = args.clas_epochs if n == args.labels[0] else args.large_epochs
                     sweep = (first and n == args.labels[0]) or args.all_schedules
@@ -184,7 +194,8 @@ def main() -> None:
                     for name in names:
                         t0 = time.perf_counter()
                         cfg = TextConfig(task="text_classification", base=base, **common,
-                                         **{**schedules(args.size, epochs)[name], "batch_size": args.clas_batch})
+                                         **{**schedules(args.size, epochs)[name], "batch_size": args.clas_batch,
+                                            **({"lr": args.clas_lr} if args.clas_lr else {})})
                         out = tmp / f"c-{lm_round}-{n}-{encoder}-{name}"
                         try:
                             fine_tune(cfg, sets[n], out, progress)
