@@ -14,7 +14,9 @@ with no gradients; the jobs' own per-epoch validation reads the first 200 of the
 selected on them).
 --lm-rounds R trains the LM R times --lm-epochs more (each round one 1cycle from the last round's weights) and
 reruns the smallest labelled set after each: the curve of LM text read against accuracy. Larger labelled sets run
-each encoder under its best schedule on the smallest set (--all-schedules runs every one).
+each encoder under its best schedule on the smallest set (--all-schedules runs every one). --clas-lr sweeps rates
+with every schedule and --seeds repeats each setting (the mean decides the best); --lm-dir keeps the language
+models, so a later sweep with the same LM settings reuses them.
 
     python benchmarks/ulmfit_imdb.py                                   # the CPU protocol (README)
     python benchmarks/ulmfit_imdb.py --size published --lm-unsup 50000 --lm-train 25000 --labels 25000 --test 0
@@ -25,7 +27,9 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +40,7 @@ from fineserve_common.configs import BaseWeights, Stage, TextConfig
 from fineserve_common.events import Epoch, Log
 from worker.engine import fine_tune
 from worker.engine.errors import EngineError
+from worker.engine.model_card import read_model_card
 from worker.engine.text.classifier import TextClassifierModel
 from worker.engine.text.corpus import tokenized
 from worker.engine.text.data import pad_left
@@ -122,6 +127,20 @@ def row(*cells: object) -> None:
     print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
 
 
+def lm_round_dir(lm_dir: Path, lm_round: int, key: dict) -> tuple[Path, bool]:
+    """The folder of round lm_round's language model under lm_dir, and whether a finished one with the same
+    settings is there to reuse (a rate sweep need not retrain a ten-minute LM)."""
+    folder = lm_dir / f"lm-{lm_round}"
+    stamp = folder / "benchmark-settings.json"
+    if stamp.exists():
+        if json.loads(stamp.read_text()) != key:
+            raise SystemExit(f"{folder} holds a language model of other settings; use another --lm-dir")
+        return folder, True
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished round
+    return folder, False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the folder of labelled.csv.gz and unsup.csv.gz")
@@ -130,6 +149,8 @@ def main() -> None:
     parser.add_argument("--lm-train", type=int, default=5000, help="training reviews the LM reads (labels unread)")
     parser.add_argument("--lm-epochs", type=int, default=1, help="LM epochs per round")
     parser.add_argument("--lm-rounds", type=int, default=1)
+    parser.add_argument("--lm-dir", type=Path, help="keep each round's language model here and reuse it when the "
+                        "settings match (default: a temporary folder)")
     parser.add_argument("--labels", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--clas-epochs", type=int, default=8, help="classifier epochs in all (either schedule) "
                         "on the smallest labelled set")
@@ -139,7 +160,9 @@ def main() -> None:
     parser.add_argument("--random-schedules", nargs="+", choices=SCHEDULES, default=None,
                         help="the random encoder's (default: --schedules)")
     parser.add_argument("--clas-batch", type=int, default=32)
-    parser.add_argument("--clas-lr", type=float, help="the classifiers' top rate (default: each schedule's)")
+    parser.add_argument("--clas-lr", type=float, nargs="+", default=[None],
+                        help="the classifiers' top rates, each swept with each schedule (default: each schedule's)")
+    parser.add_argument("--seeds", type=int, default=1, help="classifier seeds per setting; the mean is compared")
     parser.add_argument("--random-only", action="store_true",
                         help="no language model: the random encoder's classifiers alone (a rate sweep for its best)")
     parser.add_argument("--all-schedules", action="store_true", help="every schedule on every labelled set")
@@ -157,17 +180,19 @@ def main() -> None:
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     # keep "last": no epoch is chosen on the monitored test reviews (they are among the measured ones).
     common = {**SIZES[args.size], "min_freq": 2, "device": args.device, "precision": args.precision, "keep": "last"}
-    row("stage", "LM text (reviews) x epochs", "labels", "encoder", "schedule", "accuracy", "wall s")
-    row(*["---"] * 7)
+    row("stage", "LM text (reviews) x epochs", "labels", "encoder", "schedule", "rate", "accuracy (mean of seeds)",
+        "wall s")
+    row(*["---"] * 8)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        lm_dir = args.lm_dir or tmp
         lm_texts = [t for t, _ in labelled[:args.lm_train]] + unsup[:args.lm_unsup]
         # is_valid only splits the CSV (the job needs both parts); the LM reads every text and holds out its own.
         lm_data = write_csv(tmp / "lm", [(t, "", i % 50 == 0) for i, t in enumerate(lm_texts)])
         monitor = [(t, label, True) for t, label in test[:MONITOR]]
         sets = {n: write_csv(tmp / f"labels-{n}", [(t, label, False) for t, label in labelled[:n]] + monitor)
                 for n in args.labels}
-        best: dict[str, str] = {}
+        best: dict[str, tuple[str, float | None]] = {}
         lm_base = None
         for lm_round in range(1, 2 if args.random_only else args.lm_rounds + 1):
             t0 = time.perf_counter()
@@ -177,10 +202,16 @@ def main() -> None:
                                 base=lm_base or BaseWeights("none"))
             lm_text = f"{len(lm_texts)} x {lm_round * args.lm_epochs}"
             if not args.random_only:
-                lm = fine_tune(lm_cfg, lm_data, tmp / f"lm-{lm_round}", progress)
-                lm_base = BaseWeights("store", path=str(tmp / f"lm-{lm_round}"))
-                row("language model", lm_text, "", "", "", f"perplexity {lm.metrics['perplexity']:.1f}",
-                    f"{time.perf_counter() - t0:.0f}")
+                key = {"size": args.size, "lm_unsup": args.lm_unsup, "lm_train": args.lm_train,
+                       "lm_epochs": args.lm_epochs}
+                folder, reused = lm_round_dir(lm_dir, lm_round, key)
+                if not reused:
+                    fine_tune(lm_cfg, lm_data, folder, progress)
+                    (folder / "benchmark-settings.json").write_text(json.dumps(key))
+                card = read_model_card(folder)
+                lm_base = BaseWeights("store", path=str(folder))
+                row("language model", lm_text, "", "", "", "", f"perplexity {card['metrics']['perplexity']:.1f}",
+                    "reused" if reused else f"{time.perf_counter() - t0:.0f}")
             first = lm_round == 1
             for n in (args.labels if first else args.labels[:1]):
                 arms = [*([] if args.random_only else [("LM", lm_base)]),
@@ -189,27 +220,33 @@ def main() -> None:
                     epochs = args.clas_epochs if n == args.labels[0] else args.large_epochs
                     sweep = (first and n == args.labels[0]) or args.all_schedules
                     swept = args.schedules if encoder == "LM" else args.random_schedules or args.schedules
-                    names = swept if sweep else [best[encoder]]
+                    settings = [(name, lr) for name in swept for lr in args.clas_lr] if sweep else [best[encoder]]
                     scores = {}
-                    for name in names:
+                    for name, lr in settings:
                         t0 = time.perf_counter()
-                        cfg = TextConfig(task="text_classification", base=base, **common,
-                                         **{**schedules(args.size, epochs)[name], "batch_size": args.clas_batch,
-                                            **({"lr": args.clas_lr} if args.clas_lr else {})})
-                        out = tmp / f"c-{lm_round}-{n}-{encoder}-{name}"
-                        try:
-                            fine_tune(cfg, sets[n], out, progress)
-                            scores[name] = accuracy(out, test)
-                            result = f"{scores[name]:.4f}"
-                        except EngineError as e:  # a diverged run is a result of the schedule, not a crash
-                            result = f"failed: {e}"
-                        row("classifier", lm_text if encoder == "LM" else "none", n, encoder, name, result,
-                            f"{time.perf_counter() - t0:.0f}")
-                    if n == args.labels[0] and scores and first:
-                        best[encoder] = max(scores, key=scores.__getitem__)
+                        recipe = {**schedules(args.size, epochs)[name], "batch_size": args.clas_batch}
+                        recipe["lr"] = lr or recipe["lr"]
+                        runs = []
+                        for seed in range(args.seeds):
+                            cfg = TextConfig(task="text_classification", base=base, **common, **recipe, seed=seed)
+                            out = tmp / f"c-{lm_round}-{n}-{encoder}-{name}-{recipe['lr']}-{seed}"
+                            try:
+                                fine_tune(cfg, sets[n], out, progress)
+                                runs.append(accuracy(out, test))
+                            except EngineError as e:  # a diverged run is a result of the schedule, not a crash
+                                runs.append(float("nan"))
+                                print(f"    seed {seed} failed: {e}", flush=True)
+                            shutil.rmtree(out, ignore_errors=True)
+                        scores[(name, lr)] = sum(runs) / len(runs)
+                        each = f" ({' / '.join(f'{r:.3f}' for r in runs)})" if len(runs) > 1 else ""
+                        row("classifier", lm_text if encoder == "LM" else "none", n, encoder, name,
+                            f"{recipe['lr']:g}", f"{scores[(name, lr)]:.4f}{each}", f"{time.perf_counter() - t0:.0f}")
+                    if n == args.labels[0] and first:
+                        finished = {k: v for k, v in scores.items() if v == v}  # NaN: a diverged seed
+                        best[encoder] = max(finished or scores, key=(finished or scores).__getitem__)
     print(f"data {args.data}, size {args.size} ({SIZES[args.size]}), {len(test)} test reviews measured, "
-          f"{args.clas_epochs} / {args.large_epochs} classifier epochs, {torch.get_num_threads()} threads; "
-          f"{time.perf_counter() - start:.0f} s in all", flush=True)
+          f"{args.clas_epochs} / {args.large_epochs} classifier epochs, {args.seeds} seed(s), "
+          f"{torch.get_num_threads()} threads; {time.perf_counter() - start:.0f} s in all", flush=True)
 
 
 if __name__ == "__main__":
