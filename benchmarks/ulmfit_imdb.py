@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import json
 import random
@@ -141,6 +142,20 @@ def lm_round_dir(lm_dir: Path, lm_round: int, key: dict) -> tuple[Path, bool]:
     return folder, False
 
 
+def seeded_accuracies(cfg: TextConfig, seeds: int, data: Path, out: Path, test: list[tuple[str, str]]) -> list[float]:
+    """Test accuracy of cfg's classifier trained with seeds 0..seeds-1 (NaN for a run that diverged)."""
+    runs = []
+    for seed in range(seeds):
+        try:
+            fine_tune(dataclasses.replace(cfg, seed=seed), data, out, progress)
+            runs.append(accuracy(out, test))
+        except EngineError as e:  # a diverged run is a result of the schedule, not a crash
+            runs.append(float("nan"))
+            print(f"    seed {seed} failed: {e}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the folder of labelled.csv.gz and unsup.csv.gz")
@@ -202,7 +217,7 @@ def main() -> None:
                                 base=lm_base or BaseWeights("none"))
             lm_text = f"{len(lm_texts)} x {lm_round * args.lm_epochs}"
             if not args.random_only:
-                key = {"size": args.size, "lm_unsup": args.lm_unsup, "lm_train": args.lm_train,
+                key = {"data": str(args.data), "size": args.size, "lm_unsup": args.lm_unsup, "lm_train": args.lm_train,
                        "lm_epochs": args.lm_epochs}
                 folder, reused = lm_round_dir(lm_dir, lm_round, key)
                 if not reused:
@@ -226,17 +241,8 @@ def main() -> None:
                         t0 = time.perf_counter()
                         recipe = {**schedules(args.size, epochs)[name], "batch_size": args.clas_batch}
                         recipe["lr"] = lr or recipe["lr"]
-                        runs = []
-                        for seed in range(args.seeds):
-                            cfg = TextConfig(task="text_classification", base=base, **common, **recipe, seed=seed)
-                            out = tmp / f"c-{lm_round}-{n}-{encoder}-{name}-{recipe['lr']}-{seed}"
-                            try:
-                                fine_tune(cfg, sets[n], out, progress)
-                                runs.append(accuracy(out, test))
-                            except EngineError as e:  # a diverged run is a result of the schedule, not a crash
-                                runs.append(float("nan"))
-                                print(f"    seed {seed} failed: {e}", flush=True)
-                            shutil.rmtree(out, ignore_errors=True)
+                        cfg = TextConfig(task="text_classification", base=base, **common, **recipe)
+                        runs = seeded_accuracies(cfg, args.seeds, sets[n], tmp / "classifier", test)
                         scores[(name, lr)] = sum(runs) / len(runs)
                         each = f" ({' / '.join(f'{r:.3f}' for r in runs)})" if len(runs) > 1 else ""
                         row("classifier", lm_text if encoder == "LM" else "none", n, encoder, name,
