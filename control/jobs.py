@@ -264,10 +264,8 @@ class JobManager:
                     if held is not None:  # a killed or lost generator cannot free it: a resumed run needs it
                         self._backend.release(held)
                     decided = self._decided(job_id)
-                    if decided is None and self._stopping:
-                        self._set_state(job_id, training_pb2.QUEUED,
-                                        "service stopping: job re-queued for the next start")
-                    elif decided is None and self._is_lost(e) and self.get(job_id).attempts < MAX_ATTEMPTS:
+                    if (decided is None and not self._stopping and self._is_lost(e)
+                            and self.get(job_id).attempts < MAX_ATTEMPTS):
                         log.warning("job %s lost its worker: %s; resuming", job_id, e)
                         self._set_state(job_id, training_pb2.QUEUED, (
                             f"worker lost ({e if isinstance(e, LeaseExpired) else type(e).__name__}); resuming "
@@ -276,7 +274,7 @@ class JobManager:
                     elif isinstance(e, LeaseExpired):
                         self._end(job, spec, training_pb2.FAILED, f"worker lost ({e}) on the last attempt")
                     else:
-                        if decided is None:
+                        if decided is None and not self._stopping:
                             log.warning("job %s failed in Ray: %s", job_id, e)
                         self._end(job, spec, training_pb2.FAILED, f"the job's Ray worker failed: {e}")
                     return
@@ -306,9 +304,13 @@ class JobManager:
     def _end(self, job: training_pb2.Job, spec: JobSpec, state: int, reason: str) -> None:
         """Record the job's end as its worker reported it, unless the manager decided otherwise first (a cancel
         accepted while the worker was starting, running or finishing ends CANCELLED, even if the worker then
-        failed or vanished); a failure is explained by a missing input when there is one."""
+        failed or vanished) or is stopping (the stop interrupted the worker: however it then ended, raised, ended
+        its stream or reported a failure, the job waits QUEUED for the next start); a failure is explained by a
+        missing input when there is one."""
         if decided := self._decided(job.id):
             state, reason = decided
+        elif self._stopping:
+            state, reason = training_pb2.QUEUED, "service stopping: job re-queued for the next start"
         elif state == training_pb2.FAILED and (why := missing_input(self._store, job, spec, self._roots)):
             reason = f"{why} (the worker said: {reason})"
         self._set_state(job.id, state, reason)

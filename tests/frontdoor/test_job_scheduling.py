@@ -395,6 +395,29 @@ def test_a_cancel_before_the_worker_exists_is_kept(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+# The service stop interrupts every running worker, and whatever the interrupted worker then does, its job is
+# left QUEUED for the next start (found by the e2e restart test: a stream that ended without a result failed it).
+@pytest.mark.parametrize("after_stop", [RuntimeError("TaskCancelledError"), END, Failed("KeyboardInterrupt"),
+                                        Failed("stopped", cancelled=True), WorkerLost("gone")],
+                         ids=["raises", "ends-without-result", "fails", "reports-cancelled", "is-lost"])
+def test_the_service_stop_leaves_a_running_job_queued_however_its_worker_ends(tmp_path: Path,
+                                                                              after_stop: Any) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, JobQueue())
+        h.backend.on_cancel = after_stop
+        h.create("job-a")
+        await settle()
+        h.run("job-a").feed.put_nowait(started())
+        await settle()
+        await h.jobs.shutdown(grace=5)
+        job = h.jobs.get("job-a")
+        assert job.state == training_pb2.QUEUED, job.error
+        assert "service stopping" in h.reasons("job-a")[-1]
+        h.store.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_cancel_during_the_service_stop_is_not_turned_into_a_requeue(tmp_path: Path) -> None:
     async def scenario() -> None:
         h = Harness(tmp_path, JobQueue())
