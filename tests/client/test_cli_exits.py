@@ -175,8 +175,14 @@ def test_ctrl_c_says_the_job_keeps_running(serve, capsys, command) -> None:
     """A real SIGINT to the fineserve command in its own process, while it follows the job."""
     servicer = Running()
     target = serve(servicer)
-    proc = subprocess.Popen([sys.executable, "-m", "fineserve_client.cli", "--target", target, *command],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background ignores SIGINT, and a child inherits an ignored signal (a handled one
+    # is reset to the default at exec): handled here, so the command starts as it does from a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "fineserve_client.cli", "--target", target, *command],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert servicer.watched.wait(60)
         proc.send_signal(signal.SIGINT)

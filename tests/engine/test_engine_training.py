@@ -14,9 +14,10 @@ from worker.engine import BaseWeights, Cancelled, DatasetError, EngineError, Fin
 
 from .synthetic_images import TINY, write_class
 
-# Measured on 2 cores (bf16 autocast, AMX): about 3 s per epoch; accuracy 0.974-0.997 over seeds 0-4.
-# batch_size unset: the device's default, 32 on a CPU
-MNIST = {"base": BaseWeights("none"), "image_size": 48, "epochs": 4, "lr": 5e-3, "lr_mult": 10.0}
+# 32 px, 3 epochs (a random body trains every epoch unfrozen): on 2 cores (AMD EPYC, fp32) about 19 s a run;
+# accuracy 0.971-0.993 over seeds 0-3 (at 48 px and 4 epochs, 0.974-0.997 in 45 s). batch_size unset: the device's
+# default, 32 on a CPU.
+MNIST = {"base": BaseWeights("none"), "image_size": 32, "epochs": 3, "lr": 5e-3, "lr_mult": 10.0}
 
 
 def test_resnet18_from_scratch_learns_mnist_tiny(shared_data: Path, tmp_path: Path) -> None:
@@ -37,8 +38,8 @@ def test_resnet18_from_scratch_learns_mnist_tiny(shared_data: Path, tmp_path: Pa
 
     batches = [e for e in events if isinstance(e, Batch)]
     epochs = [e for e in events if isinstance(e, Epoch)]
-    assert [e.epoch for e in epochs] == [1, 2, 3, 4] and {e.phase for e in epochs} == {"stage-0"}
-    assert len(batches) == 4 * (709 // 32) and batches[-1].batch == batches[-1].batches == 709 // 32
+    assert [e.epoch for e in epochs] == [1, 2, 3] and {e.phase for e in epochs} == {"stage-0"}
+    assert len(batches) == 3 * (709 // 32) and batches[-1].batch == batches[-1].batches == 709 // 32
     # the kept epoch's (keep "best"); the headline metrics are the served model's
     assert epochs[card["kept"]["epoch"] - 1].metrics == card["training_metrics"]
     json.dumps([dataclasses.asdict(e) for e in events])  # plain numbers, no tensors
@@ -69,11 +70,13 @@ def test_two_phases_number_epochs_across_the_job(tiny_dataset: Path, tmp_path: P
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_same_seed_gives_the_same_model(precision: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    """bf16 too (autocast on the CPU): the saved weights stay fp32."""
     cfg = FineTuneConfig(**{**TINY, "precision": precision, "device": "cpu", "mixup_alpha": 0.4})
-    for name in ("a", "b"):
-        fine_tune(cfg, tiny_dataset, tmp_path / name)
+    cards = [fine_tune(cfg, tiny_dataset, tmp_path / name).card for name in ("a", "b")]
     a, b = (safetensors.torch.load_file(tmp_path / name / "model.safetensors") for name in ("a", "b"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert cards[0]["precision"] == precision
+    assert all(v.dtype in (torch.float32, torch.int64) for v in a.values())
 
 
 def test_should_stop_cancels_before_the_next_batch(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -90,13 +93,6 @@ def test_one_class_data_set_is_rejected(tmp_path: Path) -> None:
     write_class(tmp_path / "data" / "train" / "only", False, 4, 0)
     with pytest.raises(DatasetError, match="at least 2 class folders"):
         fine_tune(FineTuneConfig(**TINY), tmp_path / "data", tmp_path / "out")
-
-
-def test_bf16_autocast_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
-    result = fine_tune(FineTuneConfig(**{**TINY, "precision": "bf16", "device": "cpu"}), tiny_dataset, tmp_path)
-    assert result.card["precision"] == "bf16"
-    assert all(v.dtype in (torch.float32, torch.int64)
-               for v in safetensors.torch.load_file(tmp_path / "model.safetensors").values())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks the GPU here")
