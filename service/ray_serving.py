@@ -76,13 +76,28 @@ def start_local_ray(options: dict[str, Any]) -> None:
         except Exception as e:  # Ray raises a bare Exception for a head that missed its start-up deadline
             if attempt == LOCAL_RAY_STARTS or "timed out during startup" not in str(e):
                 raise
-            log.warning("local Ray did not start (%s); trying again (%d of %d)", e, attempt + 1, LOCAL_RAY_STARTS)
+            # Named in the log: the cause is not known yet, and which of the failed head's processes ran, and in
+            # what state, is the clue (a raylet that never exec'd shows as a copy of this process).
+            failed = ", ".join(describe(c) for c in psutil.Process().children(recursive=True) if c.pid not in before)
+            log.warning("local Ray did not start (%s); its processes: %s; trying again (%d of %d)", e,
+                        failed or "none", attempt + 1, LOCAL_RAY_STARTS)
             ray.shutdown()
             # the failed head's processes (its GCS, raylet, ...) are not the shutdown's to stop: it never had a node
             for child in psutil.Process().children(recursive=True):
                 if child.pid not in before:
                     with contextlib.suppress(psutil.Error):
                         child.kill()
+
+
+def describe(process: psutil.Process) -> str:
+    """name (pid, state, where it waits in the kernel): for the log."""
+    try:
+        with process.oneshot():
+            name, status = process.name(), process.status()
+        wchan = Path(f"/proc/{process.pid}/wchan").read_text() if Path("/proc").is_dir() else ""
+    except (psutil.Error, OSError):
+        return f"pid {process.pid} (gone)"
+    return f"{name} (pid {process.pid}, {status}{', waiting in ' + wchan if wchan and wchan != '0' else ''})"
 
 
 class RayBackend:
