@@ -162,6 +162,13 @@ class Harness:
         await self.jobs.shutdown(grace=5)
         self.store.close()
 
+    async def running(self, job_id: str) -> None:
+        """A job created and started: its worker has sent Started."""
+        self.create(job_id)
+        await settle()
+        self.run(job_id).feed.put_nowait(started())
+        await settle()
+
     def run(self, job_id: str, attempt: int = 0) -> ScriptedRun:
         return self.backend.runs[job_id][attempt]
 
@@ -369,10 +376,7 @@ def test_an_accepted_cancel_ends_cancelled_however_the_worker_ends(tmp_path: Pat
     async def scenario() -> None:
         h = Harness(tmp_path, JobQueue())
         h.backend.on_cancel = after_cancel
-        h.create("job-a")
-        await settle()
-        h.run("job-a").feed.put_nowait(started())
-        await settle()
+        await h.running("job-a")
         job = await h.jobs.cancel("job-a")
         assert job.state == training_pb2.CANCELLED, job.error
         assert h.models.published == [], "a cancelled job publishes no model"
@@ -405,10 +409,7 @@ def test_the_service_stop_leaves_a_running_job_queued_however_its_worker_ends(tm
     async def scenario() -> None:
         h = Harness(tmp_path, JobQueue())
         h.backend.on_cancel = after_stop
-        h.create("job-a")
-        await settle()
-        h.run("job-a").feed.put_nowait(started())
-        await settle()
+        await h.running("job-a")
         await h.jobs.shutdown(grace=5)
         job = h.jobs.get("job-a")
         assert job.state == training_pb2.QUEUED, job.error
@@ -421,10 +422,7 @@ def test_the_service_stop_leaves_a_running_job_queued_however_its_worker_ends(tm
 def test_a_cancel_during_the_service_stop_is_not_turned_into_a_requeue(tmp_path: Path) -> None:
     async def scenario() -> None:
         h = Harness(tmp_path, JobQueue())
-        h.create("job-a")
-        await settle()
-        h.run("job-a").feed.put_nowait(started())
-        await settle()
+        await h.running("job-a")
         stopping = asyncio.create_task(h.jobs.shutdown(grace=5))
         cancelling = asyncio.create_task(h.jobs.cancel("job-a"))
         await asyncio.wait({stopping, cancelling}, timeout=5)
