@@ -31,6 +31,8 @@ URL names a folder (a key prefix) whose objects are copied."""
 TENANT = "{tenant}"
 MAX_URL_CHARS = 2048
 CHUNK = 1 << 20
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses a storage library gives up on after its own retries: the store is busy or down, not the request wrong."""
 S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 2, "mode": "standard"}}
 """Bounded waits: an unreachable endpoint answers UNAVAILABLE in seconds rather than after botocore's retries."""
 
@@ -84,7 +86,12 @@ def _filesystem(scheme: str, ca_file: Path | None) -> fsspec.AbstractFileSystem:
                 context.load_verify_locations(cafile=str(ca_file))
             return fsspec.filesystem("https", ssl=context, skip_instance_cache=True,
                                      client_kwargs={"timeout": aiohttp.ClientTimeout(sock_connect=10, sock_read=60)})
-        return fsspec.filesystem("gs", skip_instance_cache=True)
+        # gcsfs's plain JSON-API file system, not the experimental one its import may register for gs://: that
+        # one probes each bucket's type over a gRPC channel first and, where the channel is unreachable
+        # (emulators, HTTPS-only egress), stalls 60 s per call; reading objects needs none of it.
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(skip_instance_cache=True)
     except ImportError as e:
         raise FailedPrecondition(f"{scheme}:// data sets need a package this server lacks ({e}); the operator "
                                  "installs it (gs://: pip install 'fineserve[gcs]')") from None
@@ -128,7 +135,7 @@ def fetch_folder(uri: str, dest: Path, limits: Limits) -> tuple[int, int]:
     dest.mkdir(parents=True)
     files = total = 0
     with _translated(uri):
-        for top, _, names in fs.walk(root, detail=False):
+        for top, _, names in fs.walk(root, detail=False, on_error=_raise_unless_missing):
             for name in names:
                 files += 1
                 if files > limits.max_archive_files:
@@ -151,6 +158,13 @@ def fetch_folder(uri: str, dest: Path, limits: Limits) -> tuple[int, int]:
     return files, total
 
 
+def _raise_unless_missing(e: OSError) -> None:
+    """fsspec's walk drops every listing error by default, so a refused listing (gcsfs's 403) read as an empty
+    folder; only a missing prefix may be empty."""
+    if not isinstance(e, FileNotFoundError):
+        raise e
+
+
 class _translated:
     """Turns the storage libraries' errors into statuses the caller can act on."""
 
@@ -165,13 +179,32 @@ class _translated:
             return
         if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
             e = e.__cause__  # fsspec's https reports every failure to reach a file (TLS, connection) as not found
-        status = e.status if isinstance(e, aiohttp.ClientResponseError) else 0
+        status = _http_status(e)
         if isinstance(e, FileNotFoundError) or status in (404, 410):
             raise NotFound(f"uri {self.uri} does not exist (no such bucket, object or prefix)") from e
         if isinstance(e, PermissionError | botocore.exceptions.NoCredentialsError) or status in (401, 403):
-            raise FailedPrecondition(f"the server's credentials may not read {self.uri} ({e}); the operator "
-                                     "grants them in the front door's environment") from e
-        if isinstance(e, OSError | TimeoutError | asyncio.TimeoutError | aiohttp.ClientError
-                      | botocore.exceptions.BotoCoreError):
+            raise FailedPrecondition(f"the server's credentials may not read {self.uri} ({clip(str(e), 300)}); the "
+                                     "operator grants them in the front door's environment") from e
+        if status in RETRIED_STATUSES or isinstance(e, OSError | TimeoutError | asyncio.TimeoutError
+                                                      | aiohttp.ClientError | botocore.exceptions.BotoCoreError):
             raise Unavailable(f"cannot reach the storage of {self.uri} ({type(e).__name__}: {clip(str(e), 300)}); "
                               "retry later, or ask the operator to check the endpoint") from e
+        if status >= 400:
+            raise FailedPrecondition(f"the storage of {self.uri} refused the read (HTTP {status}: "
+                                     f"{clip(str(e), 300)}); the operator checks the bucket and the front door's "
+                                     "storage settings") from e
+
+
+def _http_status(e: BaseException | None) -> int:
+    """The HTTP status a storage library's error carries, 0 if none: aiohttp's (https://) and gcsfs's, which
+    raises HttpError with .code, a 403 as a bare OSError("Forbidden: ...") and some refusals as a ValueError raised
+    while handling the HttpError (a requester-pays bucket); gcsfs is optional, so matched by name."""
+    if isinstance(e, aiohttp.ClientResponseError):
+        return e.status
+    if type(e).__name__ == "HttpError" and isinstance(getattr(e, "code", None), int):
+        return e.code  # type: ignore[union-attr]
+    if type(e) is OSError and str(e).startswith("Forbidden: "):
+        return 403
+    if isinstance(e, ValueError):
+        return _http_status(e.__cause__ or e.__context__)
+    return 0

@@ -1,12 +1,14 @@
 """Data sets from object storage and URLs (service/remote_datasets.py): the allowed-prefix checks, and fetches
-from a real S3-compatible server (moto's server mode, a child process) and a real local https server with a
-private CA: what lands on disk, the bounds, and the statuses a caller can act on."""
+from real servers (child processes): S3-compatible (moto's server mode), GCS (gcp-storage-emulator), a local https
+server with a private CA, and a GCS stand-in that refuses every read: what lands on disk, the bounds, and the
+statuses a caller can act on."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import io
+import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -14,13 +16,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from gcsfs.retry import HttpError
 from security.helpers import Pki, image_folders, make_pki, zip_folder
-from security.object_store import BUCKET, ObjectStore, free_port, object_store
+from security.object_store import BUCKET, GcsStore, ObjectStore, free_port, gcs_store, object_store
 
-from fineserve_common.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from fineserve_common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from service.config import Limits
 from service.dataset_layout import summarize_image_folders
-from service.remote_datasets import archive_format, check_url, fetch_archive, fetch_folder
+from service.remote_datasets import _translated, archive_format, check_url, fetch_archive, fetch_folder
 
 PREFIXES = ("s3://fineserve-test/{tenant}/", "https://127.0.0.1/shared/")
 CLASSES = {"red": (220, 30, 30), "blue": (30, 30, 220)}
@@ -46,6 +49,22 @@ def s3(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) ->
         yield store
 
 
+@pytest.fixture(scope="module")
+def gs(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) -> Iterator[GcsStore]:
+    with gcs_store(tmp_path_factory.mktemp("gcs") / "gcs.log") as store, pytest.MonkeyPatch.context() as mp:
+        for name, value in store.env.items():
+            mp.setenv(name, value)
+        store.put_folder(pets, "alice/pets")
+        store.put("alice/pets.zip", pets_zip)
+        yield store
+
+
+@pytest.fixture(params=["s3", "gs"])
+def bucket(request: pytest.FixtureRequest) -> tuple[str, ObjectStore | GcsStore]:
+    """Each object store in turn, as (URL of its bucket, the store)."""
+    return f"{request.param}://{BUCKET}", request.getfixturevalue(request.param)
+
+
 def test_urls_are_confined_to_the_tenants_prefixes() -> None:
     assert check_url("s3://fineserve-test/alice/pets/", PREFIXES, "alice") == "s3://fineserve-test/alice/pets/"
     assert check_url("https://127.0.0.1/shared/a.zip", PREFIXES, "bob")
@@ -69,8 +88,10 @@ def test_urls_are_confined_to_the_tenants_prefixes() -> None:
     assert archive_format("s3://b/x/data.tar.gz") == "tar" and archive_format("s3://b/x/folder/") is None
 
 
-def test_a_folder_and_an_archive_from_s3(s3: ObjectStore, pets: Path, pets_zip: bytes, tmp_path: Path) -> None:
-    files, nbytes = fetch_folder(f"s3://{BUCKET}/alice/pets/", tmp_path / "folder", Limits())
+def test_a_folder_and_an_archive(bucket: tuple[str, ObjectStore | GcsStore], pets: Path, pets_zip: bytes,
+                                 tmp_path: Path) -> None:
+    url, _ = bucket
+    files, nbytes = fetch_folder(f"{url}/alice/pets/", tmp_path / "folder", Limits())
     local = [f for f in pets.rglob("*") if f.is_file()]
     assert (files, nbytes) == (len(local), sum(f.stat().st_size for f in local))
     for f in local:
@@ -78,29 +99,86 @@ def test_a_folder_and_an_archive_from_s3(s3: ObjectStore, pets: Path, pets_zip: 
     assert list(summarize_image_folders(tmp_path / "folder").classes) == sorted(CLASSES)
 
     out = io.BytesIO()
-    size, sha = fetch_archive(f"s3://{BUCKET}/alice/pets.zip", out, Limits(), None)
+    size, sha = fetch_archive(f"{url}/alice/pets.zip", out, Limits(), None)
     assert out.getvalue() == pets_zip and (size, sha) == (len(pets_zip), hashlib.sha256(pets_zip).hexdigest())
 
 
-def test_bounds_missing_data_and_an_unreachable_store(s3: ObjectStore, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bounds_and_missing_data(bucket: tuple[str, ObjectStore | GcsStore], tmp_path: Path) -> None:
+    url, store = bucket
     with pytest.raises(ResourceExhausted, match="more than max_archive_files=3 objects"):
-        fetch_folder(f"s3://{BUCKET}/alice/pets/", tmp_path / "a", Limits(max_archive_files=3))
+        fetch_folder(f"{url}/alice/pets/", tmp_path / "a", Limits(max_archive_files=3))
     with pytest.raises(ResourceExhausted, match="larger than 500 bytes"):
-        fetch_folder(f"s3://{BUCKET}/alice/pets/", tmp_path / "b", Limits(max_extracted_bytes=500))
+        fetch_folder(f"{url}/alice/pets/", tmp_path / "b", Limits(max_extracted_bytes=500))
     with pytest.raises(ResourceExhausted, match="larger than 500 bytes"):
-        fetch_archive(f"s3://{BUCKET}/alice/pets.zip", io.BytesIO(), Limits(max_upload_bytes=500), None)
+        fetch_archive(f"{url}/alice/pets.zip", io.BytesIO(), Limits(max_upload_bytes=500), None)
     with pytest.raises(NotFound, match="no objects under this prefix"):
-        fetch_folder(f"s3://{BUCKET}/alice/cats/", tmp_path / "c", Limits())
+        fetch_folder(f"{url}/alice/cats/", tmp_path / "c", Limits())
     with pytest.raises(NotFound, match="does not exist"):
-        fetch_archive(f"s3://{BUCKET}/alice/cats.zip", io.BytesIO(), Limits(), None)
-    s3.put("alice/clash/x", b"1")
-    s3.put("alice/clash/x/y.png", b"2")  # S3 allows it; a folder cannot hold both
+        fetch_archive(f"{url}/alice/cats.zip", io.BytesIO(), Limits(), None)
+    store.put("alice/clash/x", b"1")
+    store.put("alice/clash/x/y.png", b"2")  # object stores allow it; a folder cannot hold both
     with pytest.raises(InvalidArgument, match="collides with a folder or an object of the same name"):
-        fetch_folder(f"s3://{BUCKET}/alice/clash/", tmp_path / "e", Limits())
+        fetch_folder(f"{url}/alice/clash/", tmp_path / "e", Limits())
+
+
+def test_an_unreachable_s3_endpoint_is_unavailable(s3: ObjectStore, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # gs:// is left out: gcsfs retries a refused connection six times (34 s measured) before the same answer.
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     with pytest.raises(Unavailable, match=r"cannot reach the storage of .*retry later"):
         fetch_folder(f"s3://{BUCKET}/alice/pets/", tmp_path / "d", Limits())
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the status and GCS JSON error set on the server."""
+
+    def do_GET(self) -> None:
+        status, message = self.server.answer  # type: ignore[attr-defined]
+        body = json.dumps({"error": {"code": status, "message": message}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "message", "error", "says"), [
+    (403, "fineserve@p.iam.gserviceaccount.com does not have storage.objects.get access", FailedPrecondition,
+     "credentials may not read"),
+    (401, "Anonymous caller does not have storage.objects.list access", FailedPrecondition,
+     "credentials may not read"),
+    (400, "Bucket is a requester pays bucket but no user project provided", FailedPrecondition,
+     "refused the read (HTTP 400: 'Bucket is requester pays"),
+    (400, "Billing account for this project is disabled", FailedPrecondition, "refused the read (HTTP 400"),
+    (404, "No such object", NotFound, "does not exist|no objects under this prefix"),
+])
+def test_gcs_refusals_are_statuses_a_caller_can_act_on(status: int, message: str, error: type[Exception], says: str,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gcsfs raises each refusal its own way (FileNotFoundError, a bare OSError for 403, HttpError with a code):
+    none may reach the caller as INTERNAL or as a 'retry later'."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server.answer = (status, message)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(error, match=says.replace("(", r"\(")):
+            fetch_archive(f"gs://{BUCKET}/alice/pets.zip", io.BytesIO(), Limits(), None)
+        with pytest.raises(error, match=says.replace("(", r"\(")):
+            fetch_folder(f"gs://{BUCKET}/alice/pets/", tmp_path / "x", Limits())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_store_that_stays_busy_is_unavailable() -> None:
+    # What gcsfs raises once its own retries of a 503 or 429 are spent (six tries, about 30 s: too long to wait here).
+    for status in (503, 429):
+        with pytest.raises(Unavailable, match=f"HttpError: .*{status}.*retry later"), _translated("gs://b/x.zip"):
+            raise HttpError({"code": status, "message": "Service Unavailable"})
 
 
 @pytest.fixture
