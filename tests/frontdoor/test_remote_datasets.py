@@ -12,8 +12,10 @@ import json
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from gcsfs.retry import HttpError
@@ -26,6 +28,7 @@ from service.dataset_layout import summarize_image_folders
 from service.remote_datasets import _translated, archive_format, check_url, fetch_archive, fetch_folder
 
 PREFIXES = ("s3://fineserve-test/{tenant}/", "https://127.0.0.1/shared/")
+Store = TypeVar("Store", ObjectStore, GcsStore)
 CLASSES = {"red": (220, 30, 30), "blue": (30, 30, 220)}
 
 
@@ -39,9 +42,10 @@ def pets_zip(pets: Path) -> bytes:
     return zip_folder(pets)  # once: a zip holds its entries' times, so each zip_folder call may differ
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) -> Iterator[ObjectStore]:
-    with object_store(tmp_path_factory.mktemp("moto") / "moto.log") as store, pytest.MonkeyPatch.context() as mp:
+@contextmanager
+def _filled(store: Store, pets: Path, pets_zip: bytes) -> Iterator[Store]:
+    """store in this process's environment, holding alice/pets/ (a folder) and alice/pets.zip."""
+    with pytest.MonkeyPatch.context() as mp:
         for name, value in store.env.items():
             mp.setenv(name, value)
         store.put_folder(pets, "alice/pets")
@@ -50,12 +54,14 @@ def s3(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) ->
 
 
 @pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) -> Iterator[ObjectStore]:
+    with object_store(tmp_path_factory.mktemp("moto") / "moto.log") as store, _filled(store, pets, pets_zip):
+        yield store
+
+
+@pytest.fixture(scope="module")
 def gs(tmp_path_factory: pytest.TempPathFactory, pets: Path, pets_zip: bytes) -> Iterator[GcsStore]:
-    with gcs_store(tmp_path_factory.mktemp("gcs") / "gcs.log") as store, pytest.MonkeyPatch.context() as mp:
-        for name, value in store.env.items():
-            mp.setenv(name, value)
-        store.put_folder(pets, "alice/pets")
-        store.put("alice/pets.zip", pets_zip)
+    with gcs_store(tmp_path_factory.mktemp("gcs") / "gcs.log") as store, _filled(store, pets, pets_zip):
         yield store
 
 
