@@ -84,7 +84,10 @@ def _filesystem(scheme: str, ca_file: Path | None) -> fsspec.AbstractFileSystem:
             context = ssl.create_default_context()
             if ca_file is not None:
                 context.load_verify_locations(cafile=str(ca_file))
-            return fsspec.filesystem("https", ssl=context, skip_instance_cache=True,
+            # max_redirects=1: the first redirect ends the fetch. The allowed prefixes confine the URL the caller
+            # names; a redirect (an open redirect on an allowed host) would fetch from wherever the front door
+            # reaches, plain http and internal addresses included.
+            return fsspec.filesystem("https", ssl=context, skip_instance_cache=True, max_redirects=1,
                                      client_kwargs={"timeout": aiohttp.ClientTimeout(sock_connect=10, sock_read=60)})
         # gcsfs's plain JSON-API file system, not the experimental one its import may register for gs://: that
         # one probes each bucket's type over a gRPC channel first and, where the channel is unreachable
@@ -179,6 +182,11 @@ class _translated:
             return
         if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
             e = e.__cause__  # fsspec's https reports every failure to reach a file (TLS, connection) as not found
+        if isinstance(e, aiohttp.TooManyRedirects):
+            target = e.history[-1].headers.get("Location", "") if e.history else ""
+            raise InvalidArgument(f"uri {self.uri} redirects to {clip(target)}; redirects are not followed (they "
+                                  "could leave the allowed URL prefixes): register the URL it names, if it lies "
+                                  "under them") from e
         status = _http_status(e)
         if isinstance(e, FileNotFoundError) or status in (404, 410):
             raise NotFound(f"uri {self.uri} does not exist (no such bucket, object or prefix)") from e

@@ -135,8 +135,8 @@ def test_an_unreachable_s3_endpoint_is_unavailable(s3: ObjectStore, tmp_path: Pa
         fetch_folder(f"s3://{BUCKET}/alice/pets/", tmp_path / "d", Limits())
 
 
-class _Refusing(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the status and GCS JSON error set on the server."""
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with the status set on the server and a GCS-style JSON error body."""
 
     def do_GET(self) -> None:
         status, message = self.server.answer  # type: ignore[attr-defined]
@@ -149,6 +149,19 @@ class _Refusing(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+@contextmanager
+def _answering(status: int, message: str) -> Iterator[str]:
+    """A plain http server on loopback answering every GET so; its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    server.answer = (status, message)  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize(("status", "message", "error", "says"), [
@@ -165,19 +178,12 @@ def test_gcs_refusals_are_statuses_a_caller_can_act_on(status: int, message: str
                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """gcsfs raises each refusal its own way (FileNotFoundError, a bare OSError for 403, HttpError with a code):
     none may reach the caller as INTERNAL or as a 'retry later'."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    server.answer = (status, message)  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
-    try:
+    with _answering(status, message) as url:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
         with pytest.raises(error, match=says.replace("(", r"\(")):
             fetch_archive(f"gs://{BUCKET}/alice/pets.zip", io.BytesIO(), Limits(), None)
         with pytest.raises(error, match=says.replace("(", r"\(")):
             fetch_folder(f"gs://{BUCKET}/alice/pets/", tmp_path / "x", Limits())
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_store_that_stays_busy_is_unavailable() -> None:
@@ -187,27 +193,42 @@ def test_a_store_that_stays_busy_is_unavailable() -> None:
             raise HttpError({"code": status, "message": "Service Unavailable"})
 
 
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves its directory, except the paths in the server's `redirects`, which answer 302 to their target."""
+
+    def do_GET(self) -> None:
+        target = self.server.redirects.get(self.path)  # type: ignore[attr-defined]
+        if target is None:
+            return super().do_GET()
+        self.send_response(302)
+        self.send_header("Location", target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 @pytest.fixture
-def https_server(tmp_path: Path, pets_zip: bytes) -> Iterator[tuple[str, Pki]]:
-    """A real TLS file server (127.0.0.1, a certificate from a private CA) serving pets.zip."""
+def https_server(tmp_path: Path, pets_zip: bytes) -> Iterator[tuple[str, Pki, dict[str, str]]]:
+    """A real TLS file server (127.0.0.1, a certificate from a private CA) serving pets.zip; (its URL, the PKI,
+    the redirects it answers: path -> Location, for the test to fill)."""
     pki = make_pki(tmp_path / "pki")
     (tmp_path / "www" / "shared").mkdir(parents=True)
     (tmp_path / "www" / "shared" / "pets.zip").write_bytes(pets_zip)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler = partial(_Files, directory=str(tmp_path / "www"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.redirects = {}  # type: ignore[attr-defined]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki.server_cert, pki.server_key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", pki
+    yield f"https://127.0.0.1:{server.server_address[1]}", pki, server.redirects  # type: ignore[attr-defined]
     server.shutdown()
     server.server_close()
 
 
-def test_an_archive_over_https_with_a_private_ca(https_server: tuple[str, Pki], pets_zip: bytes,
+def test_an_archive_over_https_with_a_private_ca(https_server: tuple[str, Pki, dict[str, str]], pets_zip: bytes,
                                                 tmp_path: Path) -> None:
-    base, pki = https_server
+    base, pki, _ = https_server
     out = io.BytesIO()
     _, sha = fetch_archive(f"{base}/shared/pets.zip", out, Limits(), pki.ca)
     assert out.getvalue() == pets_zip and sha == hashlib.sha256(out.getvalue()).hexdigest()
@@ -217,3 +238,16 @@ def test_an_archive_over_https_with_a_private_ca(https_server: tuple[str, Pki], 
         fetch_archive(f"{base}/shared/cats.zip", io.BytesIO(), Limits(), pki.ca)
     with pytest.raises(InvalidArgument, match="must name an archive or a CSV file"):
         fetch_folder(f"{base}/shared/", tmp_path / "x", Limits())
+
+
+def test_an_https_redirect_is_not_followed(https_server: tuple[str, Pki, dict[str, str]]) -> None:
+    """An allowed host that redirects (an open redirect) must not carry the fetch past the allowed prefixes: here
+    to a plain-http internal address, as a cloud metadata endpoint would be."""
+    base, pki, redirects = https_server
+    with _answering(200, "internal secret") as internal:
+        redirects["/shared/moved.zip"] = f"{internal}/latest/meta-data.zip"
+        out = io.BytesIO()
+        with pytest.raises(InvalidArgument, match=f"redirects to '{internal}/latest/meta-data.zip'; redirects are "
+                                                  "not followed"):
+            fetch_archive(f"{base}/shared/moved.zip", out, Limits(), pki.ca)
+        assert b"secret" not in out.getvalue()
