@@ -31,6 +31,11 @@ class Limits:
     max_texts_per_request: int = 256
     max_concurrent_jobs_per_tenant: int = 8
     """Jobs of one tenant that may be QUEUED or RUNNING at once (CreateFineTuneJob + FindLearningRate)."""
+    max_fetches: int = 8
+    """RegisterDataset fetches (object storage, https) one front door runs at once, each on a thread of its own."""
+    max_fetches_per_tenant: int = 2
+    max_fetch_seconds: float = 3600.0
+    """How long one fetch's download may take before it is stopped."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,16 @@ GOOGLE_APPLICATION_CREDENTIALS, ...), never from the caller: the request carries
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -23,6 +29,7 @@ from fineserve_common.names import check_relative_path, check_text, clip
 if TYPE_CHECKING:
     from service.config import Limits
 
+T = TypeVar("T")
 SCHEMES = ("s3", "gs", "https")
 """URL schemes fetched through fsspec; file:// and plain paths stay registered in place (allowed roots)."""
 ARCHIVES = {".zip": "zip", ".tar": "tar", ".tgz": "tar", ".tar.gz": "tar", ".csv": "csv"}
@@ -100,9 +107,12 @@ def _filesystem(scheme: str, ca_file: Path | None) -> fsspec.AbstractFileSystem:
                                  "installs it (gs://: pip install 'fineserve[gcs]')") from None
 
 
-def _copy(src: BinaryIO, out: BinaryIO, total: int, limit: int, what: str, digest: Any = None) -> int:
+def _copy(src: BinaryIO, out: BinaryIO, total: int, limit: int, what: str, clock: Clock, digest: Any = None) -> int:
     """Copy src into out, counting bytes against limit (sizes a listing states are not trusted)."""
-    while chunk := src.read(CHUNK):
+    while True:
+        clock.check()
+        if not (chunk := src.read(CHUNK)):
+            break
         total += len(chunk)
         if total > limit:
             raise ResourceExhausted(f"{what} is larger than {limit} bytes; the limit is the server's "
@@ -113,27 +123,51 @@ def _copy(src: BinaryIO, out: BinaryIO, total: int, limit: int, what: str, diges
     return total
 
 
-def fetch_archive(uri: str, out: BinaryIO, limits: Limits, ca_file: Path | None) -> tuple[int, str]:
-    """One object (an archive or a CSV) into out; (bytes, sha256)."""
+class Stopped(Exception):
+    """A fetch given up because its call ended (the caller hung up or its deadline passed)."""
+
+
+class Clock:
+    """One fetch's time (max_fetch_seconds) and its call's life (stop, set when the call ends); checked between
+    chunks, so a fetch stops within one read of either."""
+
+    def __init__(self, uri: str, limits: Limits, stop: threading.Event | None = None) -> None:
+        self.uri, self.seconds, self.stop = clip(uri), limits.max_fetch_seconds, stop
+        self.deadline = time.monotonic() + self.seconds
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped(self.uri)
+        if time.monotonic() > self.deadline:
+            raise ResourceExhausted(f"the fetch of {self.uri} took longer than max_fetch_seconds={self.seconds:g}; "
+                                    "register a smaller data set, or ask the operator for a faster store")
+
+
+def fetch_archive(uri: str, out: BinaryIO, limits: Limits, ca_file: Path | None,
+                  stop: threading.Event | None = None) -> tuple[int, str]:
+    """One object (an archive or a CSV) into out; (bytes, sha256). Stops when stop is set."""
     scheme = urlsplit(uri).scheme
     fs = _filesystem(scheme, ca_file)
     digest = hashlib.sha256()
+    clock = Clock(uri, limits, stop)
     # https: one streamed GET (block_size 0), so servers without Range support serve too.
     with _translated(uri), fs.open(uri, "rb", block_size=0 if scheme == "https" else CHUNK) as src:
-        size = _copy(src, out, 0, limits.max_upload_bytes, f"the object {clip(uri)}", digest)
+        size = _copy(src, out, 0, limits.max_upload_bytes, f"the object {clip(uri)}", clock, digest)
     out.flush()
     if size == 0:
         raise InvalidArgument(f"uri {clip(uri)} is empty")
     return size, digest.hexdigest()
 
 
-def fetch_folder(uri: str, dest: Path, limits: Limits) -> tuple[int, int]:
-    """Every object under a key prefix into dest (created here), keeping their relative paths; (files, bytes)."""
+def fetch_folder(uri: str, dest: Path, limits: Limits, stop: threading.Event | None = None) -> tuple[int, int]:
+    """Every object under a key prefix into dest (created here), keeping their relative paths; (files, bytes).
+    Stops when stop is set."""
     scheme = urlsplit(uri).scheme
     if scheme == "https":
         raise InvalidArgument(f"uri {clip(uri)}: an https:// URL must name an archive or a CSV file "
                               f"({', '.join(ARCHIVES)}); folders can be registered from s3:// or gs://")
     fs = _filesystem(scheme, None)
+    clock = Clock(uri, limits, stop)
     root = fs._strip_protocol(uri).rstrip("/")
     dest.mkdir(parents=True)
     files = total = 0
@@ -154,7 +188,7 @@ def fetch_folder(uri: str, dest: Path, limits: Limits) -> tuple[int, int]:
                     raise InvalidArgument(f"uri {clip(uri)}: object {clip(rel)} collides with a folder or an "
                                           "object of the same name; a data set's files need distinct paths") from None
                 with out, fs.open(key, "rb", block_size=CHUNK) as src:
-                    total = _copy(src, out, total, limits.max_extracted_bytes, f"the folder {clip(uri)}")
+                    total = _copy(src, out, total, limits.max_extracted_bytes, f"the folder {clip(uri)}", clock)
     if files == 0:
         raise NotFound(f"uri {clip(uri)}: no objects under this prefix (a folder URL ends with '/'; an archive "
                        f"ends with {', '.join(ARCHIVES)})")
@@ -178,7 +212,7 @@ class _translated:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
-        if e is None or isinstance(e, InvalidArgument | ResourceExhausted | NotFound | FailedPrecondition):
+        if e is None or isinstance(e, InvalidArgument | ResourceExhausted | NotFound | FailedPrecondition | Stopped):
             return
         if isinstance(e, FileNotFoundError) and e.__cause__ is not None:
             e = e.__cause__  # fsspec's https reports every failure to reach a file (TLS, connection) as not found
@@ -216,3 +250,55 @@ def _http_status(e: BaseException | None) -> int:
     if isinstance(e, ValueError):
         return _http_status(e.__cause__ or e.__context__)
     return 0
+
+
+class Fetches:
+    """The fetches in flight in one front door, each on a thread of its own pool: not the event loop's default
+    executor, which every quick store call, uncached model lookup and the health check share, and which a
+    tenant's hour-long fetches would fill. At most max_fetches in all and max_fetches_per_tenant per tenant,
+    counted until a fetch's thread ends (not its call); past either a call is refused at once. A call that ends
+    (hang-up, deadline) stops its fetch at the next chunk."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._pool = ThreadPoolExecutor(limits.max_fetches, thread_name_prefix="fineserve-fetch")
+        self._lock = threading.Lock()
+        self._running: Counter[str] = Counter()
+
+    async def run(self, tenant: str, fetch: Callable[[threading.Event], T]) -> T:
+        """fetch(stop) on a fetch thread, counted against tenant's share."""
+        self._claim(tenant)
+        stop = threading.Event()
+        done = asyncio.wrap_future(self._pool.submit(self._run, tenant, fetch, stop))
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            stop.set()  # it ends at its next chunk; the caller removes what it wrote once it has
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await done
+            raise
+
+    def _claim(self, tenant: str) -> None:
+        per_tenant, total = self._limits.max_fetches_per_tenant, self._limits.max_fetches
+        with self._lock:
+            if self._running[tenant] >= per_tenant:
+                raise ResourceExhausted(f"tenant {tenant!r} has {per_tenant} data set fetches in flight "
+                                        f"(max_fetches_per_tenant={per_tenant}); retry when one has ended")
+            if self._running.total() >= total:
+                raise ResourceExhausted(f"this front door is running {total} data set fetches (max_fetches="
+                                        f"{total}); retry later")
+            self._running[tenant] += 1
+
+    def _run(self, tenant: str, fetch: Callable[[threading.Event], T], stop: threading.Event) -> T:
+        try:
+            if stop.is_set():
+                raise Stopped("before it began")
+            return fetch(stop)
+        finally:
+            self._release(tenant)
+
+    def _release(self, tenant: str) -> None:
+        with self._lock:
+            self._running[tenant] -= 1
+            if not self._running[tenant]:
+                del self._running[tenant]

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -84,6 +85,7 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._settings = settings
+        self._fetches = remote_datasets.Fetches(settings.limits)
         self._root = settings.data_dir / "datasets"
         self._tmp = settings.data_dir / "tmp"
         self._root.mkdir(parents=True, exist_ok=True)
@@ -183,18 +185,21 @@ class DatasetsServicer(datasets_pb2_grpc.DatasetsServicer):
         ds = datasets_pb2.Dataset(id=new_id("ds"), name=request.name, layout=request.layout, source="fetched",
                                   uri=uri)
         archive, staged = self._tmp / f"{ds.id}{UPLOAD}", self._tmp / f"{ds.id}.extract"
+        fmt = remote_datasets.archive_format(uri)
+        if fmt == "csv" and request.layout not in CSV_LAYOUTS:
+            raise InvalidArgument("a .csv URL is for the RATINGS_CSV and TABULAR_CSV layouts")
+        limits = self._settings.limits
+
+        def fetch(stop: threading.Event) -> tuple[str, int, int]:
+            """(sha256 of the archive or "", files, bytes) in staged."""
+            if fmt is None:
+                return "", *remote_datasets.fetch_folder(uri, staged, limits, stop)
+            _, sha256 = remote_datasets.fetch_archive(uri, out, limits, self._settings.url_ca_file, stop)
+            return sha256, *self._extract(archive, fmt, staged)
+
         out = claim_upload_file(archive)
         try:
-            if fmt := remote_datasets.archive_format(uri):
-                if fmt == "csv" and request.layout not in CSV_LAYOUTS:
-                    raise InvalidArgument("a .csv URL is for the RATINGS_CSV and TABULAR_CSV layouts")
-                _, ds.sha256 = await asyncio.to_thread(remote_datasets.fetch_archive, uri, out,
-                                                       self._settings.limits, self._settings.url_ca_file)
-                files, nbytes = await asyncio.to_thread(self._extract, archive, fmt, staged)
-            else:
-                files, nbytes = await asyncio.to_thread(remote_datasets.fetch_folder, uri, staged,
-                                                        self._settings.limits)
-            ds.file_count, ds.size_bytes = files, nbytes
+            ds.sha256, ds.file_count, ds.size_bytes = await self._fetches.run(current_tenant(), fetch)
             return await self._keep(ds, staged)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
