@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
@@ -30,14 +31,16 @@ def coordinator_probe(actor: Any) -> Probe:
 
 
 def ray_probe() -> Probe:
-    """A call answered by Ray's control store (GCS). It blocks in a thread; while one is still stuck, no second is
-    started, so an unreachable cluster costs one thread, not one per probe."""
+    """A call answered by Ray's control store (GCS). It blocks, on a thread of its own: the event loop's default
+    executor may be busy with callers' work, which must not read as an outage. While one is still stuck, no second
+    is started, so an unreachable cluster costs that one thread."""
     pending: asyncio.Future[object] | None = None
+    thread = ThreadPoolExecutor(1, thread_name_prefix="fineserve-health")
 
     async def probe() -> object:
         nonlocal pending
         if pending is None or pending.done():
-            pending = asyncio.ensure_future(asyncio.to_thread(ray.cluster_resources))
+            pending = asyncio.get_running_loop().run_in_executor(thread, ray.cluster_resources)
         return await asyncio.shield(pending)
     return probe
 
