@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
-from security.helpers import make_pki
+from security.helpers import http_server, make_pki, url_of
 
 from fineserve.v1 import datasets_pb2
 from service.api.datasets import DatasetsServicer
@@ -51,18 +50,13 @@ class Drip(http.server.BaseHTTPRequestHandler):
 def drip(tmp_path: Path) -> Iterator[tuple[str, Path, http.server.ThreadingHTTPServer]]:
     """(base URL, CA file, server) of a TLS server whose every answer drips."""
     pki = make_pki(tmp_path / "pki")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    server.daemon_threads = True
-    server.release = threading.Event()  # type: ignore[attr-defined]
-    server.started = threading.Semaphore(0)  # type: ignore[attr-defined]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server_cert, pki.server_key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", pki.ca, server
-    server.release.set()  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
+    with http_server(Drip, pki) as server:
+        server.release = threading.Event()  # type: ignore[attr-defined]
+        server.started = threading.Semaphore(0)  # type: ignore[attr-defined]
+        try:
+            yield url_of(server), pki.ca, server
+        finally:
+            server.release.set()  # type: ignore[attr-defined]
 
 
 class NoDatasets:

@@ -9,8 +9,6 @@ import hashlib
 import http.server
 import io
 import json
-import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -19,7 +17,7 @@ from typing import TypeVar
 
 import pytest
 from gcsfs.retry import HttpError
-from security.helpers import Pki, image_folders, make_pki, zip_folder
+from security.helpers import Pki, http_server, image_folders, make_pki, url_of, zip_folder
 from security.object_store import BUCKET, GcsStore, ObjectStore, free_port, gcs_store, object_store
 
 from fineserve_common.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
@@ -154,14 +152,9 @@ class _Answering(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def _answering(status: int, message: str) -> Iterator[str]:
     """A plain http server on loopback answering every GET so; its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
-    server.answer = (status, message)  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Answering) as server:
+        server.answer = (status, message)  # type: ignore[attr-defined]
+        yield url_of(server)
 
 
 @pytest.mark.parametrize(("status", "message", "error", "says"), [
@@ -213,17 +206,9 @@ def https_server(tmp_path: Path, pets_zip: bytes) -> Iterator[tuple[str, Pki, di
     pki = make_pki(tmp_path / "pki")
     (tmp_path / "www" / "shared").mkdir(parents=True)
     (tmp_path / "www" / "shared" / "pets.zip").write_bytes(pets_zip)
-    handler = partial(_Files, directory=str(tmp_path / "www"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.redirects = {}  # type: ignore[attr-defined]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki.server_cert, pki.server_key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", pki, server.redirects  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
+    with http_server(partial(_Files, directory=str(tmp_path / "www")), pki) as server:
+        server.redirects = {}  # type: ignore[attr-defined]
+        yield url_of(server), pki, server.redirects  # type: ignore[attr-defined]
 
 
 def test_an_archive_over_https_with_a_private_ca(https_server: tuple[str, Pki, dict[str, str]], pets_zip: bytes,

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import http.server
 import io
 import ipaddress
+import ssl
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from cryptography import x509
@@ -103,6 +108,29 @@ def make_pki(folder: Path) -> Pki:
     return Pki(ca=folder / "ca.pem", server_cert=folder / "server.pem", server_key=folder / "server-key.pem",
                client_cert=folder / "client.pem", client_key=folder / "client-key.pem",
                rogue_cert=folder / "rogue.pem", rogue_key=folder / "rogue-key.pem")
+
+
+
+@contextmanager
+def http_server(handler: Callable[..., Any], pki: Pki | None = None) -> Iterator[http.server.ThreadingHTTPServer]:
+    """A threaded http server on a free loopback port, https with pki's server certificate when given; stopped on
+    exit. Its URL: url_of(server)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if pki is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki.server_cert, pki.server_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def url_of(server: http.server.ThreadingHTTPServer) -> str:
+    scheme = "https" if isinstance(server.socket, ssl.SSLSocket) else "http"
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
 
 # -- images -----------------------------------------------------------------------------------------------
